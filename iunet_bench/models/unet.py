@@ -1,0 +1,65 @@
+"""3D U-Net (iUnet, paper figure 1) with named layer groups for interactive fine-tuning.
+
+Every layer's name starts with its group: `encoder.<level>.*`, `bottleneck.*`, `decoder.<level>.*`, `head`.
+Levels count from the top (0 = full resolution). Tensors are channels-last (batch, z, y, x, channels); the
+output is a 2-class softmax (background, foreground), so the loss can average over classes as in eq. 2/4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    base_filters: int = 16
+    depth: int = 3  # number of resolution levels above the bottleneck
+    norm: str = "batch"  # batch | none
+    convs_per_level: int = 2
+    # pooling over z too? The model grid is anisotropic (24 z vs 64 y/x); pool z only at levels listed here.
+    pool_z_levels: tuple[int, ...] = (1, 2)
+
+
+NORMS = ("batch", "none")
+
+
+def _conv_block(x, filters: int, prefix: str, cfg: UNetConfig):
+    for j in range(cfg.convs_per_level):
+        x = layers.Conv3D(filters, 3, padding="same", use_bias=cfg.norm == "none", name=f"{prefix}.conv{j}")(x)
+        if cfg.norm == "batch":
+            x = layers.BatchNormalization(name=f"{prefix}.bn{j}")(x)
+        x = layers.Activation("relu", name=f"{prefix}.relu{j}")(x)
+    return x
+
+
+def build_unet(input_shape: tuple[int, int, int], cfg: UNetConfig) -> keras.Model:
+    """Build the network for a z-y-x grid; each grid axis must be divisible by its total pooling factor."""
+    if cfg.norm not in NORMS:
+        raise ValueError(f"model.norm: {cfg.norm!r} is not one of {list(NORMS)}")
+    pools = [(2 if level in cfg.pool_z_levels else 1, 2, 2) for level in range(cfg.depth)]
+    total = [1, 1, 1]
+    for p in pools:
+        total = [t * q for t, q in zip(total, p)]
+    for axis, (n, f) in enumerate(zip(input_shape, total)):
+        if n % f:
+            raise ValueError(
+                f"data.grid: axis {'zyx'[axis]} has {n} voxels, not divisible by the model's pooling factor {f}"
+            )
+    inputs = keras.Input((*input_shape, 1), name="image")
+    x = inputs
+    skips = []
+    for level in range(cfg.depth):
+        x = _conv_block(x, cfg.base_filters * 2**level, f"encoder.{level}", cfg)
+        skips.append(x)
+        x = layers.MaxPooling3D(pools[level], name=f"encoder.{level}.pool")(x)
+    x = _conv_block(x, cfg.base_filters * 2**cfg.depth, "bottleneck", cfg)
+    for level in reversed(range(cfg.depth)):
+        filters = cfg.base_filters * 2**level
+        x = layers.Conv3DTranspose(filters, pools[level], strides=pools[level], name=f"decoder.{level}.up")(x)
+        x = layers.Concatenate(name=f"decoder.{level}.concat")([x, skips[level]])
+        x = _conv_block(x, filters, f"decoder.{level}", cfg)
+    outputs = layers.Conv3D(2, 1, activation="softmax", name="head", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="iunet")
