@@ -57,7 +57,9 @@ def make_phantom(case_id: str, rng: np.random.Generator, cfg: PhantomConfig) -> 
     image = np.full(cfg.shape, -1000.0, np.float32)
     image[body] = cfg.fat_hu
     # vessels: a bright tube behind the organ
-    vessel = _tube(cfg.shape, points[4:20] + np.array([0, -ny * 0.1, 0], np.float32), np.full(16, nx * 0.03)) > 0
+    vessel = (
+        _tube(cfg.shape, points[4:20] + np.array([0, -ny * 0.1, 0], np.float32), np.full(16, nx * 0.03)) > 0
+    )
     image[vessel & body] = 160.0
     image[bowel] = cfg.bowel_hu
     image[organ] = cfg.organ_hu
@@ -65,7 +67,9 @@ def make_phantom(case_id: str, rng: np.random.Generator, cfg: PhantomConfig) -> 
     image = image + np.where(body, texture, 0)
     image = ndi.gaussian_filter(image, 0.7)  # partial volume
     image = image + rng.normal(0, cfg.noise_hu, cfg.shape).astype(np.float32)
-    return Case(case_id, image.astype(np.float32), organ.astype(np.uint8), tuple(cfg.spacing), None, "phantom")
+    return Case(
+        case_id, image.astype(np.float32), organ.astype(np.uint8), tuple(cfg.spacing), None, "phantom"
+    )
 
 
 def make_phantoms(cfg: PhantomConfig, seed: int) -> list[Case]:

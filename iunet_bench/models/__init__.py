@@ -1,4 +1,1 @@
-from iunet_bench.models.groups import group_names, layers_in_groups, trainable_variables
-from iunet_bench.models.unet import UNetConfig, build_unet
-
-__all__ = ["UNetConfig", "build_unet", "group_names", "layers_in_groups", "trainable_variables"]
+"""Models room (TensorFlow/Keras). Import submodules directly: `models.unet` builds, `models.groups` names layers."""

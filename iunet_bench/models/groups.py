@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
 
-COMPOSITE = {"decoder", "encoder", "all"}
+if TYPE_CHECKING:
+    import keras
+
+_ORDER = {"head": 0, "bottleneck": 1, "decoder": 2, "encoder": 3, "all": 4}
+
+
+def _sorted(names) -> list[str]:
+    return sorted(names, key=lambda n: (_ORDER.get(n.split(".")[0], 9), n))
+
+
+def valid_groups(depth: int) -> list[str]:
+    """The group names of a U-Net of this depth, known before any model is built (for config validation)."""
+    names = {"head", "bottleneck", "decoder", "encoder", "all"}
+    names |= {f"{part}.{i}" for part in ("encoder", "decoder") for i in range(depth)}
+    return _sorted(names)
 
 
 def group_names(model: keras.Model) -> list[str]:
@@ -17,8 +31,7 @@ def group_names(model: keras.Model) -> list[str]:
         names.add(parts[0])
         if parts[0] in ("encoder", "decoder"):
             names.add(f"{parts[0]}.{parts[1]}")
-    order = {"head": 0, "bottleneck": 1, "decoder": 2, "encoder": 3, "all": 4}
-    return sorted(names, key=lambda n: (order.get(n.split(".")[0], 9), n))
+    return _sorted(names)
 
 
 def layers_in_groups(model: keras.Model, groups: list[str]) -> list[keras.layers.Layer]:
@@ -26,7 +39,9 @@ def layers_in_groups(model: keras.Model, groups: list[str]) -> list[keras.layers
     valid = group_names(model)
     unknown = [g for g in groups if g not in valid]
     if unknown:
-        raise ValueError(f"interact.trainable: unknown layer group(s) {unknown}; valid for this model: {valid}")
+        raise ValueError(
+            f"interact.trainable: unknown layer group(s) {unknown}; valid for this model: {valid}"
+        )
     if not groups:
         raise ValueError(f"interact.trainable: empty; choose from {valid}")
 

@@ -28,7 +28,9 @@ NORMS = ("batch", "none")
 
 def _conv_block(x, filters: int, prefix: str, cfg: UNetConfig):
     for j in range(cfg.convs_per_level):
-        x = layers.Conv3D(filters, 3, padding="same", use_bias=cfg.norm == "none", name=f"{prefix}.conv{j}")(x)
+        x = layers.Conv3D(filters, 3, padding="same", use_bias=cfg.norm == "none", name=f"{prefix}.conv{j}")(
+            x
+        )
         if cfg.norm == "batch":
             x = layers.BatchNormalization(name=f"{prefix}.bn{j}")(x)
         x = layers.Activation("relu", name=f"{prefix}.relu{j}")(x)

@@ -28,7 +28,9 @@ def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, cfg:
     centre = (np.array(image.shape) - 1) / 2.0
     offset = centre - matrix @ centre - shift
     img = ndi.affine_transform(image, matrix, offset=offset, order=1, mode="nearest")
-    lab = ndi.affine_transform(label.astype(np.float32), matrix, offset=offset, order=1, mode="constant") >= 0.5
+    lab = (
+        ndi.affine_transform(label.astype(np.float32), matrix, offset=offset, order=1, mode="constant") >= 0.5
+    )
     sigma = rng.uniform(0.0, cfg.noise_hu) / cfg.hu_per_unit
     img = img + rng.normal(0.0, sigma, img.shape).astype(np.float32)
     return img.astype(np.float32), lab.astype(np.uint8)

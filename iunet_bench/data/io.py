@@ -1,0 +1,201 @@
+"""Reading medical images with SimpleITK (NIfTI, MHA/MHD, NRRD, DICOM series) and writing masks back.
+
+Every problem with one case raises `CaseError`, whose message names the case and the file; the data set
+turns it into a `Failure` and goes on with the other cases.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from iunet_bench.data.case import Case, Geometry
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
+
+
+class CaseError(ValueError):
+    """A problem with one case's files. The message starts with 'case <id>: <file>: '."""
+
+    def __init__(self, case_id: str, path: str | os.PathLike | None, what: str):
+        self.case_id, self.path, self.what = case_id, None if path is None else str(path), what
+        where = f"{self.path}: " if path is not None else ""
+        super().__init__(f"case {case_id}: {where}{what}")
+
+
+def strip_suffix(name: str) -> str:
+    """File name without its image suffix ('a.nii.gz' -> 'a'), or the name as it is."""
+    low = name.lower()
+    for s in IMAGE_SUFFIXES:
+        if low.endswith(s):
+            return name[: -len(s)]
+    return name
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and strip_suffix(path.name) != path.name
+
+
+def dicom_series_files(folder: Path) -> list[str]:
+    """The files of the largest DICOM series found in `folder` or below it (sorted by SimpleITK)."""
+    best: list[str] = []
+    for dirpath, _, _ in os.walk(folder):
+        for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(dirpath) or ():
+            files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(dirpath, sid))
+            if len(files) > len(best):
+                best = files
+    return best
+
+
+def read_image(path: str | os.PathLike, case_id: str = "?") -> sitk.Image:
+    """One image file, or the largest DICOM series in a folder. Raises CaseError naming case and file."""
+    path = Path(path)
+    if not path.exists():
+        raise CaseError(case_id, path, "file does not exist")
+    try:
+        if path.is_dir():
+            files = dicom_series_files(path)
+            if not files:
+                raise CaseError(case_id, path, "folder holds no DICOM series")
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(files)
+            return reader.Execute()
+        return sitk.ReadImage(str(path))
+    except CaseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - SimpleITK raises RuntimeError with ITK's text
+        text = str(exc).strip().splitlines()
+        detail = next(
+            (t for t in text if "rror" in t or "annot" in t), text[-1] if text else type(exc).__name__
+        )
+        raise CaseError(case_id, path, f"unreadable or truncated image ({detail.strip()[:300]})") from exc
+
+
+def _as_3d(img: sitk.Image, case_id: str, path) -> sitk.Image:
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise CaseError(
+            case_id,
+            path,
+            f"has {img.GetNumberOfComponentsPerPixel()} components per voxel; expected a scalar image",
+        )
+    size = img.GetSize()
+    if img.GetDimension() == 4 and size[3] == 1:
+        img = sitk.Extract(img, [*size[:3], 0], [0, 0, 0, 0])
+    elif img.GetDimension() != 3:
+        raise CaseError(case_id, path, f"is {img.GetDimension()}D (size {size}); expected a 3D volume")
+    if min(img.GetSize()) < 2:
+        raise CaseError(case_id, path, f"has size {img.GetSize()}: a 2D slice, expected a 3D volume")
+    return img
+
+
+def check_same_grid(
+    image: sitk.Image, label: sitk.Image, case_id: str, image_path, label_path, tol: float
+) -> None:
+    """Raise CaseError unless image and label share size, spacing, origin and direction (within `tol`:
+    relative for spacing, voxels for origin, absolute for direction cosines)."""
+
+    def fmt(v):
+        return "(" + ", ".join(f"{x:.6g}" for x in v) + ")"
+
+    if image.GetSize() != label.GetSize():
+        raise CaseError(
+            case_id, label_path, f"size {label.GetSize()} differs from the image's {image.GetSize()}"
+        )
+    isp, lsp = np.array(image.GetSpacing()), np.array(label.GetSpacing())
+    if np.any(np.abs(isp - lsp) > tol * isp):
+        raise CaseError(case_id, label_path, f"spacing {fmt(lsp)} differs from the image's {fmt(isp)}")
+    if np.any(np.abs(np.array(image.GetOrigin()) - np.array(label.GetOrigin())) > tol * isp):
+        raise CaseError(
+            case_id,
+            label_path,
+            f"origin {fmt(label.GetOrigin())} differs from the image's {fmt(image.GetOrigin())}",
+        )
+    if np.any(np.abs(np.array(image.GetDirection()) - np.array(label.GetDirection())) > tol):
+        raise CaseError(
+            case_id,
+            label_path,
+            f"direction {fmt(label.GetDirection())} differs from the image's {fmt(image.GetDirection())}",
+        )
+
+
+def label_to_mask(
+    label: np.ndarray, allowed: Sequence[int] | None, foreground: Sequence[int], case_id: str, path
+) -> np.ndarray:
+    """uint8 0/1 mask of the `foreground` values; CaseError for non-integer values, values outside `allowed`
+    (None: no check), or an empty result."""
+    if label.dtype.kind == "f":
+        if not np.isfinite(label).all() or np.any(label != np.round(label)):
+            raise CaseError(case_id, path, "label holds non-integer values")
+        label = label.astype(np.int64)
+    if label.dtype.kind == "u" and label.dtype.itemsize <= 2:
+        values = np.flatnonzero(np.bincount(label.ravel()))
+    else:
+        values = np.unique(label)
+    if allowed is not None:
+        bad = sorted(set(values.tolist()) - set(int(a) for a in allowed))
+        if bad:
+            raise CaseError(
+                case_id,
+                path,
+                f"label values {bad[:10]} are outside the mapping {sorted(int(a) for a in allowed)}",
+            )
+    fg = [int(v) for v in foreground]
+    if not set(fg) & set(values.tolist()):
+        raise CaseError(case_id, path, f"label is empty: no voxel has a foreground value {fg}")
+    if fg == [1] and values.max() <= 1:
+        return label.astype(np.uint8)
+    return np.isin(label, fg).astype(np.uint8)
+
+
+def read_case(
+    case_id: str,
+    image_path,
+    label_path,
+    *,
+    foreground: Sequence[int] = (1,),
+    allowed: Sequence[int] | None = (0, 1),
+    orientation: str | None = "LPS",
+    tolerance: float = 1e-3,
+) -> Case:
+    """Read, check and reorient one case. Raises CaseError (naming case and file) on any problem."""
+    if label_path is None:
+        raise CaseError(case_id, image_path, "no label file found for this image")
+    img = _as_3d(read_image(image_path, case_id), case_id, image_path)
+    lab = _as_3d(read_image(label_path, case_id), case_id, label_path)
+    check_same_grid(img, lab, case_id, image_path, label_path, tolerance)
+    try:
+        geometry = Geometry.from_image(
+            img.GetSize(), img.GetSpacing(), img.GetOrigin(), img.GetDirection(), orientation
+        )
+    except ValueError as exc:
+        raise CaseError(case_id, image_path, str(exc)) from exc
+    image = sitk.GetArrayViewFromImage(img)
+    if not np.isfinite(image).all():
+        bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
+        raise CaseError(case_id, image_path, f"image holds {bad} NaN or infinite voxels")
+    mask = label_to_mask(sitk.GetArrayViewFromImage(lab), allowed, foreground, case_id, label_path)
+    return Case(
+        case_id=case_id,
+        image=geometry.to_canonical(image.astype(np.float32, copy=False)),
+        label=geometry.to_canonical(mask),
+        spacing=geometry.canonical_spacing,
+        geometry=geometry,
+        source=str(image_path),
+    )
+
+
+def write_on_original_grid(mask: np.ndarray, geometry: Geometry, path) -> Path:
+    """Write a canonical-grid mask as an image on the original file's grid (uint8; NIfTI by the suffix)."""
+    arr = geometry.from_canonical(np.asarray(mask).astype(np.uint8))
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing(geometry.spacing)
+    img.SetOrigin(geometry.origin)
+    img.SetDirection(geometry.direction)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(img, str(path), True)
+    return path

@@ -1,0 +1,102 @@
+"""The round loop: one case, one robot, one refiner.
+
+Round 0 is the baseline prediction. In each round r = 1..R the robot looks at the current prediction,
+returns an `Interaction`, the refiner turns it into a new prediction, and the metrics are measured.
+A case stops early when the robot finds nothing worth a scribble or `target_dsc` is reached; its curve is
+then carried forward (the user is done, the segmentation stays), so every curve has R + 1 points.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from iunet_bench import metrics
+from iunet_bench.data.case import Volume
+from simulators.interaction import Interaction
+
+
+@dataclass
+class RoundRecord:
+    case_id: str
+    round: int
+    dsc: float
+    hd95: float
+    refine_seconds: float = 0.0
+    robot_seconds: float = 0.0
+    effort: dict = field(default_factory=dict)
+    losses: list = field(default_factory=list)
+    stopped: bool = False  # True for rounds after the session stopped (values carried forward)
+
+    def row(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("effort", "losses")}
+        out.update({f"effort_{k}": v for k, v in self.effort.items()})
+        out["loss_last"] = self.losses[-1] if self.losses else float("nan")
+        return out
+
+
+def case_rng(seed: int, case_id: str, round_: int) -> np.random.Generator:
+    """A generator that depends only on (seed, case, round): order of cases never changes a curve."""
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(case_id.encode()), round_]))
+
+
+def run_session(
+    volume: Volume,
+    initial_prediction: np.ndarray,
+    robot,
+    refiner,
+    rounds: int,
+    seed: int,
+    target_dsc: float | None = None,
+    on_round: Callable[[RoundRecord, np.ndarray, Interaction | None], None] | None = None,
+) -> list[RoundRecord]:
+    reference = volume.label
+    prediction = initial_prediction.astype(np.uint8)
+    refiner.start(volume, prediction)
+    records = [
+        RoundRecord(
+            volume.case_id,
+            0,
+            metrics.dsc(reference, prediction),
+            metrics.hd95(reference, prediction, volume.spacing),
+        )
+    ]
+    if on_round:
+        on_round(records[0], prediction, None)
+    stopped = False
+    for r in range(1, rounds + 1):
+        last = records[-1]
+        if not stopped and target_dsc is not None and last.dsc >= target_dsc:
+            stopped = True
+        interaction = None
+        if not stopped:
+            t0 = time.perf_counter()
+            interaction = robot.annotate(
+                volume.image, reference, prediction, case_rng(seed, volume.case_id, r), spacing=volume.spacing
+            )
+            robot_s = time.perf_counter() - t0
+            stopped = interaction.is_empty
+        if stopped:
+            records.append(RoundRecord(volume.case_id, r, last.dsc, last.hd95, stopped=True))
+            continue
+        t0 = time.perf_counter()
+        prediction = refiner.refine(interaction)
+        refine_s = time.perf_counter() - t0
+        rec = RoundRecord(
+            volume.case_id,
+            r,
+            metrics.dsc(reference, prediction),
+            metrics.hd95(reference, prediction, volume.spacing),
+            refine_s,
+            robot_s,
+            interaction.effort.as_dict(),
+            list(getattr(refiner, "losses", [])),
+        )
+        records.append(rec)
+        if on_round:
+            on_round(rec, prediction, interaction)
+    return records
