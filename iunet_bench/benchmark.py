@@ -36,8 +36,8 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     """Check every group before any compute. Returns the parsed pieces the job needs."""
     from iunet_bench.data import build_dataset
     from iunet_bench.interactive import finetune_config_from
+    from iunet_bench.models.config import NORMS
     from iunet_bench.models.groups import valid_groups
-    from iunet_bench.models.unet import NORMS
     from iunet_bench.train.baseline import train_config_from
     from simulators import make_annotator
 
@@ -157,11 +157,10 @@ def summarise(curves: dict[str, list[float]], records) -> dict[str, float]:
 
 
 def run(cfg: DictConfig) -> Summary:
-
     from iunet_bench import tracking
 
     parsed = validate(cfg)
-    dataset, robot = parsed["dataset"], parsed["robot"]
+    dataset = parsed["dataset"]
     progress = show_progress(cfg)
     out = output_dir()
     train_ids, test_ids = dataset.split()
@@ -203,8 +202,9 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
 
     from iunet_bench.interactive import make_refiner
     from iunet_bench.interactive.refiner import predict_mask
+    from iunet_bench.models.config import UNetConfig
     from iunet_bench.models.groups import group_names
-    from iunet_bench.models.unet import UNetConfig, build_unet
+    from iunet_bench.models.unet import build_unet
     from iunet_bench.session import run_session
     from iunet_bench.tracking import metric_key
     from iunet_bench.train.baseline import load_or_train
@@ -341,7 +341,7 @@ def _plot_curves(path: Path, curves: dict[str, list[float]], mean) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for cid, c in curves.items():
+    for c in curves.values():
         ax.plot(range(len(c)), c, color="0.75", lw=1)
     ax.plot(range(len(mean)), mean, color="C0", lw=2.5, label=f"mean of {len(curves)} cases")
     ax.set_xlabel("round (0 = baseline)")
