@@ -1,22 +1,33 @@
-"""A data set as the session sees it: case ids, a seeded fold split, and preprocessed volumes.
+"""A data set as the session sees it: case ids, a seeded fold split, preprocessed volumes, and the way back.
 
-`build_dataset(cfg)` validates the `data` config and lists the cases (cheap); volumes are made on demand.
+    ds = build_dataset(OmegaConf.to_container(cfg.data, resolve=True))   # validates, lists: cheap
+    train_ids, heldout_ids = ds.split()
+    volumes, failures = ds.volumes(heldout_ids)      # lazily read, preprocessed, cached under runs/
+    ds.write_mask(volume, prediction, "out/<case_id>.nii.gz")            # on the original image's grid
+
+Cases are read one at a time and dropped after preprocessing; only model-grid volumes stay in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
 
-from iunet_bench.data.case import Case, Volume
-from iunet_bench.data.phantom import PhantomConfig, make_phantoms
-from iunet_bench.data.preprocess import PreprocessConfig, preprocess
-
-SOURCES = ("phantom",)
+from iunet_bench.data.cache import VolumeCache, content_digest, volume_key
+from iunet_bench.data.case import Case, Geometry, Volume
+from iunet_bench.data.config import DataConfig, parse_config
+from iunet_bench.data.io import CaseError, original_image, read_case, write_on_original_grid
+from iunet_bench.data.phantom import phantom_case, phantom_key
+from iunet_bench.data.preprocess import PreprocessConfig, preprocess, to_case_grid
+from iunet_bench.data.sources import LISTERS, CaseRef, Listing
 
 
 @dataclass
@@ -27,62 +38,174 @@ class Failure:
 
 @dataclass
 class Dataset:
-    cfg: Mapping[str, Any]
-    case_ids: list[str]
-    _cases: dict[str, Case] = field(default_factory=dict, repr=False)
+    cfg: Mapping[str, Any]  # the `data` mapping as given
+    config: DataConfig
+    listing: Listing
+    case_ids: list[str] = field(init=False)
 
-    @property
+    def __post_init__(self) -> None:
+        self.case_ids = [r.case_id for r in self.listing.refs]
+        self._refs = {r.case_id: r for r in self.listing.refs}
+        self._cache = VolumeCache(self.config.cache_dir)
+        self._digests: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ the session's calls
+
+    @cached_property
     def preprocess_config(self) -> PreprocessConfig:
-        p = self.cfg["preprocess"]
-        return PreprocessConfig(
-            sigma=float(p["sigma"]),
-            window=tuple(p["window"]),
-            margin=float(p["margin"]),
-            grid=tuple(int(g) for g in p["grid"]),
-        )
+        """The preprocessing in force ('auto' intensity resolved: HU window for CT, z-score otherwise)."""
+        p = self.config.preprocess
+        if p.intensity == "auto":
+            ct = all(m.strip().upper() == "CT" for m in self.listing.modalities)
+            p = replace(p, intensity="window" if ct else "zscore")
+        return p
 
     def split(self) -> tuple[list[str], list[str]]:
         """(training ids, held-out ids): a seeded k-fold split; the held-out fold is `data.split.fold`."""
-        folds, fold = int(self.cfg["split"]["folds"]), int(self.cfg["split"]["fold"])
-        order = np.random.default_rng(int(self.cfg["seed"])).permutation(len(self.case_ids))
+        folds, fold = self.config.folds, self.config.fold
+        order = np.random.default_rng(self.config.seed).permutation(len(self.case_ids))
         held = {self.case_ids[i] for i in order[fold::folds]}
         return [c for c in self.case_ids if c not in held], [c for c in self.case_ids if c in held]
 
     def volumes(self, ids: list[str]) -> tuple[list[Volume], list[Failure]]:
-        """Preprocessed volumes for `ids`; a case that fails is reported, never raised, so the rest still load."""
+        """Preprocessed volumes for `ids` (from the cache when possible); a case that fails is reported as a
+        `Failure` naming the case and file, never raised, so the rest still load."""
         out, failures = [], []
         for cid in ids:
+            ref = self._refs[cid]
             try:
-                out.append(preprocess(self._cases[cid], self.preprocess_config))
+                out.append(self._volume(ref))
+            except CaseError as exc:
+                failures.append(Failure(cid, str(exc)))
             except Exception as exc:  # noqa: BLE001 - one bad case must not stop the others
-                failures.append(Failure(cid, f"{type(exc).__name__}: {exc}"))
+                where = ref.image if ref.image is not None else "phantom"
+                failures.append(Failure(cid, f"case {cid}: {where}: {type(exc).__name__}: {exc}"))
         return out, failures
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """16 hex digits over everything that decides what the baseline trains on and what is evaluated:
+        each case's content (file bytes or phantom parameters), the label mapping, the preprocessing and
+        the split. Reads each file once (digests are remembered in the cache folder)."""
         h = hashlib.sha256()
         for cid in self.case_ids:
-            c = self._cases[cid]
-            h.update(cid.encode())
-            h.update(np.ascontiguousarray(c.image).tobytes())
-            h.update(np.ascontiguousarray(c.label).tobytes())
+            try:
+                content = self._content(self._refs[cid])
+            except (OSError, CaseError):
+                content = "missing"
+            h.update(json.dumps([cid, content], sort_keys=True).encode())
+        h.update(json.dumps(self._settings(), sort_keys=True, default=list).encode())
+        h.update(json.dumps([self.config.seed, self.config.folds, self.config.fold]).encode())
         return h.hexdigest()[:16]
+
+    def write_mask(self, volume: Volume, mask: np.ndarray, path) -> Path:
+        """Write a model-grid mask (0/1 or probabilities) as an image on the original file's grid:
+        uncropped, original size, spacing, origin and direction (NIfTI for a .nii.gz path)."""
+        return write_mask(volume, mask, path)
+
+    # ------------------------------------------------------------------ more for users and tests
+
+    @property
+    def notes(self) -> list[str]:
+        """Listing remarks (e.g. an image without a label); those cases fail when loaded."""
+        return list(self.listing.notes)
+
+    def load_case(self, case_id: str) -> Case:
+        """Read (or generate) one full-resolution case in canonical orientation. Raises CaseError."""
+        ref = self._refs[case_id]
+        if ref.index is not None:
+            return phantom_case(self.config.phantom, self.config.seed, ref.index)
+        if ref.image is None:
+            raise CaseError(case_id, ref.label, "no image file found for this label")
+        return read_case(
+            case_id,
+            ref.image,
+            ref.label,
+            foreground=self.listing.foreground,
+            allowed=self.listing.label_values,
+            orientation=self.preprocess_config.orientation,
+            tolerance=self.config.geometry_tolerance,
+        )
+
+    # ------------------------------------------------------------------ inside
+
+    def _settings(self) -> dict:
+        return {
+            "preprocess": self.preprocess_config.key(),
+            "mapping": {"values": self.listing.label_values, "foreground": self.listing.foreground},
+        }
+
+    def _content(self, ref: CaseRef):
+        if ref.index is not None:
+            return phantom_key(self.config.phantom, self.config.seed, ref.index)
+        if ref.case_id not in self._digests:
+            parts = []
+            for role, p in (("image", ref.image), ("label", ref.label)):
+                if p is None:
+                    raise CaseError(
+                        ref.case_id, ref.image or ref.label, f"no {role} file found for this case"
+                    )
+                try:
+                    parts.append(content_digest(p, self.config.cache_dir / "digests"))
+                except FileNotFoundError as exc:
+                    raise CaseError(ref.case_id, p, "file does not exist") from exc
+            self._digests[ref.case_id] = ":".join(parts)
+        return self._digests[ref.case_id]
+
+    def _volume(self, ref: CaseRef) -> Volume:
+        s = self._settings()
+        key = volume_key(self._content(ref), s["preprocess"], s["mapping"])
+        hit = self._cache.get(ref.case_id, key)
+        if hit is not None:
+            return hit
+        volume = preprocess(self.load_case(ref.case_id), self.preprocess_config)
+        self._cache.put(key, volume)
+        return volume
 
 
 def build_dataset(cfg: Mapping[str, Any]) -> Dataset:
-    source = cfg.get("source")
-    if source not in SOURCES:
-        raise ValueError(f"data.source: {source!r} is not one of {list(SOURCES)}")
-    p = cfg["phantom"]
-    pc = PhantomConfig(
-        n_cases=int(p["n_cases"]),
-        shape=tuple(p["shape"]),
-        spacing=tuple(p["spacing"]),
-        organ_hu=float(p["organ_hu"]),
-        bowel_hu=float(p["bowel_hu"]),
-        fat_hu=float(p["fat_hu"]),
-        fat_thickness=float(p["fat_thickness"]),
-        noise_hu=float(p["noise_hu"]),
-    )
-    cases = make_phantoms(pc, int(cfg["seed"]))
-    return Dataset(cfg, [c.case_id for c in cases], {c.case_id: c for c in cases})
+    """Validate the `data` config and list the cases (no image is read). Raises ValueError naming the
+    `data.<key>` for a bad setting or a data set that cannot be listed at all."""
+    config = parse_config(cfg)
+    listing = LISTERS[config.source](config)
+    n = len(listing.refs)
+    if n < config.folds:
+        raise ValueError(
+            f"data.split.folds: {config.folds} folds need at least {config.folds} cases; found {n}"
+        )
+    return Dataset(dict(cfg), config, listing)
+
+
+# ---------------------------------------------------------------------- the way back (pure functions)
+
+
+def volume_geometry(volume: Volume) -> Geometry:
+    g = volume.meta.get("geometry")
+    if g is None:
+        return Geometry.identity(volume.case_shape, (1.0, 1.0, 1.0))
+    return Geometry.from_dict(g)
+
+
+def to_original(volume: Volume, mask: np.ndarray) -> np.ndarray:
+    """A model-grid mask -> uint8 0/1 array on the original file's grid (z-y-x as SimpleITK reads it)."""
+    return volume_geometry(volume).from_canonical(to_case_grid(volume, mask))
+
+
+def to_original_image(volume: Volume, mask: np.ndarray) -> sitk.Image:
+    """Like `to_original`, as a SimpleITK image with the original spacing, origin and direction."""
+    return original_image(to_case_grid(volume, mask), volume_geometry(volume))
+
+
+def write_mask(volume: Volume, mask: np.ndarray, path) -> Path:
+    """`to_original_image` written to `path` (format by suffix, compressed)."""
+    return write_on_original_grid(to_case_grid(volume, mask), volume_geometry(volume), path)
+
+
+__all__ = [
+    "Dataset",
+    "Failure",
+    "build_dataset",
+    "to_original",
+    "to_original_image",
+    "write_mask",
+]

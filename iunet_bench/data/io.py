@@ -188,14 +188,19 @@ def read_case(
     )
 
 
-def write_on_original_grid(mask: np.ndarray, geometry: Geometry, path) -> Path:
-    """Write a canonical-grid mask as an image on the original file's grid (uint8; NIfTI by the suffix)."""
-    arr = geometry.from_canonical(np.asarray(mask).astype(np.uint8))
-    img = sitk.GetImageFromArray(arr)
+def original_image(mask: np.ndarray, geometry: Geometry) -> sitk.Image:
+    """A canonical-grid mask as a uint8 SimpleITK image on the original file's grid (size, spacing,
+    origin and direction of the original)."""
+    img = sitk.GetImageFromArray(geometry.from_canonical(np.asarray(mask).astype(np.uint8)))
     img.SetSpacing(geometry.spacing)
     img.SetOrigin(geometry.origin)
     img.SetDirection(geometry.direction)
+    return img
+
+
+def write_on_original_grid(mask: np.ndarray, geometry: Geometry, path) -> Path:
+    """Write a canonical-grid mask on the original file's grid (format by the suffix, compressed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(img, str(path), True)
+    sitk.WriteImage(original_image(mask, geometry), str(path), True)
     return path

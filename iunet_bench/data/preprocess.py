@@ -100,7 +100,7 @@ def grow_box(box: Box, shape: tuple[int, ...], margin: float) -> Box:
         pad = int(round(margin * n))
         lo.append(max(0, int(box[axis]) - pad))
         hi.append(min(n, int(box[axis + 3]) + pad))
-    if any(h <= l for l, h in zip(lo, hi)):
+    if any(b <= a for a, b in zip(lo, hi)):
         raise ValueError(f"crop box {box} lies outside the image of shape {tuple(shape)}")
     return (*lo, *hi)
 

@@ -1,0 +1,193 @@
+"""Listing the cases of a data set without reading any image: MSD layout, paired folders or a CSV
+manifest, DICOM series folders, and the phantom generator.
+
+A listing problem that concerns the whole data set (no dataset.json, no pairs at all, a manifest without
+the needed columns) raises ValueError naming the `data.<key>`; a problem with one case (an image without a
+label, a manifest row naming a missing file) is left for the reader, which reports it for that case only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iunet_bench.data.config import DataConfig
+from iunet_bench.data.io import is_image_file, strip_suffix
+from iunet_bench.data.phantom import phantom_id
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """Where one case comes from: image and label paths (an image path may be a DICOM folder), or the
+    index of a generated phantom."""
+
+    case_id: str
+    image: Path | None = None
+    label: Path | None = None
+    index: int | None = None
+
+
+@dataclass
+class Listing:
+    refs: list[CaseRef]
+    label_values: tuple[int, ...] | None  # values a label may hold (None: no check)
+    foreground: tuple[int, ...]
+    modalities: tuple[str, ...] = ("CT",)
+    notes: list[str] = field(default_factory=list)
+
+
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(".")
+
+
+def _mapping(
+    cfg: DataConfig, known: tuple[int, ...] | None
+) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
+    """(allowed label values, foreground values) from the config and the data set's own mapping."""
+    if cfg.foreground is not None:
+        foreground = cfg.foreground
+    elif known is not None:
+        foreground = tuple(v for v in known if v != 0)
+    else:
+        foreground = (1,)
+    if cfg.label_values is not None:
+        allowed = tuple(sorted(set(cfg.label_values) | {0}))
+    elif known is not None:
+        allowed = tuple(sorted(set(known) | {0}))
+    else:
+        allowed = tuple(sorted({0, *foreground}))
+    outside = sorted(set(foreground) - set(allowed))
+    if outside:
+        raise ValueError(f"data.foreground: values {outside} are not in the label mapping {list(allowed)}")
+    return allowed, foreground
+
+
+def _unique(refs: list[CaseRef], key: str) -> list[CaseRef]:
+    seen: dict[str, CaseRef] = {}
+    for r in refs:
+        if r.case_id in seen:
+            raise ValueError(
+                f"data.{key}: case id {r.case_id!r} appears twice ({seen[r.case_id].image} and {r.image})"
+            )
+        seen[r.case_id] = r
+    return sorted(refs, key=lambda r: r.case_id)
+
+
+def list_msd(cfg: DataConfig) -> Listing:
+    path = cfg.root / "dataset.json"
+    if not path.is_file():
+        raise ValueError(
+            f"data.root: {path} is missing; an MSD data set has dataset.json, imagesTr/ and labelsTr/"
+        )
+    try:
+        meta = json.loads(path.read_text())
+        entries = meta["training"]
+        known = tuple(sorted(int(k) for k in meta.get("labels", {"0": "", "1": ""})))
+        modalities = tuple(str(v) for v in dict(meta.get("modality", {"0": "CT"})).values())
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"data.root: {path} is not a valid MSD dataset.json ({type(exc).__name__}: {exc})"
+        ) from None
+    if len(modalities) > 1:
+        raise ValueError(
+            f"data.root: {path} lists {len(modalities)} modalities {list(modalities)}: "
+            "multi-channel (4D) images are not supported; use one channel per image with data=folder"
+        )
+    refs = []
+    for e in entries:
+        if not isinstance(e, dict) or "image" not in e:
+            raise ValueError(f"data.root: {path}: a training entry {e!r} has no 'image'")
+        image = (cfg.root / str(e["image"])).resolve()
+        label = (cfg.root / str(e["label"])).resolve() if e.get("label") else None
+        refs.append(CaseRef(strip_suffix(image.name), image, label))
+    if not refs:
+        raise ValueError(f"data.root: {path} lists no training cases")
+    allowed, foreground = _mapping(cfg, known)
+    return Listing(_unique(refs, "root"), allowed, foreground, modalities)
+
+
+def _stem(path: Path, suffix: str) -> str:
+    stem = strip_suffix(path.name)
+    return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
+
+
+def list_folder(cfg: DataConfig) -> Listing:
+    o = cfg.options
+    allowed, foreground = _mapping(cfg, None)
+    if o.get("manifest"):
+        return Listing(_manifest(cfg, Path(o["manifest"])), allowed, foreground)
+    images_dir = cfg.root / (o.get("images_dir") or "images")
+    labels_dir = cfg.root / (o.get("labels_dir") or "labels")
+    for key, d in (("images_dir", images_dir), ("labels_dir", labels_dir)):
+        if not d.is_dir():
+            raise ValueError(f"data.{key}: {d} is not an existing folder")
+    images = {
+        _stem(p, o.get("image_suffix") or ""): p
+        for p in sorted(images_dir.iterdir())
+        if _visible(p) and is_image_file(p)
+    }
+    labels = {
+        _stem(p, o.get("label_suffix") or ""): p
+        for p in sorted(labels_dir.iterdir())
+        if _visible(p) and is_image_file(p)
+    }
+    pairs = set(images) & set(labels)
+    if not pairs:
+        raise ValueError(
+            f"data.root: no image/label pairs in {images_dir} ({len(images)} images) and {labels_dir} "
+            f"({len(labels)} labels): files pair by name (NIfTI, MHA/MHD, NRRD), after removing "
+            "data.image_suffix / data.label_suffix"
+        )
+    notes = [f"image {images[c]} has no label in {labels_dir}" for c in sorted(set(images) - pairs)]
+    notes += [f"label {labels[c]} has no image in {images_dir}" for c in sorted(set(labels) - pairs)]
+    refs = [CaseRef(c, images.get(c), labels.get(c)) for c in sorted(set(images) | set(labels))]
+    return Listing(_unique(refs, "images_dir"), allowed, foreground, notes=notes)
+
+
+def _manifest(cfg: DataConfig, manifest: Path) -> list[CaseRef]:
+    path = manifest if manifest.is_absolute() else cfg.root / manifest
+    if not path.is_file():
+        raise ValueError(f"data.manifest: {path} does not exist")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+        header = set(rows[0]) if rows else set()
+    missing = {"case_id", "image", "label"} - header
+    if not rows or missing:
+        raise ValueError(
+            f"data.manifest: {path} needs a header with case_id,image,label and one row per case"
+        )
+    base = path.parent
+    refs = []
+    for i, r in enumerate(rows, start=2):
+        cid = (r["case_id"] or "").strip()
+        if not cid:
+            raise ValueError(f"data.manifest: {path} line {i} has no case_id")
+        img, lab = (r["image"] or "").strip(), (r["label"] or "").strip()
+        refs.append(CaseRef(cid, (base / img) if img else None, (base / lab) if lab else None))
+    return _unique(refs, "manifest")
+
+
+def list_dicom(cfg: DataConfig) -> Listing:
+    o = cfg.options
+    series_root = cfg.root / (o.get("images_dir") or ".")
+    pattern = o.get("label_pattern") or "{case_id}.nii.gz"
+    if not series_root.is_dir():
+        raise ValueError(f"data.images_dir: {series_root} is not an existing folder")
+    first = Path(pattern).parts[0]
+    skip = {first} if "{case_id}" not in first else set()
+    folders = [p for p in sorted(series_root.iterdir()) if p.is_dir() and _visible(p) and p.name not in skip]
+    if not folders:
+        raise ValueError(f"data.root: {series_root} holds no case folders (one DICOM series folder per case)")
+    allowed, foreground = _mapping(cfg, None)
+    refs = [CaseRef(p.name, p, cfg.root / pattern.format(case_id=p.name)) for p in folders]
+    return Listing(_unique(refs, "root"), allowed, foreground)
+
+
+def list_phantoms(cfg: DataConfig) -> Listing:
+    refs = [CaseRef(phantom_id(i), index=i) for i in range(cfg.phantom.n_cases)]
+    return Listing(refs, (0, 1), (1,))
+
+
+LISTERS = {"msd": list_msd, "folder": list_folder, "dicom": list_dicom, "phantom": list_phantoms}
