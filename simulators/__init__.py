@@ -6,6 +6,11 @@ An annotator has one method:
 
 `image` is the (preprocessed) volume, `reference` and `prediction` are 0/1 masks on the same z-y-x grid,
 `rng` is a `numpy.random.Generator` (the only source of randomness), `spacing` is z-y-x in millimetres.
+An empty `Interaction` means "nothing worth an interaction": the session stops that case.
+
+Modules: `errors` (error regions), `policy` (what to scribble), `strokes` (stroke shapes and painting),
+`noise` (human-like errors), `effort` (effort and time model), `scribble` / `click` / `box` (robots),
+`config` (the `simulator` config group), `render` (pictures of a round).
 """
 
 from __future__ import annotations
@@ -15,10 +20,36 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from simulators.interaction import Effort, Interaction
+from simulators.box import jittered_box
+from simulators.click import ClickRobot, ClickStyle
+from simulators.config import SimulatorConfigError, parse, sections
+from simulators.effort import TimeModel
+from simulators.errors import ErrorAnalysis, ErrorRegion, analyse_errors
+from simulators.interaction import Effort, Interaction, Stroke
+from simulators.noise import Noise
+from simulators.policy import Policy
 from simulators.scribble import ScribbleRobot
+from simulators.strokes import StrokeStyle
 
-__all__ = ["Annotator", "Effort", "Interaction", "ScribbleRobot", "make_annotator"]
+__all__ = [
+    "Annotator",
+    "ClickRobot",
+    "ClickStyle",
+    "Effort",
+    "ErrorAnalysis",
+    "ErrorRegion",
+    "Interaction",
+    "Noise",
+    "Policy",
+    "ScribbleRobot",
+    "SimulatorConfigError",
+    "Stroke",
+    "StrokeStyle",
+    "TimeModel",
+    "analyse_errors",
+    "jittered_box",
+    "make_annotator",
+]
 
 
 class Annotator(Protocol):
@@ -33,10 +64,17 @@ class Annotator(Protocol):
 
 
 def make_annotator(cfg: Mapping[str, Any]) -> Annotator:
-    """Build an annotator from the `simulator` config group (a plain mapping)."""
-    cfg = dict(cfg)
-    kind = cfg.pop("kind", "scribble")
-    cfg.pop("name", None)
-    if kind == "scribble":
-        return ScribbleRobot(**cfg)
-    raise ValueError(f"simulator.kind: unknown robot {kind!r}; expected one of ['scribble']")
+    """Build a robot from the `simulator` config group (a plain, possibly nested mapping).
+
+    Keys it omits take their defaults; unknown keys and bad values raise `SimulatorConfigError` (a
+    ValueError) naming `simulator.<key>` and what is allowed. See docs/config/simulator.md.
+    """
+    values = parse(cfg)
+    parts = sections(values)
+    if values["kind"] == "click":
+        return ClickRobot(
+            clicks=parts["clicks"], policy=parts["policy"], noise=parts["noise"], time=parts["time"]
+        )
+    return ScribbleRobot(
+        policy=parts["policy"], strokes=parts["strokes"], noise=parts["noise"], time=parts["time"]
+    )

@@ -9,19 +9,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+ADD, REMOVE = "add", "remove"
+POLARITIES = (ADD, REMOVE)
+PLANES = {"axial": 0, "coronal": 1, "sagittal": 2}  # plane name -> the axis normal to it (z-y-x)
+
 
 @dataclass(frozen=True)
 class Effort:
-    """How much work the user did in one round."""
+    """How much work the user did in one round.
+
+    strokes: pen-down gestures (a broken stroke still counts once: the hand moved once);
+    voxels: scribbled voxels after painting (add + remove); length_mm: ink length of all strokes;
+    slices: distinct (plane, slice) pairs the user drew on; clicks: point interactions;
+    seconds: the estimated human time of the round from the robot's time model (0 for an empty round).
+    """
 
     strokes: int = 0
     voxels: int = 0
     length_mm: float = 0.0
     slices: int = 0
     clicks: int = 0
-    seconds: float = 0.0  # estimated annotation time from the robot's time model
+    seconds: float = 0.0
+    add_voxels: int = 0
+    remove_voxels: int = 0
 
     def as_dict(self) -> dict[str, float]:
+        """Flat numeric values, one per field (what the session logs per round)."""
         return {
             "strokes": self.strokes,
             "voxels": self.voxels,
@@ -29,7 +42,42 @@ class Effort:
             "slices": self.slices,
             "clicks": self.clicks,
             "seconds": self.seconds,
+            "add_voxels": self.add_voxels,
+            "remove_voxels": self.remove_voxels,
         }
+
+
+@dataclass(frozen=True, eq=False)
+class Stroke:
+    """One gesture as drawn: a stroke (or a click) on one 2D slice.
+
+    label: what the user said ("add" or "remove"). target: the polarity of the error region the user
+    meant (differs from `label` for a wrong-label stroke). plane: the axis normal to the slice (0 axial,
+    1 coronal, 2 sagittal); index: the slice along that axis. path: (n, 3) z-y-x voxels of the intended
+    centre line inside the region (before gaps and overshoot); voxels: (m, 3) every voxel this gesture
+    painted (before later gestures painted over it). length_mm: ink length; pieces: connected pieces after
+    the noise model broke it; overshoot: the noise model carried it over the region's border.
+    """
+
+    label: str
+    target: str
+    plane: int
+    index: int
+    path: np.ndarray
+    voxels: np.ndarray
+    length_mm: float
+    shape: str
+    pieces: int = 1
+    overshoot: bool = False
+    region_voxels: int = 0
+
+    @property
+    def wrong_label(self) -> bool:
+        return self.label != self.target
+
+    @property
+    def is_click(self) -> bool:
+        return self.shape == "click"
 
 
 @dataclass(frozen=True)
@@ -38,16 +86,20 @@ class Interaction:
 
     Both masks are boolean, z-y-x, on the grid the refiner works on. They never overlap.
     `box` is an optional (z0, y0, x0, z1, y1, x1) half-open bounding box, for box robots.
+    `strokes` records every gesture (for effort, pictures and measuring the noise models).
     """
 
     add: np.ndarray
     remove: np.ndarray
     effort: Effort = field(default_factory=Effort)
     box: tuple[int, int, int, int, int, int] | None = None
+    strokes: tuple[Stroke, ...] = ()
 
     def __post_init__(self) -> None:
         if self.add.shape != self.remove.shape:
-            raise ValueError(f"Interaction: add {self.add.shape} and remove {self.remove.shape} differ in shape")
+            raise ValueError(
+                f"Interaction: add {self.add.shape} and remove {self.remove.shape} differ in shape"
+            )
         if self.add.dtype != bool or self.remove.dtype != bool:
             raise TypeError("Interaction: add and remove must be boolean masks")
         if np.any(self.add & self.remove):
@@ -59,6 +111,7 @@ class Interaction:
 
     @property
     def is_empty(self) -> bool:
+        """True when there is no scribble: the robot found nothing worth one (the session stops)."""
         return not (self.add.any() or self.remove.any())
 
     @property

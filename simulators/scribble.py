@@ -1,43 +1,73 @@
-"""Scribble robots: draw "add" strokes in missed regions and "remove" strokes in false regions."""
+"""The scribble robot: "add" strokes in missed organ, "remove" strokes in false organ.
+
+`ScribbleRobot.annotate(image, reference, prediction, rng, spacing)`, step by step:
+
+1. error analysis (`errors.py`): false-negative and false-positive 3D components, sizes in voxels/mm3;
+2. the policy (`policy.py`) plans the round: which components, how many strokes, on which slices of
+   which planes; no component of `policy.min_region_voxels` or more -> an empty `Interaction` (stop);
+3. for each planned stroke, on its slice:
+   a. the region is the largest 8-connected piece of the component's cross-section;
+   b. a path of the chosen shape is drawn in the region's core, away from its border (`strokes.py`),
+      its central `strokes.max_length_mm` kept; a path shorter than `strokes.min_length_mm` is skipped;
+   c. the noise models (`noise.py`), each only when its rate or size is above zero, in this order:
+      jitter, a gap (`noise.break_rate`), an overshoot over the border (`noise.overshoot_rate`), the
+      other label (`noise.wrong_label_rate`);
+   d. the path is painted with a brush `strokes.thickness` voxels wide, kept inside the region except
+      for the overshoot;
+4. strokes are painted in order into the add/remove masks (a later one paints over an earlier one), and
+   the round's effort and estimated seconds are accounted (`effort.py`).
+
+Randomness comes only from `rng`; the ideal robot (no noise, `largest`/`worst` policies, one shape)
+draws none at all, so its scribbles depend on the masks alone.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.morphology import skeletonize
 
-from simulators.interaction import Effort, Interaction
+from simulators.effort import TimeModel, build_interaction
+from simulators.errors import (
+    ErrorAnalysis,
+    analyse_errors,
+    as_masks,
+    check_spacing,
+    in_plane_spacing,
+    largest_component_2d,
+    to_volume,
+)
+from simulators.interaction import ADD, PLANES, REMOVE, Interaction, Stroke
+from simulators.noise import Noise, break_path, overshoot_path, warp
+from simulators.policy import Policy, Target, plan_round
+from simulators.strokes import StrokeStyle, paint, path_length_mm, path_mask, shape_path, truncate
 
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 3D (26-connected) component of `mask`, or an empty mask."""
-    labels, n = ndi.label(mask, structure=np.ones((3,) * mask.ndim, bool))
-    if n == 0:
-        return np.zeros_like(mask, bool)
-    sizes = np.bincount(labels.ravel())[1:]
-    return labels == (1 + int(np.argmax(sizes)))
-
-
-def _stroke_on_slice(region2d: np.ndarray) -> np.ndarray:
-    """A connected centreline stroke inside a 2D region, kept away from its border where possible."""
-    core = ndi.binary_erosion(region2d, iterations=1)
-    if not core.any():
-        core = region2d
-    skel = skeletonize(core)
-    if not skel.any():
-        return np.zeros_like(region2d, bool)
-    labels, n = ndi.label(skel, structure=np.ones((3, 3), bool))
-    sizes = np.bincount(labels.ravel())[1:]
-    return labels == (1 + int(np.argmax(sizes)))
+_STRUCT_2D = np.ones((3, 3), bool)
 
 
-@dataclass
+def slice_crop(blob: np.ndarray, offset: tuple[int, int], slice_shape: tuple[int, int], pad: int):
+    """The blob placed in a crop of its slice: (region crop, crop origin), the crop being the blob's
+    bounding box grown by `pad` pixels and clipped to the slice."""
+    rows, cols = np.nonzero(blob)
+    lo = [max(0, offset[0] + rows.min() - pad), max(0, offset[1] + cols.min() - pad)]
+    hi = [
+        min(slice_shape[0], offset[0] + rows.max() + 1 + pad),
+        min(slice_shape[1], offset[1] + cols.max() + 1 + pad),
+    ]
+    region = np.zeros((hi[0] - lo[0], hi[1] - lo[1]), bool)
+    region[rows + offset[0] - lo[0], cols + offset[1] - lo[1]] = True
+    return region, np.array(lo)
+
+
+@dataclass(frozen=True)
 class ScribbleRobot:
-    """Minimal ideal robot: one stroke per polarity, on the worst axial slice of the largest error component."""
+    """Scribble robot (see the module docstring). Defaults: the ideal robot."""
 
-    min_region_voxels: int = 10
+    policy: Policy = field(default_factory=Policy)
+    strokes: StrokeStyle = field(default_factory=StrokeStyle)
+    noise: Noise = field(default_factory=Noise)
+    time: TimeModel = field(default_factory=TimeModel)
 
     def annotate(
         self,
@@ -47,21 +77,61 @@ class ScribbleRobot:
         rng: np.random.Generator,
         spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> Interaction:
-        reference = reference.astype(bool)
-        prediction = prediction.astype(bool)
-        masks = []
-        strokes = 0
-        for error in (reference & ~prediction, prediction & ~reference):
-            out = np.zeros_like(reference)
-            region = largest_component(error)
-            if region.sum() >= self.min_region_voxels:
-                z = int(np.argmax(region.sum(axis=(1, 2))))
-                stroke = _stroke_on_slice(region[z])
-                out[z] = stroke
-                strokes += int(stroke.any())
-            masks.append(out)
-        add, remove = masks
-        voxels = int(add.sum() + remove.sum())
-        length = voxels * float(np.mean(spacing[1:]))
-        slices = int(np.count_nonzero((add | remove).any(axis=(1, 2))))
-        return Interaction(add, remove, Effort(strokes=strokes, voxels=voxels, length_mm=length, slices=slices))
+        reference, prediction = as_masks(reference, prediction)
+        analysis = analyse_errors(
+            reference, prediction, check_spacing(spacing), self.policy.min_region_voxels
+        )
+        axes = tuple(PLANES[p] for p in self.strokes.planes)
+        records = []
+        for target in plan_round(analysis, self.policy, axes, rng):
+            stroke = self.draw(target, analysis, rng)
+            if stroke is not None:
+                records.append(stroke)
+        return build_interaction(reference.shape, records, self.time)
+
+    def draw(self, target: Target, analysis: ErrorAnalysis, rng: np.random.Generator) -> Stroke | None:
+        """Step 3 of the module docstring for one planned stroke; None when the path is too short."""
+        style, noise, axis = self.strokes, self.noise, target.plane
+        section, offset = target.region.section(axis, target.index)
+        slice_shape = tuple(n for a, n in enumerate(analysis.add.shape) if a != axis)
+        pad = 2 + int(np.ceil(style.radius)) + (noise.overshoot_voxels if noise.overshoot_rate > 0 else 0)
+        region, origin = slice_crop(largest_component_2d(section), offset, slice_shape, pad)
+        spacing2 = in_plane_spacing(analysis.spacing, axis)
+
+        shape = style.shape[0] if len(style.shape) == 1 else style.shape[int(rng.integers(len(style.shape)))]
+        path = truncate(
+            shape_path(region, shape, style.margin_voxels, spacing2), style.max_length_mm, spacing2
+        )
+        if path_length_mm(path, spacing2) < style.min_length_mm:
+            return None
+
+        drawn = path
+        if noise.jitter_voxels > 0:
+            drawn = warp(path, region, rng, noise.jitter_voxels, noise.jitter_smoothness_mm, spacing2)
+        pieces = [drawn]
+        if noise.break_rate > 0 and rng.random() < noise.break_rate:
+            pieces = break_path(drawn, rng, noise.gap_mm, spacing2)
+        over = np.zeros((0, 2), int)
+        if noise.overshoot_rate > 0 and rng.random() < noise.overshoot_rate:
+            end = pieces[0][0] if rng.integers(2) == 0 else pieces[-1][-1]
+            over = overshoot_path(end, region, noise.overshoot_voxels)
+        label = target.region.polarity
+        if noise.wrong_label_rate > 0 and rng.random() < noise.wrong_label_rate:
+            label = REMOVE if label == ADD else ADD
+
+        inside = path_mask(np.concatenate(pieces), region.shape)
+        painted = paint(inside, path_mask(over, region.shape), region, style.radius)
+        length = sum(path_length_mm(p, spacing2) for p in pieces) + path_length_mm(over, spacing2)
+        return Stroke(
+            label=label,
+            target=target.region.polarity,
+            plane=axis,
+            index=target.index,
+            path=to_volume(path + origin, axis, target.index),
+            voxels=to_volume(np.argwhere(painted) + origin, axis, target.index),
+            length_mm=float(length),
+            shape=shape,
+            pieces=int(ndi.label(painted, structure=_STRUCT_2D)[1]),
+            overshoot=bool((painted & ~region).any()),
+            region_voxels=target.region.voxels,
+        )

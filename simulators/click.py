@@ -1,0 +1,157 @@
+"""The click robot: one point (painted as a small disk on its axial slice) per click, two rules.
+
+`ClickRobot.annotate(...)`, step by step:
+
+1. error analysis (`errors.py`); only components of `policy.min_region_voxels` or more count; none ->
+   an empty `Interaction` (stop);
+2. up to `clicks.per_round` clicks, each placed by the rule:
+   - `ritm` (RITM's clicker, in 3D with mm distances): distance of every false-negative and every
+     false-positive voxel to the nearest correct voxel (the volume's edge counts as correct); click the
+     voxel of the largest distance, "add" if the false-negative maximum is larger, else "remove"; the
+     first such voxel in raster order on ties. Before the next click of the same round, the ball of
+     that radius around the click is taken out of the error (it is what the click explains);
+   - `center`: the components of both polarities, largest first; click each at the voxel nearest its
+     centroid among its voxels at least half as deep as its deepest one (so the click is well inside,
+     even for a curved component whose centroid lies outside it);
+3. noise: the click moves by a rounded Gaussian offset in its slice (`noise.jitter_voxels`), and gets
+   the other label at `noise.wrong_label_rate`;
+4. the click is painted as a disk of `clicks.radius_voxels` on its axial slice, kept inside the error
+   piece it landed in (a jittered click that landed outside the error is painted in full, and recorded
+   as an overshoot); effort and seconds as for strokes (`effort.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from simulators.effort import TimeModel, build_interaction
+from simulators.errors import ErrorAnalysis, analyse_errors, as_masks, check_spacing, to_volume
+from simulators.interaction import ADD, POLARITIES, REMOVE, Interaction, Stroke
+from simulators.noise import Noise, jitter_point
+from simulators.policy import Policy
+from simulators.strokes import paint, path_mask
+
+CLICK_RULES = ("ritm", "center")
+_STRUCT_2D = np.ones((3, 3), bool)
+
+
+@dataclass(frozen=True)
+class ClickStyle:
+    rule: str = "ritm"  # ritm | center
+    per_round: int = 1  # clicks per round
+    radius_voxels: int = 1  # a click paints a disk of this radius on its slice (0 = one voxel)
+
+
+def _depth_mm(mask: np.ndarray, spacing) -> np.ndarray:
+    """Distance (mm) of each voxel of a component's `mask` (its bounding box) to the nearest voxel outside
+    it; the box is padded by one voxel, so the volume's edge counts as outside. Per component this equals
+    the distance to the nearest correct voxel: a voxel next to a component is never in another one."""
+    return ndi.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+
+
+def _depth_bound(box: tuple[slice, ...], spacing) -> float:
+    """An upper bound of any depth in a box: no voxel is farther from the outside than half the box."""
+    return min((b.stop - b.start + 1) / 2.0 * s for b, s in zip(box, spacing))
+
+
+def ritm_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray]]:
+    """(polarity, z-y-x voxel) of up to `n` clicks by the RITM rule (step 2 of the module docstring).
+
+    Depths are computed per component, and only for components whose box could beat the best depth so
+    far; ties go to the first component in that order and the first voxel in raster order."""
+    parts = [[r.polarity, r.box, r.mask.copy()] for p in POLARITIES for r in analysis.regions[p]]
+    parts.sort(key=lambda part: -_depth_bound(part[1], analysis.spacing))
+    depths: list[np.ndarray | None] = [None] * len(parts)
+    out: list[tuple[str, np.ndarray]] = []
+    for _ in range(n):
+        best = {p: (0.0, -1) for p in POLARITIES}  # polarity -> (depth, part)
+        for i, (polarity, box, mask) in enumerate(parts):
+            if _depth_bound(box, analysis.spacing) < max(b[0] for b in best.values()):
+                break
+            if depths[i] is None:
+                depths[i] = _depth_mm(mask, analysis.spacing)
+            d = float(depths[i].max()) if depths[i].size else 0.0
+            if d > best[polarity][0]:
+                best[polarity] = (d, i)
+        if best[ADD][1] < 0 and best[REMOVE][1] < 0:
+            break
+        polarity = ADD if best[ADD][0] > best[REMOVE][0] else REMOVE
+        radius, i = best[polarity]
+        _, box, mask = parts[i]
+        local = np.array(np.unravel_index(int(np.argmax(depths[i])), mask.shape))
+        out.append((polarity, local + np.array([s.start for s in box])))
+        grid = np.indices(mask.shape, sparse=True)
+        mask &= sum(((g - v) * s) ** 2 for g, v, s in zip(grid, local, analysis.spacing)) >= radius**2
+        depths[i] = None  # recomputed if a later click of this round needs it
+    return out
+
+
+def center_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray]]:
+    """(polarity, voxel) of up to `n` clicks by the centre rule (step 2 of the module docstring)."""
+    regions = sorted((r for p in POLARITIES for r in analysis.regions[p]), key=lambda r: -r.voxels)
+    out = []
+    for r in regions[:n]:
+        d = _depth_mm(r.mask, r.spacing)
+        cand = np.argwhere(d >= 0.5 * d.max())
+        centroid = np.argwhere(r.mask).mean(0)
+        dist = (((cand - centroid) * np.asarray(r.spacing)) ** 2).sum(1)
+        local = cand[int(np.argmin(dist))]
+        out.append((r.polarity, local + np.array([s.start for s in r.box])))
+    return out
+
+
+@dataclass(frozen=True)
+class ClickRobot:
+    """Click robot (see the module docstring). Defaults: the ideal RITM clicker."""
+
+    clicks: ClickStyle = field(default_factory=ClickStyle)
+    policy: Policy = field(default_factory=Policy)  # only `min_region_voxels` is used
+    noise: Noise = field(default_factory=Noise)  # only `jitter_voxels` and `wrong_label_rate` are used
+    time: TimeModel = field(default_factory=TimeModel)
+
+    def annotate(
+        self,
+        image: np.ndarray,
+        reference: np.ndarray,
+        prediction: np.ndarray,
+        rng: np.random.Generator,
+        spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    ) -> Interaction:
+        reference, prediction = as_masks(reference, prediction)
+        analysis = analyse_errors(
+            reference, prediction, check_spacing(spacing), self.policy.min_region_voxels
+        )
+        rule = ritm_clicks if self.clicks.rule == "ritm" else center_clicks
+        records = [self.place(p, v, analysis, rng) for p, v in rule(analysis, self.clicks.per_round)]
+        return build_interaction(reference.shape, records, self.time)
+
+    def place(self, polarity: str, voxel: np.ndarray, analysis: ErrorAnalysis, rng) -> Stroke:
+        """Steps 3-4 of the module docstring for one click at `voxel` meant as `polarity`."""
+        z = int(voxel[0])
+        error = analysis.error(polarity)[z]
+        point = jitter_point(voxel[1:], rng, self.noise.jitter_voxels, error.shape)
+        label = polarity
+        if self.noise.wrong_label_rate > 0 and rng.random() < self.noise.wrong_label_rate:
+            label = REMOVE if polarity == ADD else ADD
+        dot = path_mask(point[None], error.shape)
+        if error[tuple(point)]:
+            labels, _ = ndi.label(error, structure=_STRUCT_2D)
+            painted = paint(
+                dot, np.zeros_like(dot), labels == labels[tuple(point)], self.clicks.radius_voxels
+            )
+        else:
+            painted = paint(np.zeros_like(dot), dot, error, self.clicks.radius_voxels)
+        return Stroke(
+            label=label,
+            target=polarity,
+            plane=0,
+            index=z,
+            path=voxel[None].astype(np.int64),
+            voxels=to_volume(np.argwhere(painted), 0, z),
+            length_mm=0.0,
+            shape="click",
+            overshoot=bool((painted & ~error).any()),
+        )

@@ -1,0 +1,136 @@
+"""Policies: which error regions get scribbles this round, how many, and on which slices.
+
+`plan_round(analysis, policy, axes, rng)` returns the round's targets, (region, plane, slice) triples:
+
+1. eligible regions: the error components of at least `min_region_voxels` voxels (`errors.py`); when
+   there are none, the plan is empty and the robot returns an empty interaction (the user stops);
+2. polarities: `both` scribbles add and remove regions every round; `larger` only the polarity with the
+   larger eligible error volume (add on a tie);
+3. region order within a polarity: `largest` by volume; `worst_slice` by the largest single cross-section
+   (what a user scrolling through the slices sees first); `random` a random order, weighted by volume;
+4. scribbles per polarity: `fixed` gives `scribbles` strokes, one per region in that order, cycling again
+   when there are fewer regions than strokes; `per_size` gives each region ceil(N / voxels_per_scribble)
+   strokes (N its voxels; DeepIGeoS's rule with 100); both capped at `max_scribbles` per polarity;
+5. slices of a region: the candidates are the slices of every allowed plane that cut it, ranked by
+   cross-section area in mm2 (`worst`) or in a random order weighted by area (`random`); they are taken in
+   that order, first skipping slices nearer than `min_slice_gap` to one already chosen in the same plane
+   (a person spreads strokes out), then, if more are needed, any left. A region cut by fewer slices than
+   strokes gets one stroke per slice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulators.errors import ErrorAnalysis, ErrorRegion
+from simulators.interaction import ADD, POLARITIES, REMOVE
+
+
+@dataclass(frozen=True)
+class Policy:
+    region: str = "largest"  # largest | worst_slice | random
+    polarity: str = "both"  # both | larger
+    count: str = "fixed"  # fixed | per_size
+    scribbles: int = 1  # count=fixed: strokes per polarity per round
+    voxels_per_scribble: int = 100  # count=per_size: one stroke per this many voxels of a region
+    max_scribbles: int = 10  # cap on strokes per polarity per round
+    min_region_voxels: int = 10  # smaller error components are not worth a stroke
+    slice: str = "worst"  # worst | random
+    min_slice_gap: int = 2  # preferred minimum distance between two strokes' slices on one region
+
+
+REGION_ORDERS = ("largest", "worst_slice", "random")
+POLARITY_RULES = ("both", "larger")
+COUNT_RULES = ("fixed", "per_size")
+SLICE_RULES = ("worst", "random")
+
+
+@dataclass(frozen=True, eq=False)
+class Target:
+    """One planned stroke: draw on slice `index` normal to axis `plane`, inside `region`."""
+
+    region: ErrorRegion
+    plane: int
+    index: int
+
+
+def choose_polarities(analysis: ErrorAnalysis, policy: Policy) -> list[str]:
+    present = [p for p in POLARITIES if analysis.regions[p]]
+    if policy.polarity == "both" or len(present) < 2:
+        return present
+    return [ADD if analysis.eligible_volume_mm3(ADD) >= analysis.eligible_volume_mm3(REMOVE) else REMOVE]
+
+
+def _weighted_order(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if len(weights) < 2:
+        return np.arange(len(weights))
+    return rng.choice(len(weights), size=len(weights), replace=False, p=weights / weights.sum())
+
+
+def order_regions(
+    regions: tuple[ErrorRegion, ...], policy: Policy, axes: tuple[int, ...], rng: np.random.Generator
+) -> list[ErrorRegion]:
+    if policy.region == "largest":
+        return list(regions)  # already sorted by size
+    if policy.region == "worst_slice":
+        worst = [max(float(r.areas_mm2(a)[1].max()) for a in axes) for r in regions]
+        return [regions[i] for i in sorted(range(len(regions)), key=lambda i: -worst[i])]
+    weights = np.array([r.volume_mm3 for r in regions], float)
+    return [regions[i] for i in _weighted_order(weights, rng)]
+
+
+def scribble_counts(n_regions: int, sizes: list[int], policy: Policy) -> list[int]:
+    """Strokes per region, regions in plan order."""
+    if n_regions == 0:
+        return []
+    if policy.count == "fixed":
+        k = min(policy.scribbles, policy.max_scribbles)
+        return [k // n_regions + (1 if i < k % n_regions else 0) for i in range(n_regions)]
+    out, left = [], policy.max_scribbles
+    for n in sizes:
+        c = min(math.ceil(n / policy.voxels_per_scribble), left)
+        out.append(c)
+        left -= c
+    return out
+
+
+def choose_slices(
+    region: ErrorRegion, n: int, axes: tuple[int, ...], policy: Policy, rng: np.random.Generator
+) -> list[tuple[int, int]]:
+    """`n` (plane, slice) pairs for strokes on `region` (step 5 of the module docstring)."""
+    if n <= 0:
+        return []
+    cands = [(float(area), a, int(i)) for a in axes for i, area in zip(*region.areas_mm2(a))]
+    if policy.slice == "worst":
+        cands.sort(key=lambda c: (-c[0], c[1], c[2]))
+    else:
+        order = _weighted_order(np.array([c[0] for c in cands]), rng)
+        cands = [cands[i] for i in order]
+    chosen: list[tuple[int, int]] = []
+    for respect_gap in (True, False):
+        for _, a, i in cands:
+            if len(chosen) == n:
+                return chosen
+            if (a, i) in chosen:
+                continue
+            if respect_gap and any(b == a and abs(j - i) < policy.min_slice_gap for b, j in chosen):
+                continue
+            chosen.append((a, i))
+    return chosen
+
+
+def plan_round(
+    analysis: ErrorAnalysis, policy: Policy, axes: tuple[int, ...], rng: np.random.Generator
+) -> list[Target]:
+    """The round's strokes (see the module docstring); empty when no error is worth a stroke."""
+    targets: list[Target] = []
+    for polarity in choose_polarities(analysis, policy):
+        regions = order_regions(analysis.regions[polarity], policy, axes, rng)
+        counts = scribble_counts(len(regions), [r.voxels for r in regions], policy)
+        for region, c in zip(regions, counts):
+            for plane, index in choose_slices(region, c, axes, policy, rng):
+                targets.append(Target(region, plane, index))
+    return targets

@@ -1,0 +1,270 @@
+"""Stroke geometry on one 2D slice: where a person would draw inside an error region, and how it is painted.
+
+A stroke is first a *path*: an (n, 2) integer array of row-column pixels, consecutive pixels 8-adjacent
+(so the path is connected). Every shape is drawn in the region's *core*, the pixels more than
+`margin_voxels` from the region's border (the margin shrinks for thin regions so a path always exists):
+
+- `skeleton` (DAVIS-interactive style): skeletonize the core, keep its largest piece, and take the
+  longest geodesic path through it (two Dijkstra sweeps over the 8-connected pixel graph, mm weights).
+- `centreline`: the two geodesically farthest pixels of the core (two sweeps), joined by the cheapest
+  path under a cost of 1/depth^2 (depth = distance to the border), so the path runs down the middle and,
+  unlike a skeleton, never follows a side branch.
+- `contour`: the closed loop along the inside of the core's border (marching squares on the core, each
+  vertex mapped to the core pixel beside it), as a person tracing the outline from the inside.
+- `line`: a straight line through the deepest pixel along the core's principal axis (in mm), as long as
+  it stays inside the core.
+
+Then `truncate` keeps the central `max_length_mm` of the path, and `paint` turns paths into pixels of a
+given thickness: thickened inside the region only (a geodesic dilation, so a thick stroke stays connected
+and inside), while deliberate overshoot pixels (noise) are thickened without that limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+from skimage.measure import find_contours
+from skimage.morphology import skeletonize
+
+from simulators.errors import largest_component_2d
+
+SHAPES = ("skeleton", "centreline", "contour", "line")
+_STRUCT_2D = np.ones((3, 3), bool)
+
+
+@dataclass(frozen=True)
+class StrokeStyle:
+    """How strokes look: shape(s), brush thickness, distance from the border, length limits, planes."""
+
+    shape: tuple[str, ...] = ("skeleton",)  # one is drawn per stroke; several = chosen at random per stroke
+    thickness: int = 1  # brush width in voxels (odd): 1 = a one-voxel line
+    margin_voxels: int = 1  # voxels kept between the centre line and the region's border (where possible)
+    min_length_mm: float = 0.0  # shorter strokes are not drawn (the region is too small on that slice)
+    max_length_mm: float | None = None  # longer paths keep their central part; None = no limit
+    planes: tuple[str, ...] = ("axial",)  # axial | coronal | sagittal: the slices the user draws on
+
+    @property
+    def radius(self) -> float:
+        return (self.thickness - 1) / 2.0
+
+
+# ---------------------------------------------------------------------------------------------- paths
+
+
+def step_lengths(path: np.ndarray, spacing2: tuple[float, float]) -> np.ndarray:
+    """Length in mm of each step of a path (n - 1 values)."""
+    if len(path) < 2:
+        return np.zeros(0)
+    d = np.diff(path.astype(float), axis=0) * np.asarray(spacing2, float)
+    return np.sqrt((d**2).sum(1))
+
+
+def path_length_mm(path: np.ndarray, spacing2: tuple[float, float]) -> float:
+    return float(step_lengths(path, spacing2).sum())
+
+
+def dedupe(path: np.ndarray) -> np.ndarray:
+    """Drop consecutive repeats of a pixel."""
+    if len(path) < 2:
+        return path
+    keep = np.ones(len(path), bool)
+    keep[1:] = np.any(path[1:] != path[:-1], axis=1)
+    return path[keep]
+
+
+def connect(points: np.ndarray) -> np.ndarray:
+    """An 8-connected integer path through the rounded `points`, joining consecutive ones by digital lines."""
+    pts = np.rint(np.asarray(points, float)).astype(int)
+    if len(pts) < 2:
+        return pts
+    pieces = [pts[:1]]
+    for a, b in zip(pts[:-1], pts[1:]):
+        n = int(np.abs(b - a).max())
+        if n == 0:
+            continue
+        t = np.arange(1, n + 1)[:, None] / n
+        pieces.append(np.rint(a + (b - a) * t).astype(int))
+    return dedupe(np.concatenate(pieces))
+
+
+def truncate(path: np.ndarray, max_length_mm: float | None, spacing2: tuple[float, float]) -> np.ndarray:
+    """The central part of `path` no longer than `max_length_mm` (the whole path when None or shorter)."""
+    if max_length_mm is None or len(path) < 2:
+        return path
+    arc = np.concatenate([[0.0], np.cumsum(step_lengths(path, spacing2))])
+    if arc[-1] <= max_length_mm:
+        return path
+    mid = arc[-1] / 2.0
+    keep = np.abs(arc - mid) <= max_length_mm / 2.0
+    if not keep.any():
+        keep[int(np.argmin(np.abs(arc - mid)))] = True
+    return path[keep]
+
+
+# ---------------------------------------------------------------------------------------------- graph
+
+
+_HALF_NEIGHBOURS = ((0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _pixel_graph(mask: np.ndarray, spacing2, node_cost: np.ndarray | None = None):
+    """(coords (n, 2), sparse symmetric graph) of the 8-connected pixels of `mask`; edge weight = step mm,
+    times the mean node cost of its two ends when `node_cost` (an image) is given."""
+    coords = np.argwhere(mask)
+    index = np.full((mask.shape[0] + 2, mask.shape[1] + 2), -1, np.int64)
+    index[1:-1, 1:-1][mask] = np.arange(len(coords))
+    src, dst, w = [], [], []
+    for dr, dc in _HALF_NEIGHBOURS:
+        a = index[1:-1, 1:-1]
+        b = index[1 + dr : index.shape[0] - 1 + dr, 1 + dc : index.shape[1] - 1 + dc]
+        ok = (a >= 0) & (b >= 0)
+        src.append(a[ok])
+        dst.append(b[ok])
+        w.append(np.full(int(ok.sum()), np.hypot(dr * spacing2[0], dc * spacing2[1])))
+    src, dst, w = np.concatenate(src), np.concatenate(dst), np.concatenate(w)
+    if node_cost is not None:
+        c = node_cost[mask]
+        w = w * 0.5 * (c[src] + c[dst])
+    n = len(coords)
+    graph = csr_matrix(
+        (np.concatenate([w, w]), (np.concatenate([src, dst]), np.concatenate([dst, src]))), (n, n)
+    )
+    return coords, graph
+
+
+def _farthest(graph, start: int) -> tuple[int, np.ndarray]:
+    dist, pred = dijkstra(graph, directed=False, indices=start, return_predecessors=True)
+    dist = np.where(np.isfinite(dist), dist, -1.0)
+    return int(np.argmax(dist)), pred
+
+
+def _walk_back(pred: np.ndarray, end: int) -> list[int]:
+    out = [end]
+    while pred[out[-1]] >= 0:
+        out.append(int(pred[out[-1]]))
+    return out[::-1]
+
+
+def _diameter_ends(graph) -> tuple[int, int, np.ndarray]:
+    """Double sweep: the farthest node `a` from node 0, then the farthest `b` from `a` (predecessors from a)."""
+    a, _ = _farthest(graph, 0)
+    b, pred = _farthest(graph, a)
+    return a, b, pred
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+
+def depth(mask: np.ndarray) -> np.ndarray:
+    """Distance in voxels from each pixel of `mask` to the nearest pixel outside it (the crop edge counts as
+    outside). Border pixels have depth 1."""
+    return ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+
+
+def core(blob: np.ndarray, margin_voxels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(core, depth): the largest piece of the pixels deeper than the margin; the margin shrinks to
+    `max depth - 1` for thin regions, so the core holds at least the deepest pixel."""
+    d = depth(blob)
+    m = min(float(margin_voxels), float(d.max()) - 1.0)
+    return largest_component_2d(d > m), d
+
+
+def _skeleton_path(core_mask, d, spacing2) -> np.ndarray:
+    skel = largest_component_2d(skeletonize(core_mask))
+    coords, graph = _pixel_graph(skel, spacing2)
+    if len(coords) == 1:
+        return coords
+    _, b, pred = _diameter_ends(graph)
+    return coords[_walk_back(pred, b)]
+
+
+def _centreline_path(core_mask, d, spacing2) -> np.ndarray:
+    coords, graph = _pixel_graph(core_mask, spacing2)
+    if len(coords) == 1:
+        return coords
+    a, b, _ = _diameter_ends(graph)
+    _, cost_graph = _pixel_graph(core_mask, spacing2, node_cost=1.0 / np.maximum(d, 1.0) ** 2)
+    _, pred = _farthest(cost_graph, a)
+    return coords[_walk_back(pred, b)]
+
+
+def _contour_path(core_mask, d, spacing2) -> np.ndarray:
+    padded = np.pad(core_mask, 1)
+    loops = find_contours(padded.astype(float), 0.5)
+    if not loops:
+        return np.argwhere(core_mask)[:1]
+    v = max(loops, key=len)
+    lo, hi = np.floor(v).astype(int), np.ceil(v).astype(int)
+    lo_inside = padded[lo[:, 0], lo[:, 1]]
+    pix = np.where(lo_inside[:, None], lo, hi) - 1
+    return dedupe(pix)
+
+
+def _line_path(core_mask, d, spacing2) -> np.ndarray:
+    coords = np.argwhere(core_mask)
+    centre = np.unravel_index(int(np.argmax(np.where(core_mask, d, -1))), core_mask.shape)
+    if len(coords) < 2:
+        return coords
+    mm = coords * np.asarray(spacing2, float)
+    _, vecs = np.linalg.eigh(np.cov(mm.T))
+    u = vecs[:, -1] / np.asarray(spacing2, float)  # principal direction, in pixels
+    u = u / np.abs(u).max()  # each step moves at most one pixel per axis: rounded points stay 8-adjacent
+
+    def ray(sign: int) -> list[np.ndarray]:
+        out, t = [], 1
+        while True:
+            p = np.rint(np.asarray(centre) + sign * t * u).astype(int)
+            if (
+                not (0 <= p[0] < core_mask.shape[0] and 0 <= p[1] < core_mask.shape[1])
+                or not core_mask[tuple(p)]
+            ):
+                return out
+            out.append(p)
+            t += 1
+
+    pts = ray(-1)[::-1] + [np.asarray(centre)] + ray(+1)
+    return dedupe(np.array(pts, int))
+
+
+_SHAPE_FUNCS = {
+    "skeleton": _skeleton_path,
+    "centreline": _centreline_path,
+    "contour": _contour_path,
+    "line": _line_path,
+}
+
+
+def shape_path(blob: np.ndarray, shape: str, margin_voxels: int, spacing2: tuple[float, float]) -> np.ndarray:
+    """The path (n, 2) of one stroke of `shape` inside the 2D region `blob` (see the module docstring)."""
+    core_mask, d = core(blob, margin_voxels)
+    return _SHAPE_FUNCS[shape](core_mask, d, spacing2)
+
+
+# ---------------------------------------------------------------------------------------------- paint
+
+
+def _disk_around(mask: np.ndarray, radius: float) -> np.ndarray:
+    if radius <= 0 or not mask.any():
+        return mask
+    return ndi.distance_transform_edt(~mask) <= radius
+
+
+def paint(inside: np.ndarray, outside: np.ndarray, region: np.ndarray, radius: float) -> np.ndarray:
+    """Pixels painted by a brush of `radius` along the `inside` pixels (kept within `region` and connected
+    to them: a geodesic dilation) and along the `outside` (overshoot) pixels (not limited)."""
+    inside = inside & region
+    if radius > 0 and inside.any():
+        reach = _disk_around(inside, radius) & region
+        inside = ndi.binary_propagation(inside, structure=_STRUCT_2D, mask=reach)
+    return inside | _disk_around(outside, radius)
+
+
+def path_mask(path: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    if len(path):
+        out[path[:, 0], path[:, 1]] = True
+    return out
