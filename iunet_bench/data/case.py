@@ -113,7 +113,8 @@ class Geometry:
         return np.ascontiguousarray(np.transpose(out, np.argsort(self.axes)))
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON types only (lists, not tuples), so a cached volume's meta equals a fresh one's."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Geometry:

@@ -1,0 +1,189 @@
+"""Canonical orientation and the preprocessing steps, on small synthetic arrays (fast, no files)."""
+
+import itertools
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage as ndi
+
+from iunet_bench.data.case import Case, Geometry, parse_orientation
+from iunet_bench.data.preprocess import (
+    PreprocessConfig,
+    crop_box,
+    grow_box,
+    intensity_range,
+    preprocess,
+    resample,
+    smooth_region,
+    to_case_grid,
+    window_to_unit,
+)
+
+
+def _direction(perm, signs):
+    d = np.zeros((3, 3))
+    for axis, (p, s) in enumerate(zip(perm, signs)):
+        d[p, axis] = s
+    return d
+
+
+AXIS_ALIGNED = [
+    _direction(p, s) for p in itertools.permutations(range(3)) for s in itertools.product((1, -1), repeat=3)
+]
+
+
+@pytest.mark.parametrize("direction", AXIS_ALIGNED, ids=lambda d: "".join(f"{v:+.0f}" for v in d.ravel()))
+def test_canonical_orientation_matches_simpleitk_dicomorient(direction):
+    array = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    img = sitk.GetImageFromArray(array)
+    img.SetDirection(direction.ravel().tolist())
+    img.SetSpacing((1.0, 2.0, 3.0))
+    for code in ("LPS", "RAS"):
+        expected = sitk.DICOMOrient(img, code)
+        g = Geometry.from_image(img.GetSize(), img.GetSpacing(), img.GetOrigin(), img.GetDirection(), code)
+        canonical = g.to_canonical(array)
+        np.testing.assert_array_equal(canonical, sitk.GetArrayFromImage(expected))
+        assert g.canonical_spacing == pytest.approx(expected.GetSpacing()[::-1])
+        np.testing.assert_array_equal(g.from_canonical(canonical), array)
+
+
+def test_oblique_direction_maps_to_the_nearest_axes():
+    angle = np.deg2rad(20)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    direction = rot @ _direction((1, 0, 2), (1, -1, 1))  # x index axis mostly along +y, y mostly along -x
+    g = Geometry.from_image((5, 4, 3), (1, 1, 1), (0, 0, 0), direction.ravel(), "LPS")
+    img = sitk.GetImageFromArray(np.zeros((3, 4, 5), np.float32))
+    img.SetDirection(direction.ravel().tolist())
+    assert g.canonical_shape == sitk.DICOMOrient(img, "LPS").GetSize()[::-1]
+
+
+def test_orientation_code_is_validated():
+    assert parse_orientation("lps") == ((0, 1), (1, 1), (2, 1))
+    for bad in ("LPX", "LLS", "LP", "RASR"):
+        with pytest.raises(ValueError, match="orientation code"):
+            parse_orientation(bad)
+
+
+@settings(database=None)  # no example database in the working tree
+@given(
+    st.lists(st.floats(-3000, 3000), min_size=1, max_size=50),
+    st.floats(-1000, 500),
+    st.floats(1, 2000),
+)
+def test_window_maps_lo_hi_to_unit_range_and_clips(values, lo, width):
+    hi = lo + width
+    out = window_to_unit(np.array(values), lo, hi)
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    assert window_to_unit(np.array([lo, hi]), lo, hi) == pytest.approx([-1.0, 1.0], abs=1e-3)  # float32
+    assert np.all(np.diff(out[np.argsort(values)]) >= -1e-6)  # monotone
+
+
+def test_paper_window_on_hu_values():
+    out = window_to_unit(np.array([-1000.0, -160.0, 40.0, 240.0, 1000.0]), -160, 240)
+    np.testing.assert_allclose(out, [-1, -1, 0, 1, 1], atol=1e-6)
+
+
+def test_percentile_and_zscore_make_an_mr_like_image_independent_of_its_scale():
+    rng = np.random.default_rng(0)
+    mr = rng.gamma(4.0, 150.0, (20, 30, 30)).astype(np.float32)  # arbitrary units, no HU meaning
+    for mode in ("percentile", "zscore"):
+        cfg = PreprocessConfig(intensity=mode)
+        lo, hi = intensity_range(mr, cfg)
+        lo10, hi10 = intensity_range(mr * 10 + 7, cfg)
+        assert (lo10, hi10) == pytest.approx((lo * 10 + 7, hi * 10 + 7), rel=1e-4)
+        unit = window_to_unit(mr, lo, hi)
+        assert -1 <= unit.min() < -0.5 and 0.5 < unit.max() <= 1
+    p_lo, p_hi = intensity_range(mr, PreprocessConfig(intensity="percentile", percentiles=(1.0, 99.0)))
+    assert np.mean(mr < p_lo) == pytest.approx(0.01, abs=0.002)
+    assert np.mean(mr > p_hi) == pytest.approx(0.01, abs=0.002)
+
+
+def test_crop_box_adds_five_percent_of_the_image_extent_and_clips():
+    label = np.zeros((20, 100, 200), np.uint8)
+    label[5:10, 40:60, 1:50] = 1
+    # margins: round(0.05 * 20) = 1, round(0.05 * 100) = 5, round(0.05 * 200) = 10 (clipped at 0 in x)
+    assert crop_box(label, 0.05) == (4, 35, 0, 11, 65, 60)
+    with pytest.raises(ValueError, match="empty"):
+        crop_box(np.zeros((4, 4, 4)), 0.05)
+    with pytest.raises(ValueError, match="outside"):
+        grow_box((0, 0, 50, 2, 2, 60), (4, 4, 20), 0.0)
+
+
+@settings(max_examples=25, deadline=None, database=None)
+@given(st.data())
+def test_smoothing_the_box_equals_smoothing_the_whole_image(data):
+    shape = (9, 14, 17)
+    image = np.random.default_rng(data.draw(st.integers(0, 99))).normal(size=shape).astype(np.float32)
+    lo = [data.draw(st.integers(0, n - 1)) for n in shape]
+    hi = [data.draw(st.integers(a + 1, n)) for a, n in zip(lo, shape)]
+    sigma = data.draw(st.sampled_from([0.0, 0.5, 0.75, 1.3]))
+    box = (*lo, *hi)
+    full = ndi.gaussian_filter(image, sigma) if sigma else image
+    np.testing.assert_allclose(
+        smooth_region(image, box, sigma), full[tuple(slice(a, b) for a, b in zip(lo, hi))], atol=1e-5
+    )
+
+
+def test_resample_aligns_voxel_corners_and_keeps_constants():
+    a = np.full((7, 13, 5), 3.0, np.float32)
+    assert np.allclose(resample(a, (4, 20, 9), order=1), 3.0)
+    ramp = np.arange(10, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
+    up = resample(ramp, (20, 2, 2), order=1)
+    assert up[:, 0, 0].mean() == pytest.approx(ramp[:, 0, 0].mean(), abs=0.05)  # no shift of the content
+
+
+def _blob_case(shape=(30, 80, 90), spacing=(2.5, 0.8, 0.8)):
+    zz, yy, xx = np.indices(shape)
+    label = ((zz - 14) / 8.0) ** 2 + ((yy - 40) / 20.0) ** 2 + ((xx - 50) / 12.0) ** 2 < 1
+    rng = np.random.default_rng(1)
+    image = np.where(label, 50.0, -100.0) + rng.normal(0, 10, shape)
+    return Case(
+        "blob", image.astype(np.float32), label.astype(np.uint8), spacing, Geometry.identity(shape, spacing)
+    )
+
+
+def test_preprocess_produces_the_model_grid_and_its_spacing():
+    case = _blob_case()
+    cfg = PreprocessConfig(grid=(16, 48, 48))
+    v = preprocess(case, cfg)
+    assert v.image.shape == v.label.shape == (16, 48, 48)
+    assert v.image.dtype == np.float32 and v.label.dtype == np.uint8
+    assert v.image.min() >= -1.0 and v.image.max() <= 1.0
+    assert v.crop == crop_box(case.label, 0.05)
+    extent = np.array(v.crop[3:]) - np.array(v.crop[:3])
+    np.testing.assert_allclose(v.spacing, np.array(case.spacing) * extent / np.array(cfg.grid))
+    # the HU window [-160, 240]: organ 50 HU -> 0.05, fat -100 HU -> -0.7 (edges blur both a little)
+    assert v.image[v.label > 0].mean() == pytest.approx(0.05, abs=0.1)
+    assert v.image[v.label == 0].mean() == pytest.approx(-0.7, abs=0.1)
+    assert tuple(v.meta["geometry"]["size"]) == (90, 80, 30)  # x-y-z of the original grid
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "nearest"])
+def test_to_case_grid_inverts_crop_and_resampling(interpolation):
+    case = _blob_case()
+    v = preprocess(case, PreprocessConfig(grid=(16, 48, 48), label_interpolation=interpolation))
+    back = to_case_grid(v, v.label)
+    assert back.shape == case.label.shape
+    assert not back[: v.crop[0]].any() and not back[v.crop[3] :].any()  # nothing outside the crop box
+    dice = 2 * np.sum(back & case.label) / (back.sum() + case.label.sum())
+    assert dice > 0.95
+    probabilities = to_case_grid(v, v.label * 0.8 + 0.1)  # soft masks threshold at 0.5
+    np.testing.assert_array_equal(probabilities, back)
+    with pytest.raises(ValueError, match="model grid"):
+        to_case_grid(v, np.zeros((3, 3, 3)))
+
+
+def test_robot_box_crop_uses_the_box_robot_with_a_seeded_generator():
+    pytest.importorskip("simulators.box", reason="simulators.box.jittered_box is not there yet")
+    case = _blob_case()
+    cfg = PreprocessConfig(grid=(8, 24, 24), crop="robot_box", box_jitter=0.2, seed=3)
+    a, b = preprocess(case, cfg), preprocess(case, cfg)
+    assert a.crop == b.crop and a.meta["box"] == "robot_box"
+    others = {
+        preprocess(case, PreprocessConfig(grid=(8, 24, 24), crop="robot_box", box_jitter=0.2, seed=s)).crop
+        for s in range(6)
+    }
+    assert len(others) > 1  # the jitter moves the box
