@@ -57,18 +57,18 @@ def _depth_bound(box: tuple[slice, ...], spacing) -> float:
     return min((b.stop - b.start + 1) / 2.0 * s for b, s in zip(box, spacing))
 
 
-def ritm_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray]]:
-    """(polarity, z-y-x voxel) of up to `n` clicks by the RITM rule (step 2 of the module docstring).
+def ritm_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray, int]]:
+    """(polarity, z-y-x voxel, component voxels) of up to `n` clicks by the RITM rule (step 2 of the module docstring).
 
     Depths are computed per component, and only for components whose box could beat the best depth so
     far; ties go to the first component in that order and the first voxel in raster order."""
-    parts = [[r.polarity, r.box, r.mask.copy()] for p in POLARITIES for r in analysis.regions[p]]
+    parts = [[r.polarity, r.box, r.mask.copy(), r.voxels] for p in POLARITIES for r in analysis.regions[p]]
     parts.sort(key=lambda part: -_depth_bound(part[1], analysis.spacing))
     depths: list[np.ndarray | None] = [None] * len(parts)
-    out: list[tuple[str, np.ndarray]] = []
+    out: list[tuple[str, np.ndarray, int]] = []
     for _ in range(n):
         best = {p: (0.0, -1) for p in POLARITIES}  # polarity -> (depth, part)
-        for i, (polarity, box, mask) in enumerate(parts):
+        for i, (polarity, box, mask, _) in enumerate(parts):
             if _depth_bound(box, analysis.spacing) < max(b[0] for b in best.values()):
                 break
             if depths[i] is None:
@@ -80,17 +80,17 @@ def ritm_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray]]
             break
         polarity = ADD if best[ADD][0] > best[REMOVE][0] else REMOVE
         radius, i = best[polarity]
-        _, box, mask = parts[i]
+        _, box, mask, size = parts[i]
         local = np.array(np.unravel_index(int(np.argmax(depths[i])), mask.shape))
-        out.append((polarity, local + np.array([s.start for s in box])))
+        out.append((polarity, local + np.array([s.start for s in box]), size))
         grid = np.indices(mask.shape, sparse=True)
         mask &= sum(((g - v) * s) ** 2 for g, v, s in zip(grid, local, analysis.spacing)) >= radius**2
         depths[i] = None  # recomputed if a later click of this round needs it
     return out
 
 
-def center_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray]]:
-    """(polarity, voxel) of up to `n` clicks by the centre rule (step 2 of the module docstring)."""
+def center_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray, int]]:
+    """(polarity, voxel, component voxels) of up to `n` clicks by the centre rule (step 2 of the module docstring)."""
     regions = sorted((r for p in POLARITIES for r in analysis.regions[p]), key=lambda r: -r.voxels)
     out = []
     for r in regions[:n]:
@@ -99,7 +99,7 @@ def center_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray
         centroid = np.argwhere(r.mask).mean(0)
         dist = (((cand - centroid) * np.asarray(r.spacing)) ** 2).sum(1)
         local = cand[int(np.argmin(dist))]
-        out.append((r.polarity, local + np.array([s.start for s in r.box])))
+        out.append((r.polarity, local + np.array([s.start for s in r.box]), r.voxels))
     return out
 
 
@@ -125,10 +125,10 @@ class ClickRobot:
             reference, prediction, check_spacing(spacing), self.policy.min_region_voxels
         )
         rule = ritm_clicks if self.clicks.rule == "ritm" else center_clicks
-        records = [self.place(p, v, analysis, rng) for p, v in rule(analysis, self.clicks.per_round)]
+        records = [self.place(p, v, n, analysis, rng) for p, v, n in rule(analysis, self.clicks.per_round)]
         return build_interaction(reference.shape, records, self.time)
 
-    def place(self, polarity: str, voxel: np.ndarray, analysis: ErrorAnalysis, rng) -> Stroke:
+    def place(self, polarity: str, voxel: np.ndarray, size: int, analysis: ErrorAnalysis, rng) -> Stroke:
         """Steps 3-4 of the module docstring for one click at `voxel` meant as `polarity`."""
         z = int(voxel[0])
         error = analysis.error(polarity)[z]
@@ -154,4 +154,5 @@ class ClickRobot:
             length_mm=0.0,
             shape="click",
             overshoot=bool((painted & ~error).any()),
+            region_voxels=size,
         )

@@ -92,17 +92,19 @@ def connect(points: np.ndarray) -> np.ndarray:
 
 
 def truncate(path: np.ndarray, max_length_mm: float | None, spacing2: tuple[float, float]) -> np.ndarray:
-    """The central part of `path` no longer than `max_length_mm` (the whole path when None or shorter)."""
+    """The longest run of `path` no longer than `max_length_mm`, the most central one on ties (the whole path
+    when None or shorter)."""
     if max_length_mm is None or len(path) < 2:
         return path
     arc = np.concatenate([[0.0], np.cumsum(step_lengths(path, spacing2))])
     if arc[-1] <= max_length_mm:
         return path
-    mid = arc[-1] / 2.0
-    keep = np.abs(arc - mid) <= max_length_mm / 2.0
-    if not keep.any():
-        keep[int(np.argmin(np.abs(arc - mid)))] = True
-    return path[keep]
+    end = np.searchsorted(arc, arc + max_length_mm + 1e-9, side="right") - 1
+    length = arc[end] - arc
+    off_centre = np.abs((arc + arc[end]) / 2.0 - arc[-1] / 2.0)
+    best = np.flatnonzero(length >= length.max() - 1e-9)
+    start = int(best[np.argmin(off_centre[best])])
+    return path[start : int(end[start]) + 1]
 
 
 # ---------------------------------------------------------------------------------------------- graph

@@ -1,0 +1,620 @@
+"""Robot annotators (`simulators/`): invariants on phantoms and on real labels, noise rates, effort, pictures."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import ndimage as ndi
+
+from iunet_bench.data.phantom import PhantomConfig, make_phantoms
+from iunet_bench.data.preprocess import PreprocessConfig, preprocess
+from simulators import Interaction, make_annotator
+from simulators.box import bounding_box, jittered_box
+from simulators.errors import analyse_errors
+from simulators.interaction import ADD, REMOVE
+from simulators.render import pick_slice, save_round_png
+from simulators.strokes import SHAPES, core, shape_path, truncate
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data"
+PRESETS = ROOT / "conf" / "simulator"
+FULL = np.ones((3, 3, 3), bool)
+HYPO = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def preset(name: str) -> dict:
+    return yaml.safe_load((PRESETS / f"{name}.yaml").read_text())
+
+
+def with_changes(name: str, **sections) -> dict:
+    cfg = preset(name)
+    for section, values in sections.items():
+        cfg[section] = {**cfg[section], **values}
+    return cfg
+
+
+@cache
+def phantom_volumes():
+    cases = make_phantoms(PhantomConfig(n_cases=2, shape=(24, 64, 64)), seed=5)
+    return tuple(preprocess(c, PreprocessConfig(grid=(16, 48, 48))) for c in cases)
+
+
+def perturb(
+    reference: np.ndarray, erode: int, dilate: int, shift, blob_seed: int | None = None
+) -> np.ndarray:
+    """A realistic wrong prediction: erosion or dilation, a shift, and optionally a false and a missed blob."""
+    pred = reference.astype(bool)
+    if erode:
+        pred = ndi.binary_erosion(pred, iterations=erode)
+    if dilate:
+        pred = ndi.binary_dilation(pred, iterations=dilate)
+    pred = np.roll(pred, shift, axis=(0, 1, 2))
+    if blob_seed is not None:
+        rng = np.random.default_rng(blob_seed)
+        for value in (True, False):
+            lo = rng.integers(0, np.maximum(np.array(pred.shape) - 6, 1))
+            pred[tuple(slice(a, a + s) for a, s in zip(lo, rng.integers(2, 6, size=3)))] = value
+    return pred
+
+
+predictions = st.tuples(
+    st.integers(0, 1),  # which phantom
+    st.integers(0, 2),  # erosion
+    st.integers(0, 2),  # dilation
+    st.tuples(st.integers(-2, 2), st.integers(-3, 3), st.integers(-3, 3)),
+    st.none() | st.integers(0, 10_000),
+)
+
+
+def make_case(params):
+    index, erode, dilate, shift, blob = params
+    vol = phantom_volumes()[index]
+    ref = vol.label.astype(bool)
+    return vol, ref, perturb(ref, erode, dilate, shift, blob)
+
+
+def connected_2d(stroke) -> bool:
+    """The stroke's voxels lie on its slice and form one 8-connected piece there."""
+    if not np.all(stroke.voxels[:, stroke.plane] == stroke.index):
+        return False
+    pix = np.delete(stroke.voxels, stroke.plane, axis=1)
+    mask = np.zeros(tuple(pix.max(0) + 1), bool)
+    mask[pix[:, 0], pix[:, 1]] = True
+    return ndi.label(mask, structure=np.ones((3, 3), bool))[1] == 1
+
+
+def check_ideal(it: Interaction, ref: np.ndarray, pred: np.ndarray) -> None:
+    fn, fp = ref & ~pred, pred & ~ref
+    assert not np.any(it.add & ~fn), "an add voxel outside reference AND NOT prediction"
+    assert not np.any(it.remove & ~fp), "a remove voxel outside prediction AND NOT reference"
+    for s in it.strokes:
+        error = fn if s.target == ADD else fp
+        assert s.label == s.target and not s.overshoot and s.pieces == 1
+        assert error[tuple(s.voxels.T)].all() and error[tuple(s.path.T)].all()
+        assert connected_2d(s), f"{s.shape} stroke not connected on its slice"
+    e = it.effort
+    assert e.voxels == it.add.sum() + it.remove.sum() == e.add_voxels + e.remove_voxels
+    assert e.strokes + e.clicks == len(it.strokes)
+    assert e.slices == len({(s.plane, s.index) for s in it.strokes})
+
+
+def test_ideal_preset_scribbles_the_largest_error_of_each_polarity_on_its_worst_slice():
+    vol, ref, pred = make_case((0, 1, 0, (0, 2, 2), 7))
+    it = make_annotator(preset("scribble_ideal")).annotate(vol.image, ref, pred, np.random.default_rng(0))
+    check_ideal(it, ref, pred)
+    analysis = analyse_errors(ref, pred, min_voxels=10)
+    assert {s.target for s in it.strokes} == {p for p in (ADD, REMOVE) if analysis.regions[p]}
+    for s in it.strokes:
+        labels, _ = ndi.label(analysis.error(s.target), structure=FULL)
+        component = labels == labels[tuple(s.path[0])]
+        sizes = np.bincount(labels.ravel())[1:]
+        assert component.sum() == sizes.max() == s.region_voxels
+        areas = component.sum(axis=(1, 2))
+        assert areas[s.index] == areas.max()
+
+
+@HYPO
+@given(
+    predictions,
+    st.sampled_from(SHAPES),
+    st.sampled_from([["axial"], ["coronal"], ["sagittal"], ["axial", "coronal", "sagittal"]]),
+    st.sampled_from([1, 3]),
+    st.sampled_from(["largest", "worst_slice", "random"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_ideal_robot_scribbles_only_where_the_prediction_is_wrong(
+    params, shape, planes, thickness, region, seed
+):
+    vol, ref, pred = make_case(params)
+    cfg = with_changes(
+        "scribble_ideal",
+        strokes={"shape": [shape], "planes": planes, "thickness": thickness, "max_length_mm": 40.0},
+        policy={"region": region, "scribbles": 3, "slice": "random"},
+    )
+    it = make_annotator(cfg).annotate(vol.image, ref, pred, np.random.default_rng(seed), spacing=vol.spacing)
+    check_ideal(it, ref, pred)
+    assert all(s.plane in [{"axial": 0, "coronal": 1, "sagittal": 2}[p] for p in planes] for s in it.strokes)
+    assert it.is_empty == analyse_errors(ref, pred, min_voxels=10).is_clean
+
+
+@pytest.mark.parametrize(
+    "name", ["scribble_ideal", "scribble_careful", "scribble_sloppy", "click_ritm", "click_center"]
+)
+def test_no_interaction_when_prediction_equals_reference(name):
+    vol = phantom_volumes()[0]
+    it = make_annotator(preset(name)).annotate(
+        vol.image, vol.label, vol.label.copy(), np.random.default_rng(1)
+    )
+    assert it.is_empty and not it.strokes
+    assert it.effort.seconds == 0 and it.effort.voxels == 0
+
+
+def test_errors_below_the_minimum_region_size_are_not_worth_a_scribble():
+    ref = np.zeros((8, 20, 20), bool)
+    ref[2:6, 5:15, 5:15] = True
+    pred = ref.copy()
+    pred[3, 8:11, 8:11] = False  # 9 missed voxels
+    robot = make_annotator(with_changes("scribble_ideal", policy={"min_region_voxels": 10}))
+    assert robot.annotate(None, ref, pred, np.random.default_rng(0)).is_empty
+    pred[4, 8:11, 8:11] = False  # 18, in one component
+    it = robot.annotate(None, ref, pred, np.random.default_rng(0))
+    assert not it.is_empty and it.remove.sum() == 0 and it.add.any()
+
+
+@HYPO
+@given(
+    predictions, st.integers(0, 10_000), st.sampled_from(["scribble_ideal", "scribble_sloppy", "click_ritm"])
+)
+def test_more_error_never_gives_fewer_interactions_under_a_fixed_count(params, extra_seed, name):
+    """Growing the error (any superset) never lowers the number of strokes/clicks of a fixed-count robot."""
+    vol, ref, pred = make_case(params)
+    rng = np.random.default_rng(extra_seed)
+    extra = np.zeros_like(ref)
+    lo = rng.integers(0, np.array(ref.shape) - 4)
+    extra[tuple(slice(a, a + s) for a, s in zip(lo, rng.integers(1, 5, size=3)))] = True
+    pred2 = np.where(extra, ~ref, pred)  # errors of pred2 = errors of pred plus `extra`
+    cfg = preset(name)
+    if cfg["kind"] == "scribble":
+        cfg["policy"] = {**cfg["policy"], "count": "fixed", "scribbles": 2}
+    robot = make_annotator(cfg)
+
+    def interactions(p):
+        e = robot.annotate(vol.image, ref, p, np.random.default_rng(extra_seed), spacing=vol.spacing).effort
+        return e.strokes + e.clicks
+
+    assert interactions(pred2) >= interactions(pred)
+
+
+@HYPO
+@given(predictions, st.integers(0, 10_000))
+def test_more_separate_error_never_gives_fewer_strokes_under_ceil_n_over_100(params, extra_seed):
+    """count=per_size: adding error components that touch no existing one never lowers the stroke count."""
+    vol, ref, pred = make_case(params)
+    rng = np.random.default_rng(extra_seed)
+    fn, fp = ref & ~pred, pred & ~ref
+    box = np.zeros_like(ref)
+    lo = rng.integers(0, np.array(ref.shape) - 6)
+    box[tuple(slice(a, a + s) for a, s in zip(lo, rng.integers(3, 7, size=3)))] = True
+    new_fp = box & ~ref & ~pred & ~ndi.binary_dilation(fp, FULL)
+    new_fn = box & ref & pred & ~ndi.binary_dilation(fn, FULL)
+    pred2 = (pred | new_fp) & ~new_fn
+    cfg = with_changes(
+        "scribble_ideal",
+        policy={"count": "per_size", "voxels_per_scribble": 40, "max_scribbles": 50, "min_region_voxels": 5},
+    )
+    robot = make_annotator(cfg)
+    before = robot.annotate(vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing)
+    after = robot.annotate(vol.image, ref, pred2, np.random.default_rng(0), spacing=vol.spacing)
+    assert after.effort.strokes >= before.effort.strokes
+    check_ideal(after, ref, pred2)
+
+
+def test_per_size_count_gives_ceil_n_over_k_strokes_per_region_on_distinct_slices():
+    ref = np.zeros((20, 30, 30), bool)
+    ref[2:18, 5:25, 5:25] = True
+    pred = ref.copy()
+    pred[3:15, 8:12, 8:12] = False  # 192 missed voxels on 12 slices
+    pred[3:5, 18:21, 18:21] = False  # 18 missed voxels on 2 slices
+    cfg = with_changes(
+        "scribble_ideal", policy={"count": "per_size", "voxels_per_scribble": 50, "min_region_voxels": 5}
+    )
+    it = make_annotator(cfg).annotate(None, ref, pred, np.random.default_rng(0))
+    check_ideal(it, ref, pred)
+    by_region = {}
+    for s in it.strokes:
+        by_region.setdefault(s.region_voxels, []).append(s.index)
+    assert {n: len(z) for n, z in by_region.items()} == {192: math.ceil(192 / 50), 18: 1}
+    z = sorted(by_region[192])
+    assert len(set(z)) == len(z) and min(np.diff(z)) >= 2  # spread out, min_slice_gap = 2
+
+
+def test_polarity_larger_scribbles_only_the_larger_error_and_fixed_count_cycles_regions():
+    ref = np.zeros((12, 30, 30), bool)
+    ref[2:10, 5:25, 5:25] = True
+    pred = ref.copy()
+    pred[3:9, 8:14, 8:14] = False  # 216 missed
+    pred[3:5, 18:21, 18:21] = False  # 18 missed
+    pred[3:5, 0:3, 0:3] = True  # 18 false
+    base = {"polarity": "larger", "count": "fixed", "scribbles": 3, "min_region_voxels": 5}
+    it = make_annotator(with_changes("scribble_ideal", policy=base)).annotate(
+        None, ref, pred, np.random.default_rng(0)
+    )
+    check_ideal(it, ref, pred)
+    assert [s.target for s in it.strokes] == [ADD] * 3
+    assert sorted(s.region_voxels for s in it.strokes) == [18, 216, 216]
+    both = make_annotator(with_changes("scribble_ideal", policy={**base, "polarity": "both"}))
+    assert {s.target for s in both.annotate(None, ref, pred, np.random.default_rng(0)).strokes} == {
+        ADD,
+        REMOVE,
+    }
+
+
+def test_worst_slice_policy_picks_the_component_with_the_largest_cross_section():
+    ref = np.zeros((20, 30, 30), bool)
+    ref[1:19, 2:28, 2:28] = True
+    pred = ref.copy()
+    pred[2:18, 4:7, 4:7] = False  # 144 voxels, thin and long: the largest by volume
+    pred[8:9, 12:22, 12:22] = False  # 100 voxels on one slice: the largest cross-section
+    largest = with_changes("scribble_ideal", policy={"region": "largest"})
+    worst = with_changes("scribble_ideal", policy={"region": "worst_slice"})
+    s1 = make_annotator(largest).annotate(None, ref, pred, np.random.default_rng(0)).strokes[0]
+    s2 = make_annotator(worst).annotate(None, ref, pred, np.random.default_rng(0)).strokes[0]
+    assert s1.region_voxels == 144 and (s2.region_voxels, s2.index) == (100, 8)
+
+
+def test_same_generator_state_gives_same_scribbles_and_global_random_state_is_untouched():
+    vol, ref, pred = make_case((1, 0, 1, (1, -2, 2), 3))
+    for name in ("scribble_sloppy", "click_ritm"):
+        cfg = preset(name)
+        if name == "click_ritm":
+            cfg["noise"] = {"jitter_voxels": 1.0, "wrong_label_rate": 0.3}
+        robot = make_annotator(cfg)
+        np.random.seed(0)  # noqa: NPY002 - the legacy global state, to show that the robot ignores it
+        state = np.random.get_state()[1].copy()  # noqa: NPY002
+        a = robot.annotate(vol.image, ref, pred, np.random.default_rng(42), spacing=vol.spacing)
+        assert np.array_equal(np.random.get_state()[1], state)  # noqa: NPY002 - not consumed
+        np.random.seed(123)  # noqa: NPY002 - a different global state must not matter
+        b = robot.annotate(vol.image, ref, pred, np.random.default_rng(42), spacing=vol.spacing)
+        assert np.array_equal(a.add, b.add) and np.array_equal(a.remove, b.remove) and a.effort == b.effort
+        assert [s.voxels.tolist() for s in a.strokes] == [s.voxels.tolist() for s in b.strokes]
+        others = [
+            robot.annotate(vol.image, ref, pred, np.random.default_rng(s), spacing=vol.spacing)
+            for s in range(5)
+        ]
+        assert any(not np.array_equal(o.add, a.add) or not np.array_equal(o.remove, a.remove) for o in others)
+
+
+def measured_rates(robot, cases, draws: int):
+    """Per stroke, from the masks only: the error set its intended path lies in gives the meant polarity;
+    wrong label = label differs from it; overshoot = any painted voxel outside that error set."""
+    n = wrong = over = broken = long_enough = 0
+    for i in range(draws):
+        vol, ref, pred = cases[i % len(cases)]
+        it = robot.annotate(vol.image, ref, pred, np.random.default_rng(1000 + i), spacing=vol.spacing)
+        errors = {ADD: ref & ~pred, REMOVE: pred & ~ref}
+        for s in it.strokes:
+            meant = [p for p, e in errors.items() if e[tuple(s.path.T)].all()]
+            assert len(meant) == 1, "the intended path lies in one error set"
+            outside = bool((~errors[meant[0]][tuple(s.voxels.T)]).any())
+            assert outside == s.overshoot
+            n += 1
+            wrong += s.label != meant[0]
+            over += outside
+            broken += s.pieces > 1
+            long_enough += s.pieces > 1 or s.length_mm >= 2 * robot.noise.gap_mm + 3.0
+    return n, wrong / n, over / n, broken / max(long_enough, 1)
+
+
+def within(measured: float, rate: float, n: int) -> bool:
+    return abs(measured - rate) <= 4 * math.sqrt(rate * (1 - rate) / n) + 2.0 / n
+
+
+def noisy_cases():
+    return [
+        make_case((i % 2, e, d, sh, b))
+        for i, (e, d, sh, b) in enumerate(
+            [(1, 0, (0, 2, 2), 1), (0, 1, (1, -2, 0), 2), (2, 0, (0, 0, 3), 3), (0, 2, (-1, 1, -2), None)]
+        )
+    ]
+
+
+def test_sloppy_preset_overshoot_and_wrong_label_rates_match_its_configuration():
+    robot = make_annotator(preset("scribble_sloppy"))
+    n, wrong, over, _ = measured_rates(robot, noisy_cases(), draws=120)
+    assert n >= 400
+    assert within(wrong, robot.noise.wrong_label_rate, n), (wrong, n)
+    assert within(over, robot.noise.overshoot_rate, n), (over, n)
+
+
+def test_high_noise_rates_are_measured_back_including_breaks():
+    cfg = with_changes(
+        "scribble_sloppy",
+        noise={
+            "jitter_voxels": 0.0,
+            "overshoot_rate": 0.4,
+            "wrong_label_rate": 0.25,
+            "break_rate": 0.5,
+            "gap_mm": 4.0,
+        },
+        strokes={"thickness": 1, "max_length_mm": None},
+    )
+    robot = make_annotator(cfg)
+    n, wrong, over, broken = measured_rates(robot, noisy_cases(), draws=80)
+    assert n >= 250
+    assert within(wrong, 0.25, n) and within(over, 0.4, n)
+    assert 0.3 < broken < 0.7  # among strokes long enough to hold a gap
+
+
+def test_ideal_presets_have_no_noise_and_noisy_presets_are_not_ideal():
+    assert make_annotator(preset("scribble_ideal")).noise.is_ideal
+    assert not make_annotator(preset("scribble_careful")).noise.is_ideal
+    assert not make_annotator(preset("scribble_sloppy")).noise.is_ideal
+
+
+# ------------------------------------------------------------------------------------------ shapes
+
+
+def ellipse(shape=(40, 60), radii=(8, 22)) -> np.ndarray:
+    r, c = np.indices(shape)
+    return ((r - shape[0] / 2) / radii[0]) ** 2 + ((c - shape[1] / 2) / radii[1]) ** 2 <= 1
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("margin", [0, 2])
+def test_every_shape_is_an_8_connected_path_in_the_core(shape, margin):
+    blob = ellipse()
+    path = shape_path(blob, shape, margin, (1.0, 1.0))
+    core_mask, depth = core(blob, margin)
+    assert core_mask[path[:, 0], path[:, 1]].all()
+    assert (depth[path[:, 0], path[:, 1]] > margin).all()
+    steps = np.abs(np.diff(path, axis=0)).max(1)
+    assert steps.max() == 1  # consecutive pixels are 8-adjacent and distinct
+    extent = np.ptp(path[:, 1])
+    assert extent >= 0.7 * np.ptp(np.nonzero(core_mask)[1])  # it spans the long axis of the region
+
+
+def test_line_is_straight_contour_is_closed_on_the_core_border():
+    blob = ellipse()
+    line = shape_path(blob, "line", 1, (1.0, 1.0)).astype(float)
+    a, b = line[0], line[-1]
+    d = np.abs(np.cross(b - a, line - a)) / np.linalg.norm(b - a)
+    assert d.max() <= 1.0
+    contour = shape_path(blob, "contour", 1, (1.0, 1.0))
+    core_mask, _ = core(blob, 1)
+    inner = ndi.binary_erosion(core_mask)
+    assert not inner[contour[:, 0], contour[:, 1]].any()  # every pixel on the core's border
+    assert np.abs(contour[0] - contour[-1]).max() <= 1  # closed loop
+    assert len({tuple(p) for p in contour}) == (core_mask & ~inner).sum()  # it visits the whole border
+
+
+def test_truncate_keeps_the_central_part_within_the_length_limit():
+    path = np.stack([np.full(31, 5), np.arange(31)], 1)
+    out = truncate(path, 10.0, (1.0, 2.0))  # 2 mm per step
+    assert len(out) == 6 and np.all(np.diff(out[:, 1]) == 1)  # 5 steps of 2 mm: as long as allowed
+    assert abs(out[:, 1].mean() - 15) <= 0.5  # and central
+    assert truncate(path, None, (1.0, 1.0)) is path
+
+
+def test_length_limits_bound_every_stroke():
+    vol, ref, pred = make_case((0, 1, 1, (0, 3, 3), None))
+    cfg = with_changes("scribble_ideal", strokes={"max_length_mm": 8.0}, policy={"scribbles": 4})
+    it = make_annotator(cfg).annotate(vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing)
+    assert it.strokes and all(s.length_mm <= 8.0 for s in it.strokes)
+    skip = with_changes("scribble_ideal", strokes={"min_length_mm": 1e6})
+    assert (
+        make_annotator(skip)
+        .annotate(vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing)
+        .is_empty
+    )
+
+
+def test_thicker_brush_paints_more_but_stays_inside_and_connected():
+    vol, ref, pred = make_case((1, 2, 0, (0, 1, 1), None))
+    thin, thick = (
+        make_annotator(with_changes("scribble_ideal", strokes={"thickness": t})).annotate(
+            vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing
+        )
+        for t in (1, 5)
+    )
+    check_ideal(thick, ref, pred)
+    assert thick.effort.voxels > thin.effort.voxels
+    assert thick.effort.length_mm == pytest.approx(thin.effort.length_mm)
+
+
+# ------------------------------------------------------------------------------------------ effort
+
+
+def test_effort_seconds_follow_the_time_model():
+    vol, ref, pred = make_case((0, 1, 0, (0, 2, -2), 4))
+    cfg = preset("scribble_careful")
+    it = make_annotator(cfg).annotate(vol.image, ref, pred, np.random.default_rng(3), spacing=vol.spacing)
+    t, e = cfg["time"], it.effort
+    assert e.strokes > 0
+    expected = (
+        t["seconds_per_slice"] * e.slices
+        + t["seconds_per_stroke"] * e.strokes
+        + t["seconds_per_cm"] * e.length_mm / 10
+        + t["wait_seconds"]
+    )
+    assert e.seconds == pytest.approx(expected)
+    assert e.length_mm == pytest.approx(sum(s.length_mm for s in it.strokes))
+    assert all(isinstance(v, (int, float)) for v in e.as_dict().values())
+    click = preset("click_ritm")
+    ce = (
+        make_annotator(click)
+        .annotate(vol.image, ref, pred, np.random.default_rng(3), spacing=vol.spacing)
+        .effort
+    )
+    tc = click["time"]
+    assert ce.clicks == 1 and ce.seconds == pytest.approx(
+        tc["seconds_per_click"] + tc["seconds_per_slice"] * ce.slices + tc["wait_seconds"]
+    )
+
+
+def test_stroke_length_is_measured_in_millimetres():
+    ref = np.zeros((5, 20, 40), bool)
+    ref[2, 8:13, 5:35] = True
+    pred = np.zeros_like(ref)
+    cfg = with_changes("scribble_ideal", strokes={"shape": ["line"], "margin_voxels": 2})
+    for dx in (1.0, 2.5):
+        it = make_annotator(cfg).annotate(None, ref, pred, np.random.default_rng(0), spacing=(3.0, 1.0, dx))
+        (s,) = it.strokes
+        assert np.ptp(s.path[:, 2]) == 25  # 26 pixels along x, two kept clear of each end
+        assert s.length_mm == pytest.approx(25 * dx)
+
+
+# ------------------------------------------------------------------------------------------ clicks
+
+
+@HYPO
+@given(predictions)
+def test_ritm_click_is_at_the_deepest_error_voxel(params):
+    vol, ref, pred = make_case(params)
+    it = make_annotator(preset("click_ritm")).annotate(
+        vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing
+    )
+    analysis = analyse_errors(ref, pred, vol.spacing, min_voxels=10)
+    if analysis.is_clean:
+        assert it.is_empty
+        return
+    depth = {}
+    for p in (ADD, REMOVE):
+        eligible = np.zeros_like(ref)
+        for r in analysis.regions[p]:
+            eligible[r.box] |= r.mask
+        depth[p] = ndi.distance_transform_edt(np.pad(eligible, 1), sampling=vol.spacing)[1:-1, 1:-1, 1:-1]
+    (s,) = it.strokes
+    polarity = ADD if depth[ADD].max() > depth[REMOVE].max() else REMOVE
+    assert s.label == s.target == polarity
+    assert depth[polarity][tuple(s.path[0])] == pytest.approx(depth[polarity].max())
+    check_ideal(it, ref, pred)
+
+
+def test_center_clicks_land_inside_the_largest_components_and_per_round_clicks_are_distinct():
+    vol, ref, pred = make_case((1, 1, 0, (0, 2, 1), 9))
+    cfg = preset("click_center")
+    cfg["clicks"] = {**cfg["clicks"], "per_round": 3}
+    it = make_annotator(cfg).annotate(vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing)
+    check_ideal(it, ref, pred)
+    analysis = analyse_errors(ref, pred, vol.spacing, min_voxels=10)
+    sizes = sorted((r.voxels for p in (ADD, REMOVE) for r in analysis.regions[p]), reverse=True)
+    assert it.effort.clicks == min(3, len(sizes))
+    for s, size in zip(it.strokes, sizes):
+        labels, _ = ndi.label(analysis.error(s.target), structure=FULL)
+        assert (labels == labels[tuple(s.path[0])]).sum() == size == s.region_voxels
+    ritm = preset("click_ritm")
+    ritm["clicks"] = {**ritm["clicks"], "per_round": 3}
+    clicks = make_annotator(ritm).annotate(
+        vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing
+    )
+    assert len({tuple(s.path[0]) for s in clicks.strokes}) == clicks.effort.clicks >= 2
+
+
+# ------------------------------------------------------------------------------------------ box
+
+
+@settings(max_examples=40, deadline=None)
+@given(predictions, st.floats(0.0, 0.5), st.floats(0.0, 6.0), st.integers(0, 2**32 - 1))
+def test_jittered_box_moves_each_face_by_at_most_the_jitter(params, jitter, margin, seed):
+    vol, ref, _ = make_case(params)
+    box = jittered_box(ref, np.random.default_rng(seed), jitter, vol.spacing, margin)
+    idx = np.argwhere(ref)
+    lo, hi = idx.min(0), idx.max(0) + 1
+    for a in range(3):
+        n, grow = ref.shape[a], math.ceil(margin / vol.spacing[a] - 1e-9)
+        slack = jitter * (hi[a] - lo[a]) + 0.5
+        assert 0 <= box[a] < box[a + 3] <= n
+        assert min(max(0, lo[a] - grow - slack), n - 1) <= box[a] <= min(max(0, lo[a] - grow + slack), n - 1)
+        assert min(n, hi[a] + grow - slack) <= box[a + 3] <= max(min(n, hi[a] + grow + slack), box[a] + 1)
+    assert box == jittered_box(ref, np.random.default_rng(seed), jitter, vol.spacing, margin)
+
+
+def test_box_without_jitter_is_the_tight_box_and_empty_reference_is_an_error():
+    ref = np.zeros((6, 10, 12), bool)
+    ref[1:4, 2:7, 3:11] = True
+    assert bounding_box(ref) == (1, 2, 3, 4, 7, 11)
+    assert jittered_box(ref, np.random.default_rng(0), 0.0) == (1, 2, 3, 4, 7, 11)
+    assert jittered_box(ref, np.random.default_rng(0), 0.0, (2.0, 1.0, 1.0), margin_mm=2.0) == (
+        0,
+        0,
+        1,
+        5,
+        9,
+        12,
+    )
+    with pytest.raises(ValueError, match="non-empty"):
+        jittered_box(np.zeros_like(ref), np.random.default_rng(0), 0.1)
+
+
+# ------------------------------------------------------------------------------------------ pictures
+
+
+def test_round_picture_shows_the_slice_with_most_scribbles(tmp_path):
+    import matplotlib.image as mpimg
+
+    vol, ref, pred = make_case((0, 1, 0, (0, 2, 2), 5))
+    it = make_annotator(preset("scribble_careful")).annotate(
+        vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing
+    )
+    counts = it.scribbles.sum(axis=(1, 2))
+    z = save_round_png(tmp_path / "round.png", vol.image, ref, pred, it, title="case 0, round 1")
+    assert counts[z] == counts.max() > 0
+    pixels = mpimg.imread(tmp_path / "round.png")
+    assert pixels.ndim == 3 and pixels.shape[0] > 200
+    yellow = (pixels[..., 0] > 0.9) & (pixels[..., 1] > 0.8) & (pixels[..., 2] < 0.2)
+    assert yellow.sum() > 0 if it.add[z].any() else True
+    assert pick_slice(ref, pred, None) == int(np.argmax((ref ^ pred).sum(axis=(1, 2))))
+    save_round_png(tmp_path / "r0.png", vol.image, ref, pred, None)
+    assert (tmp_path / "r0.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------------------ real labels
+
+
+def real_labels():
+    import SimpleITK as sitk
+
+    out = []
+    for rel in ("abdomen-ct-totalseg/pancreas.nii.gz", "msd-spleen-mini/labelsTr/spleen_crop2.nii.gz"):
+        f = DATA / rel
+        if f.exists():
+            img = sitk.ReadImage(str(f))
+            label = sitk.GetArrayFromImage(img) > 0
+            spacing = tuple(float(s) for s in reversed(img.GetSpacing()))
+            idx = np.argwhere(label)
+            lo, hi = np.maximum(idx.min(0) - 4, 0), idx.max(0) + 5
+            out.append((rel, label[tuple(slice(a, b) for a, b in zip(lo, hi))], spacing))
+    return out
+
+
+@pytest.mark.skipif(not (DATA / "abdomen-ct-totalseg").exists(), reason="shared real data not present")
+@pytest.mark.parametrize("op", ["erode", "dilate", "shift", "mixed"])
+def test_real_labels_with_realistic_wrong_predictions(op):
+    labels = real_labels()
+    assert labels
+    for rel, ref, spacing in labels:
+        pred = {
+            "erode": perturb(ref, 2, 0, (0, 0, 0)),
+            "dilate": perturb(ref, 0, 2, (0, 0, 0)),
+            "shift": perturb(ref, 0, 0, (1, 2, -2)),
+            "mixed": perturb(ref, 1, 0, (0, -3, 2), blob_seed=11),
+        }[op]
+        for shape in SHAPES:
+            cfg = with_changes(
+                "scribble_ideal",
+                strokes={"shape": [shape], "planes": ["axial", "coronal"], "thickness": 3},
+                policy={"scribbles": 2},
+            )
+            it = make_annotator(cfg).annotate(None, ref, pred, np.random.default_rng(0), spacing=spacing)
+            check_ideal(it, ref, pred)
+            assert it.effort.strokes >= 1, rel
+        sloppy = make_annotator(preset("scribble_sloppy"))
+        it = sloppy.annotate(None, ref, pred, np.random.default_rng(1), spacing=spacing)
+        assert not it.is_empty and not np.any(it.add & it.remove)
