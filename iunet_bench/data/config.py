@@ -195,7 +195,7 @@ def _phantom(cfg: Any) -> PhantomConfig:
             values[f.name] = None if v is None else _pair({"v": v}, "v", key)
             if v is not None and values[f.name][0] <= 0:
                 raise _fail(key, f"{v!r} must be positive millimetres or null")
-        elif f.name == "touch_fraction":
+        elif f.name in ("touch_fraction", "bowel_fill"):
             values[f.name] = _float({"v": v}, "v", key, 0.0, 1.0)
         elif f.name in ("fat_thickness", "noise_hu", "texture_hu", "lobulation", "hu_jitter"):
             values[f.name] = _float({"v": v}, "v", key, 0.0, 14.0 if f.name == "fat_thickness" else None)

@@ -14,8 +14,8 @@ What makes it hard in the way pancreas CT is hard:
 - per-case slice spacing (`z_spacing`), partial volume (soft edges, a slice-profile blur) and
   correlated CT-like noise (`noise_hu`).
 
-Difficulty knobs: fat_thickness (less fat = harder), organ_hu - bowel_hu (contrast), noise_hu,
-touch_fraction, texture_hu, lobulation.
+Difficulty knobs: fat_thickness (less fat = harder), bowel_fill (more bowel packed around = less fat =
+harder), organ_hu - bowel_hu (contrast), noise_hu, touch_fraction, texture_hu, lobulation.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class PhantomConfig:
     texture_hu: float = 8.0  # parenchymal texture inside organ and bowel
     lobulation: float = 1.5  # mm, amplitude of the organ's irregular outline
     bowel_loops: int = 3  # jejunal loops near body and tail
+    bowel_fill: float = 0.3  # fraction of the space around the organs packed with bowel and mesentery
 
 
 # ---------------------------------------------------------------- signed distances on a voxel grid
@@ -196,6 +197,14 @@ def make_phantom(case_id: str, rng: np.random.Generator, cfg: PhantomConfig) -> 
         return np.minimum(sd, outside - gap_scale * gap)
 
     layers = []  # (signed distance, HU value or field), drawn in order over the fat
+
+    # visceral space: fat packed with collapsed bowel and mesentery of bowel HU (more packing, less fat)
+    if cfg.bowel_fill > 0:
+        f_pack = _smooth_field(rng, shape, grid.step, 9.0)
+        level = float(np.quantile(f_pack, 1.0 - cfg.bowel_fill)) if cfg.bowel_fill < 1 else -np.inf
+        layers.append(
+            (carve(np.clip((f_pack - level) * 5.0, -_MARGIN, _MARGIN).astype(np.float32)), bowel_hu)
+        )
 
     # context: liver (right, superior), spleen (left, by the tail), left kidney, spine, aorta, IVC
     layers.append((_ellipsoid(grid, place([75, 55, -10]), [40, 60, 55]), 100.0))
