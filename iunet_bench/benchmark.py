@@ -208,6 +208,7 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
     from iunet_bench.session import run_session
     from iunet_bench.tracking import metric_key
     from iunet_bench.train.baseline import load_or_train
+    from simulators.render import save_round_png
 
     dataset, robot = parsed["dataset"], parsed["robot"]
     failures: list[dict] = []
@@ -252,11 +253,33 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
     rounds = int(cfg.session.rounds)
     target = None if cfg.session.target_dsc is None else float(cfg.session.target_dsc)
     cases_bar = tqdm(test_vols, desc="cases", disable=not progress)
-    for volume in cases_bar:
+    for index, volume in enumerate(cases_bar):
         cases_bar.set_postfix(case=volume.case_id)
+        latest = {}
+        pictures = out / "pictures" / volume.case_id if index < int(cfg.session.pictures) else None
+
+        def on_round(record, prediction, interaction, volume=volume, latest=latest, pictures=pictures):
+            latest["prediction"] = prediction
+            if pictures is not None:
+                pictures.mkdir(parents=True, exist_ok=True)
+                save_round_png(
+                    pictures / f"round_{record.round:02d}.png",
+                    volume.image,
+                    volume.label,
+                    prediction,
+                    interaction,
+                    title=f"{volume.case_id} round {record.round}: DSC {record.dsc:.3f}",
+                )
+
         try:
             initial = predict_mask(model, volume.image)
-            records = run_session(volume, initial, robot, refiner, rounds, int(cfg.seed), target)
+            records = run_session(volume, initial, robot, refiner, rounds, int(cfg.seed), target, on_round)
+            mask_path = dataset.write_mask(
+                volume, latest["prediction"], out / "masks" / f"{volume.case_id}.nii.gz"
+            )
+            tracker.log_artifact(mask_path, "masks")
+            if pictures is not None:
+                tracker.log_artifacts(pictures, f"pictures/{volume.case_id}")
         except Exception as exc:  # one bad case never loses the rest of the job
             failures.append(
                 {

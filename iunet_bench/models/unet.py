@@ -19,7 +19,7 @@ def _conv_block(x, filters: int, prefix: str, cfg: UNetConfig):
             x
         )
         if cfg.norm == "batch":
-            x = layers.BatchNormalization(name=f"{prefix}.bn{j}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"{prefix}.bn{j}")(x)
         x = layers.Activation("relu", name=f"{prefix}.relu{j}")(x)
     return x
 
