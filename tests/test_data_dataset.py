@@ -352,3 +352,22 @@ def test_default_cache_lives_under_runs_of_the_working_directory(tmp_path, monke
     volumes, failures = ds.volumes(ds.case_ids[:1])
     assert failures == [] and len(volumes) == 1
     assert list((tmp_path / "runs" / "cache" / "preprocess").glob("phantom_000-*.npz"))
+
+
+@pytest.mark.parametrize("group", ["phantom", "msd", "folder", "dicom"])
+def test_every_data_group_file_composes_and_validates(compose, tmp_path, group):
+    """The shipped conf/data/*.yaml files hold only known keys with valid values."""
+    from omegaconf import OmegaConf
+
+    root = make_folder(tmp_path / "data", n=2)
+    if group == "msd":
+        write_msd(root)
+    if group == "dicom":
+        for cid in ("a", "b"):
+            (root / cid).mkdir()
+    overrides = [f"data={group}", f"data.cache_dir={tmp_path / 'cache'}", "data.split.folds=2"]
+    if group != "phantom":
+        overrides.append(f"data.root={root}")
+    ds = build_dataset(OmegaConf.to_container(compose(*overrides).data, resolve=True))
+    assert len(ds.case_ids) >= 2 and ds.preprocess_config.window == (-160.0, 240.0)
+    assert ds.preprocess_config.sigma == 0.75 and ds.preprocess_config.margin == 0.05  # the paper's values
