@@ -246,6 +246,8 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
     if info["losses"]:
         tracker.log_metrics(("train_loss", v, i) for i, v in enumerate(info["losses"]))
 
+    # Baseline predictions first: refiners change the model's weights during a session.
+    initial_predictions = {v.case_id: predict_mask(model, v.image) for v in test_vols}
     refiner = make_refiner(_container(cfg.interact), model, group_names(model))
     curves: dict[str, list[float]] = {}
     records_all = []
@@ -272,7 +274,7 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
                 )
 
         try:
-            initial = predict_mask(model, volume.image)
+            initial = initial_predictions[volume.case_id]
             records = run_session(volume, initial, robot, refiner, rounds, int(cfg.seed), target, on_round)
             mask_path = dataset.write_mask(
                 volume, latest["prediction"], out / "masks" / f"{volume.case_id}.nii.gz"

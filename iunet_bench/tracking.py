@@ -181,6 +181,14 @@ class SweepCallback(Callback):
             [client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
         )
         failed = [r for r in children if r.info.status != "FINISHED"]
+        try:  # the comparison table and curves go to the parent run; a failure here loses no job's data
+            from iunet_bench.report import report
+
+            folder = Path(str(config.hydra.sweep.dir)) / "report"
+            print(report(uri, str(config.tracking.experiment), None, parent, folder))
+            client.log_artifacts(parent, str(folder), "report")
+        except (SystemExit, Exception) as exc:  # noqa: BLE001
+            print(f"sweep report not written: {exc}")
         client.set_terminated(parent, "FAILED" if failed and len(failed) == len(children) else "FINISHED")
 
 

@@ -71,6 +71,13 @@ def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(t
     assert sorted(c.data.tags["baseline_cached"] for c in children) == ["False"] + ["True"] * 4
     # same baseline, same held-out cases: every subset starts from the same round-0 DSC
     assert len({round(c.data.metrics["dsc_baseline"], 9) for c in children}) == 1
+    # the sweep's comparison report lands on the parent run and lists every subset
+    client = client_for(tmp_path)
+    assert {"report/report.csv", "report/curves.png"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id, "report")
+    }
+    table = client.download_artifacts(parent.info.run_id, "report/report.csv", str(tmp_path))
+    assert len(Path(table).read_text().strip().splitlines()) == 1 + 5
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,171 @@
+"""Compare runs read back from MLflow: a table, Wilcoxon signed-rank tests, and overlaid DSC curves.
+
+    python -m iunet_bench.report --sweep layers          # the latest `layers` sweep
+    python -m iunet_bench.report --parent <run id>       # one sweep by its parent run
+    python -m iunet_bench.report                         # every job run of the experiment
+
+The per-case final DSC of each run is paired with the best run's (by `dsc_auc`) on the cases both ran;
+with fewer than 6 cases a two-sided Wilcoxon test cannot reach p < 0.05, which the table says plainly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SUMMARY_KEYS = ("dsc_baseline", "dsc_final", "dsc_gain", "noi_85", "noi_90", "dsc_auc", "round_seconds")
+
+
+@dataclass
+class RunCurves:
+    run_id: str
+    name: str
+    params: dict[str, str]
+    summary: dict[str, float]
+    curve: list[float]
+    final_by_case: dict[str, float] = field(default_factory=dict)
+
+
+def select_runs(client, experiment: str, sweep: str | None = None, parent: str | None = None):
+    """Job runs of one sweep (its latest parent run when only the sweep name is given), or of the experiment."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise SystemExit(f"report: no MLflow experiment named {experiment!r} in this store")
+    ids = [exp.experiment_id]
+    if sweep and not parent:
+        parents = client.search_runs(
+            ids,
+            f"tags.kind = 'sweep' and tags.sweep = '{sweep}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not parents:
+            raise SystemExit(f"report: no sweep named {sweep!r} (tag `sweep`) in experiment {experiment!r}")
+        parent = parents[0].info.run_id
+    query = f"tags.mlflow.parentRunId = '{parent}'" if parent else "tags.kind = 'job'"
+    return client.search_runs(ids, query, order_by=["attributes.start_time ASC"])
+
+
+def read_curves(client, run) -> RunCurves:
+    history = client.get_metric_history(run.info.run_id, "dsc")
+    curve = [m.value for m in sorted(history, key=lambda m: m.step)]
+    finals = {}
+    for key in run.data.metrics:
+        if key.startswith("dsc.") and key.count(".") >= 1:
+            finals[key[4:]] = run.data.metrics[key]  # search_runs holds the last value = final round
+    return RunCurves(
+        run.info.run_id,
+        run.info.run_name or run.info.run_id[:8],
+        dict(run.data.params),
+        {k: run.data.metrics[k] for k in SUMMARY_KEYS if k in run.data.metrics},
+        curve,
+        finals,
+    )
+
+
+def varying_params(runs: list[RunCurves]) -> list[str]:
+    keys = sorted({k for r in runs for k in r.params})
+    return [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
+
+
+def wilcoxon_vs_best(runs: list[RunCurves]) -> tuple[str, dict[str, float]]:
+    """(best run id, {run id: two-sided Wilcoxon p of per-case final DSC against the best run})."""
+    from scipy.stats import wilcoxon
+
+    best = max(runs, key=lambda r: r.summary.get("dsc_auc", -1.0))
+    out = {}
+    for r in runs:
+        if r.run_id == best.run_id:
+            continue
+        cases = sorted(set(r.final_by_case) & set(best.final_by_case))
+        a = np.array([r.final_by_case[c] for c in cases])
+        b = np.array([best.final_by_case[c] for c in cases])
+        if len(cases) < 2 or np.allclose(a, b):
+            out[r.run_id] = float("nan")
+            continue
+        out[r.run_id] = float(wilcoxon(a, b, zero_method="zsplit").pvalue)
+    return best.run_id, out
+
+
+def build_report(runs: list[RunCurves], out: Path) -> str:
+    """Write `report.csv` and `curves.png` under `out`; return the table as markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    varying = varying_params(runs)
+    best, pvalues = wilcoxon_vs_best(runs)
+    header = ["run", *varying, *SUMMARY_KEYS, "p_vs_best"]
+    rows = []
+    for r in runs:
+        p = "best" if r.run_id == best else f"{pvalues.get(r.run_id, float('nan')):.3g}"
+        rows.append(
+            [
+                r.name,
+                *[r.params.get(k, "") for k in varying],
+                *[f"{r.summary.get(k, float('nan')):.3f}" for k in SUMMARY_KEYS],
+                p,
+            ]
+        )
+    with (out / "report.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    _plot(runs, varying, out / "curves.png")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    n_cases = min((len(r.final_by_case) for r in runs), default=0)
+    if n_cases < 6:
+        lines.append(
+            f"\n(p_vs_best: Wilcoxon signed-rank over {n_cases} paired cases; below 6 cases no "
+            "two-sided test can reach p < 0.05.)"
+        )
+    return "\n".join(lines)
+
+
+def _plot(runs: list[RunCurves], varying: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in runs:
+        label = ", ".join(f"{k.split('.')[-1]}={r.params.get(k)}" for k in varying) or r.name
+        ax.plot(range(len(r.curve)), r.curve, marker="o", ms=3, label=label)
+    ax.set_xlabel("round (0 = baseline)")
+    ax.set_ylabel("mean DSC")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(uri: str, experiment: str, sweep: str | None, parent: str | None, out: Path) -> str:
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    runs = [read_curves(client, r) for r in select_runs(client, experiment, sweep, parent)]
+    runs = [r for r in runs if r.curve]
+    if not runs:
+        raise SystemExit("report: no finished job runs with a `dsc` curve to compare")
+    return build_report(runs, out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m iunet_bench.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--uri", default="sqlite:///runs/mlflow.db", help="MLflow tracking URI")
+    parser.add_argument("--experiment", default="iunet_bench")
+    parser.add_argument("--sweep", help="sweep name (tag `sweep`): its latest parent run")
+    parser.add_argument("--parent", help="parent run id of a sweep")
+    parser.add_argument("--out", type=Path, default=None, help="folder for report.csv and curves.png")
+    args = parser.parse_args(argv)
+    out = args.out or Path("runs") / "reports" / (args.sweep or args.parent or "all")
+    print(report(args.uri, args.experiment, args.sweep, args.parent, out))
+    print(f"\nwritten: {out / 'report.csv'}, {out / 'curves.png'}")
+
+
+if __name__ == "__main__":
+    main()
