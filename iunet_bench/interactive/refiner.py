@@ -1,93 +1,218 @@
-"""Refiners: `start(volume, initial_prediction)`, `refine(interaction) -> prediction`.
+"""The fine-tuning refiners (iunet, bifseg): `start(volume, initial_prediction)`, `refine(interaction)`.
 
-The iUnet refiner fine-tunes the chosen layer groups of the baseline network on one image with the
-eq. 3 loss, restoring the baseline weights at every `start` so that no case leaks into another.
+Each round (paper sections 2.5-2.6): target Y' = the previous prediction with the (accumulated) scribbles
+pasted in; weight map w (3 on scribbles, 0 in the geodesic band around them, 1 elsewhere); `steps` Adam
+steps on the eq. 3 loss over the chosen layer groups only, with the network in inference mode (BatchNorm
+statistics frozen); then the new prediction. Weights and optimizer state are restored to the baseline at
+every `start`, so no case leaks into another.
+
+Two paths compute the same thing:
+
+- straightforward (`fast=False`): every step runs the whole network forward and backward from the image,
+  one compiled step per Python iteration, then a full prediction;
+- fast (`fast=True`, the default): the model is split at its frozen frontier (`models.split`): the frozen
+  prefix runs once per case at `start` (the image never changes within a session), and one compiled
+  function per refiner (built once per trainable subset, fixed shapes, reused across rounds and cases)
+  runs all steps of a round and the final prediction on the tail only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
 
 import numpy as np
 
 from iunet_bench.data.case import Volume
-from iunet_bench.interactive.weights import WeightConfig, weight_map
+from iunet_bench.interactive.base import ScribbleMemory
+from iunet_bench.interactive.config import FinetuneConfig
+from iunet_bench.interactive.weights import weight_map
 from simulators.interaction import Interaction
 
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    trainable: tuple[str, ...] = ("head", "bottleneck")
-    steps: int = 20
-    lr: float = 1e-4
-    lambda_volume: float = 0.1
-    weight_mode: str = "both"  # both | numerator (eq. 3 exactly as printed)
-    accumulate: bool = True  # keep earlier rounds' scribbles as constraints
-    weights: WeightConfig = field(default_factory=WeightConfig)
+__all__ = ["FinetuneConfig", "IUnetRefiner", "predict_mask"]
 
 
 def predict_mask(model, image: np.ndarray) -> np.ndarray:
     """Foreground mask (uint8) of one z-y-x image."""
     probs = model(image[None, ..., None], training=False)
-    return (np.asarray(probs)[0, ..., 1] >= 0.5).astype(np.uint8)
+    return (np.asarray(probs, np.float32)[0, ..., 1] >= 0.5).astype(np.uint8)
+
+
+def own_copy(model):
+    """A copy of `model` with its own weights, for the refiner to fine-tune: the caller's model stays the
+    baseline whatever a case did, so a prediction made with it between cases never sees a case's tuning."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _optimizer(lr: float):
+    """Adam; wrapped in loss scaling when the global policy computes in float16 (GPU mixed precision)."""
+    import keras
+
+    opt = keras.optimizers.Adam(lr)
+    if keras.mixed_precision.global_policy().compute_dtype == "float16":
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
 
 
 class IUnetRefiner:
-    """Paper sections 2.5-2.6: layer-subset fine-tuning with the weighted loss, one image at a time."""
+    """Fine-tunes `cfg.trainable` layer groups of its own copy of `model` (`self.model`) on one image
+    (iunet; bifseg = all groups). The `model` passed in is never changed.
 
-    name = "iunet"
+    `losses`: the per-step loss of the last round (logged by the session); `probability`: the last
+    foreground probability map; `build_seconds`: one-time cost of compiling the round function.
+    """
 
-    def __init__(self, model, cfg: FinetuneConfig):
-        import keras
+    def __init__(self, model, cfg: FinetuneConfig, fast: bool | None = None):
         import tensorflow as tf
 
-        from iunet_bench.interactive.loss import interactive_loss
-        from iunet_bench.models.groups import trainable_variables
+        from iunet_bench.models.groups import layers_in_groups
+        from iunet_bench.models.split import FrozenSplit, split_at_frozen_frontier
 
-        self.model, self.cfg = model, cfg
-        self.variables = trainable_variables(model, list(cfg.trainable))
+        self.cfg = cfg
+        self.name = cfg.method
+        self.model = own_copy(model)
+        self.fast = cfg.fast if fast is None else bool(fast)
+        model = self.model
+        trained = layers_in_groups(model, list(cfg.trainable))
+        self.variables = [v for layer in trained for v in layer.trainable_weights]
+        if not self.variables:
+            raise ValueError(f"interact.trainable: groups {list(cfg.trainable)} have no trainable weights")
+        self.grid = tuple(int(n) for n in model.inputs[0].shape[1:4])
         self._baseline = [w.numpy() for w in model.weights]
-        self.optimizer = keras.optimizers.Adam(cfg.lr)
+        self.optimizer = _optimizer(cfg.lr)
         self.optimizer.build(self.variables)
         self._opt_initial = [v.numpy() for v in self.optimizer.variables]
-        variables, optimizer = self.variables, self.optimizer
-
-        @tf.function
-        def step(x, target, weight):
-            with tf.GradientTape() as tape:
-                p = tf.cast(model(x, training=False), tf.float32)  # BatchNorm statistics stay frozen
-                loss = interactive_loss(target, p, weight, cfg.lambda_volume, cfg.weight_mode)
-            grads = tape.gradient(loss, variables)
-            optimizer.apply_gradients(zip(grads, variables))
-            return loss
-
-        self._step = step
+        self._targets = [
+            tf.TensorSpec((1, *self.grid, 2), tf.float32),
+            tf.TensorSpec((1, *self.grid), tf.float32),
+        ]
+        t0 = time.perf_counter()
+        if self.fast:
+            self.split = split_at_frozen_frontier(model, trained)
+            self._build_fast()
+        else:
+            self.split = FrozenSplit(None, model, [model.inputs[0].name])
+            self._build_straightforward()
+        self._warm_up()
+        self.build_seconds = time.perf_counter() - t0
         self.losses: list[float] = []
+        self.probability: np.ndarray | None = None
 
-    def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
+    def _warm_up(self) -> None:
+        """Run one round on a blank image, then restore: TensorFlow optimises a traced graph at its first
+        call, a one-time cost that belongs to building the refiner, not to the first round of a case."""
+        import tensorflow as tf
+
+        x = tf.zeros((1, *self.grid, 1), self.model.inputs[0].dtype)
+        y = tf.zeros((1, *self.grid, 2), tf.float32)
+        w = tf.ones((1, *self.grid), tf.float32)
+        if self.fast:
+            self._round(self._prefix(x), y, w)
+        else:
+            self._step(x, y, w)
+            self.model(x, training=False)
+        self._restore()
+
+    def _restore(self) -> None:
         for w, value in zip(self.model.weights, self._baseline):
             w.assign(value)
         for v, value in zip(self.optimizer.variables, self._opt_initial):
             v.assign(value)
+
+    def _loss(self, target, probs, weight):
+        import tensorflow as tf
+
+        from iunet_bench.interactive.loss import interactive_loss
+
+        p = tf.cast(probs, tf.float32)
+        return interactive_loss(target, p, weight, self.cfg.lambda_volume, self.cfg.weight_mode)
+
+    def _train_step(self, forward, target, weight):
+        """One Adam step on the chosen variables. `forward()` runs the network with training=False, so
+        BatchNorm uses (and never updates) its baseline statistics."""
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = self._loss(target, forward(), weight)
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, self.variables)
+        self.optimizer.apply(grads, self.variables)
+        return loss
+
+    def _build_straightforward(self) -> None:
+        import tensorflow as tf
+
+        model = self.model
+        image = tf.TensorSpec((1, *self.grid, 1), model.inputs[0].dtype)
+
+        @tf.function(input_signature=[image, *self._targets])
+        def step(x, target, weight):
+            return self._train_step(lambda: model(x, training=False), target, weight)
+
+        self._step = step
+
+    def _build_fast(self) -> None:
+        import tensorflow as tf
+
+        split, steps = self.split, self.cfg.steps
+        specs = [tf.TensorSpec((1, *t.shape[1:]), t.dtype) for t in split.tail.inputs]
+        image = tf.TensorSpec((1, *self.grid, 1), self.model.inputs[0].dtype)
+        self._prefix = tf.function(split.features, input_signature=[image])
+        self._prefix.get_concrete_function()
+
+        @tf.function(input_signature=[specs, *self._targets])
+        def run_round(features, target, weight):
+            losses = tf.TensorArray(tf.float32, size=steps)
+            for i in tf.range(steps):
+                loss = self._train_step(lambda: split.run_tail(features), target, weight)
+                losses = losses.write(i, loss)
+            probs = tf.cast(split.run_tail(features), tf.float32)
+            return losses.stack(), probs[0, ..., 1]
+
+        run_round.get_concrete_function()  # trace now, once: not in the first round's time
+        self._round = run_round
+
+    def _features(self, image: np.ndarray) -> list:
+        import tensorflow as tf
+
+        return self._prefix(tf.constant(image[None, ..., None], dtype=self.model.inputs[0].dtype))
+
+    def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
+        """Restore the baseline weights and optimizer state; compute the frozen prefix for this image."""
+        self._restore()
+        if tuple(volume.image.shape) != self.grid:
+            raise ValueError(
+                f"volume {volume.case_id}: grid {volume.image.shape} is not the model's {self.grid}"
+            )
         self.volume = volume
         self.prediction = initial_prediction.astype(np.uint8)
-        self.add = np.zeros(volume.image.shape, bool)
-        self.remove = np.zeros(volume.image.shape, bool)
+        self.memory = ScribbleMemory(volume.image.shape, self.cfg.accumulate)
+        self.losses, self.probability = [], None
+        self._inputs = self._features(volume.image) if self.fast else None
+
+    def round_inputs(self, interaction: Interaction) -> tuple[np.ndarray, np.ndarray]:
+        """(one-hot target Y' (z, y, x, 2), weight map (z, y, x)) for this round; updates the scribble memory."""
+        scribbles = self.memory.update(interaction)
+        target = scribbles.paste(self.prediction).astype(np.float32)
+        w = weight_map(self.volume.image, scribbles.scribbles, self.volume.spacing, self.cfg.weights)
+        return np.stack([1 - target, target], -1), w
 
     def refine(self, interaction: Interaction) -> np.ndarray:
         import tensorflow as tf
 
-        if self.cfg.accumulate:
-            self.add = (self.add | interaction.add) & ~interaction.remove
-            self.remove = (self.remove | interaction.remove) & ~interaction.add
+        target, w = self.round_inputs(interaction)
+        y, wt = tf.constant(target[None]), tf.constant(w[None])
+        if self.fast:
+            losses, prob = self._round(self._inputs, y, wt)
+            self.losses = [float(v) for v in losses.numpy()]
+            self.probability = prob.numpy()
         else:
-            self.add, self.remove = interaction.add.copy(), interaction.remove.copy()
-        scribbles = Interaction(self.add, self.remove)
-        target = scribbles.paste(self.prediction).astype(np.float32)
-        w = weight_map(self.volume.image, scribbles.scribbles, self.volume.spacing, self.cfg.weights)
-        x = tf.constant(self.volume.image[None, ..., None])
-        y = tf.constant(np.stack([1 - target, target], -1)[None])
-        wt = tf.constant(w[None])
-        self.losses = [float(self._step(x, y, wt)) for _ in range(self.cfg.steps)]
-        self.prediction = predict_mask(self.model, self.volume.image)
+            x = tf.constant(self.volume.image[None, ..., None], dtype=self.model.inputs[0].dtype)
+            self.losses = [float(self._step(x, y, wt)) for _ in range(self.cfg.steps)]
+            probs = self.model(x, training=False)
+            self.probability = np.asarray(probs, np.float32)[0, ..., 1]
+        self.prediction = (self.probability >= 0.5).astype(np.uint8)
         return self.prediction

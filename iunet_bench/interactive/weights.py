@@ -34,8 +34,12 @@ def geodesic_distance(image: np.ndarray, seeds: np.ndarray, spacing, intensity_w
     over the 26-neighbourhood (scikit-image MCP_Geometric, step lengths scaled by the voxel spacing).
     """
     spacing = tuple(float(s) for s in spacing)
-    grads = np.gradient(image.astype(np.float32), *spacing)
-    magnitude = np.sqrt(sum(g * g for g in grads))
+    image = image.astype(np.float32)
+    magnitude = np.zeros(image.shape, np.float32)
+    for axis, step in enumerate(spacing):
+        if image.shape[axis] > 1:  # a single slice has no gradient across it
+            magnitude += np.gradient(image, step, axis=axis) ** 2
+    magnitude = np.sqrt(magnitude)
     cost = 1.0 + intensity_weight * magnitude
     mcp = MCP_Geometric(cost, fully_connected=True, sampling=spacing)
     starts = np.argwhere(seeds)
@@ -43,15 +47,23 @@ def geodesic_distance(image: np.ndarray, seeds: np.ndarray, spacing, intensity_w
     return distance
 
 
+def uncertain_band(image: np.ndarray, scribbles: np.ndarray, spacing, cfg: WeightConfig) -> np.ndarray:
+    """Voxels outside the scribbles whose geodesic distance to them, normalised by its maximum over the
+    volume, is below `cfg.threshold`: the region of segmentation uncertainty around the user's strokes."""
+    band = np.zeros(image.shape, bool)
+    if cfg.threshold <= 0 or not scribbles.any():
+        return band
+    d = geodesic_distance(image, scribbles, spacing, cfg.intensity_weight)
+    top = float(d.max())
+    if top > 0:
+        band = (d / top < cfg.threshold) & ~scribbles
+    return band
+
+
 def weight_map(image: np.ndarray, scribbles: np.ndarray, spacing, cfg: WeightConfig) -> np.ndarray:
-    """The float32 weight map for one round's (accumulated) scribbles."""
+    """The float32 weight map for one round's (accumulated) scribbles: `cfg.scribble` on them,
+    `cfg.uncertain` in their `uncertain_band`, 1 elsewhere."""
     w = np.ones(image.shape, np.float32)
-    if not scribbles.any():
-        return w
-    if cfg.threshold > 0:
-        d = geodesic_distance(image, scribbles, spacing, cfg.intensity_weight)
-        top = float(d.max())
-        if top > 0:
-            w[(d / top < cfg.threshold) & ~scribbles] = cfg.uncertain
+    w[uncertain_band(image, scribbles, spacing, cfg)] = cfg.uncertain
     w[scribbles] = cfg.scribble
     return w

@@ -1,0 +1,357 @@
+"""Round speed of the interactive engine, measured side by side in one process (a benchmark, not a test).
+
+    python benchmarks/round_speed.py [--reps 5] [--cases 1] [--rounds R] [--train-steps N] [override ...]
+
+On the default job configuration (`conf/`, overrides as on the `python -m iunet_bench` command line):
+
+1. seconds per round (weight map + fine-tuning + prediction) for head+bottleneck, head only and all layers:
+   - `fast`: the engine as the job runs it (frozen prefix once per case, one compiled round function);
+   - `straight`: the same engine's straightforward path (whole network every step, a Python loop);
+   - `naive`: a plain Keras reference: set `layer.trainable`, `compile`, `fit` on the one volume for the
+     same number of steps with the same loss, `predict`. (`fit` runs trainable BatchNorm layers in training
+     mode; the engine keeps every BatchNorm frozen. Speed is what this column is for.)
+   The three are interleaved repetition by repetition, so machine noise hits them alike; medians reported.
+2. achieved GFLOP/s of the compiled round (convolution FLOPs counted from the layer shapes: forward, the
+   input gradients the backward pass needs, the weight gradients of the trained layers) against a large
+   float32 matrix multiply measured in the same process (the roof of this machine);
+3. the geodesic weight map's share of a round (scikit-image MCP as used, scikit-fmm timed for comparison);
+4. the DSC curves of `fast` and `straight` through the real session loop (robot, accumulating scribbles),
+   and their largest difference.
+
+Writes runs/benchmarks/round_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+SUBSETS = {"head+bottleneck": ["head", "bottleneck"], "head": ["head"], "all": ["all"]}
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t0, out
+
+
+def conv_flops(layer) -> float:
+    """Forward FLOPs (2 per multiply-add) of a Conv3D / Conv3DTranspose layer at its model shape; else 0."""
+    import keras
+
+    if not isinstance(layer, keras.layers.Conv3D):  # Conv3DTranspose subclasses Conv3D
+        return 0.0
+    kernel = int(np.prod(layer.kernel.shape))
+    if isinstance(layer, keras.layers.Conv3DTranspose):
+        voxels = int(np.prod(layer.input.shape[1:4]))
+    else:
+        voxels = int(np.prod(layer.output.shape[1:4]))
+    return 2.0 * voxels * kernel
+
+
+def step_flops(model, trained) -> tuple[float, float]:
+    """(FLOPs of one fine-tuning step, FLOPs of one forward pass of the live part), convolutions only."""
+    from iunet_bench.models.split import backprop_layers, live_layers
+
+    live = live_layers(model, trained)
+    through = {id(layer) for layer in backprop_layers(model, trained)}
+    trained_ids = {id(layer) for layer in trained}
+    forward = sum(conv_flops(layer) for layer in live)
+    backward = sum(
+        conv_flops(layer) * ((id(layer) in through) + (id(layer) in trained_ids)) for layer in live
+    )
+    return forward + backward, forward
+
+
+def matmul_roof(n: int = 2048, reps: int = 5) -> float:
+    """GFLOP/s of an n x n float32 matrix multiply (best of `reps`)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.standard_normal((n, n), dtype=np.float32))
+    b = tf.constant(rng.standard_normal((n, n), dtype=np.float32))
+    mm = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
+    mm()
+    best = min(timed(lambda: float(mm()))[0] for _ in range(reps))
+    return 2.0 * n**3 / best / 1e9
+
+
+def naive_round(model, volume, prediction, interaction, groups, fcfg) -> np.ndarray:
+    """The plain Keras way: layer.trainable, compile, fit for `steps` epochs on the one volume, predict."""
+    import keras
+    import tensorflow as tf
+
+    from iunet_bench.interactive.loss import interactive_loss
+    from iunet_bench.interactive.weights import weight_map
+    from iunet_bench.models.groups import layers_in_groups
+
+    scribbles = interaction
+    target = scribbles.paste(prediction).astype(np.float32)
+    w = weight_map(volume.image, scribbles.scribbles, volume.spacing, fcfg.weights)
+    trained = {id(layer) for layer in layers_in_groups(model, groups)}
+    for layer in model.layers:
+        if layer.weights:
+            layer.trainable = id(layer) in trained
+
+    def loss(y_true, y_pred):
+        return interactive_loss(
+            y_true[..., :2], tf.cast(y_pred, tf.float32), y_true[..., 2], fcfg.lambda_volume, fcfg.weight_mode
+        )
+
+    model.compile(optimizer=keras.optimizers.Adam(fcfg.lr), loss=loss)
+    x = volume.image[None, ..., None]
+    y = np.stack([1 - target, target, w], -1)[None]
+    model.fit(x, y, epochs=fcfg.steps, batch_size=1, verbose=0, shuffle=False)
+    return (model.predict(x, verbose=0)[0, ..., 1] >= 0.5).astype(np.uint8)
+
+
+def geodesic_times(volume, seeds, intensity_weight: float, reps: int) -> dict:
+    """Median seconds of the MCP geodesic distance (used) and of scikit-fmm's travel time (alternative)."""
+    from iunet_bench.interactive.weights import geodesic_distance
+
+    out = {
+        "mcp_s": statistics.median(
+            timed(geodesic_distance, volume.image, seeds, volume.spacing, intensity_weight)[0]
+            for _ in range(reps)
+        )
+    }
+    try:
+        import skfmm
+    except ImportError:
+        return out
+    grads = np.gradient(volume.image.astype(np.float32), *volume.spacing)
+    speed = 1.0 / (1.0 + intensity_weight * np.sqrt(sum(g * g for g in grads)))
+    phi = np.where(seeds, -1.0, 1.0)
+    out["fmm_s"] = statistics.median(
+        timed(skfmm.travel_time, phi, speed, np.asarray(volume.spacing))[0] for _ in range(reps)
+    )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=5, help="interleaved repetitions per subset")
+    ap.add_argument("--cases", type=int, default=1, help="held-out cases for the DSC-curve comparison")
+    ap.add_argument("--rounds", type=int, default=None, help="session rounds (default: session.rounds)")
+    ap.add_argument("--train-steps", type=int, default=None, help="baseline steps (default: train.steps)")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "benchmarks" / "round_speed.json"))
+    ap.add_argument("overrides", nargs="*", help="config overrides, e.g. data.preprocess.grid=[8,24,24]")
+    args = ap.parse_args()
+    os.chdir(ROOT)
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    overrides = list(args.overrides)
+    if args.train_steps is not None:
+        overrides.append(f"train.steps={args.train_steps}")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+
+    from iunet_bench.benchmark import configure_tensorflow, validate
+
+    parsed = validate(cfg)
+    device = configure_tensorflow(cfg)
+    import keras
+    import tensorflow as tf
+
+    from iunet_bench.interactive import make_refiner
+    from iunet_bench.interactive.refiner import predict_mask
+    from iunet_bench.interactive.weights import weight_map
+    from iunet_bench.models.groups import group_names, layers_in_groups
+    from iunet_bench.models.unet import UNetConfig, build_unet
+    from iunet_bench.session import case_rng, run_session
+    from iunet_bench.train.baseline import load_or_train
+
+    container = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    dataset, robot = parsed["dataset"], parsed["robot"]
+    train_ids, test_ids = dataset.split()
+    train_vols, _ = dataset.volumes(train_ids)
+    test_vols, _ = dataset.volumes(test_ids[: max(1, args.cases)])
+    m = cfg.model
+    unet_cfg = UNetConfig(
+        base_filters=int(m.base_filters),
+        depth=int(m.depth),
+        norm=m.norm,
+        convs_per_level=int(m.convs_per_level),
+        pool_z_levels=tuple(m.pool_z_levels),
+    )
+    grid = tuple(int(g) for g in cfg.data.preprocess.grid)
+    print(f"device {device}; grid {grid}; baseline: training or loading ({cfg.train.steps} steps) ...")
+    model, info = load_or_train(
+        lambda: build_unet(grid, unet_cfg),
+        train_vols,
+        container(cfg.model),
+        parsed["train"],
+        int(cfg.seed),
+        Path(cfg.train.cache_dir),
+    )
+    groups_valid = group_names(model)
+    base_interact = container(cfg.interact)
+    base_interact.pop("trainable", None)
+    base_interact["method"] = "iunet"
+    fcfg = parsed["finetune"]
+
+    volume = test_vols[0]
+    initial = predict_mask(model, volume.image)
+    interaction = robot.annotate(
+        volume.image,
+        volume.label,
+        initial,
+        case_rng(int(cfg.seed), volume.case_id, 1),
+        spacing=volume.spacing,
+    )
+
+    # Every engine is built before the naive reference touches layer.trainable.
+    engines = {}
+    for name, groups in SUBSETS.items():
+        spec = {**base_interact, "trainable": groups}
+        engines[name] = {
+            "fast": make_refiner({**spec, "fast": True}, model, groups_valid),
+            "straight": make_refiner({**spec, "fast": False}, model, groups_valid),
+        }
+    baseline = [w.numpy() for w in model.weights]
+
+    def restore() -> None:
+        for w, value in zip(model.weights, baseline):
+            w.assign(value)
+        for layer in model.layers:
+            layer.trainable = True
+
+    roof = matmul_roof()
+    results = {}
+    for name, groups in SUBSETS.items():
+        times = {"naive": [], "fast": [], "straight": [], "fast_compute": [], "start": [], "weight_map": []}
+        fast = engines[name]["fast"]
+        for _ in range(args.reps):
+            times["naive"].append(timed(naive_round, model, volume, initial, interaction, groups, fcfg)[0])
+            restore()
+            for kind in ("fast", "straight"):
+                engine = engines[name][kind]
+                t_start, _ = timed(engine.start, volume, initial)
+                if kind == "fast":
+                    times["start"].append(t_start)
+                times[kind].append(timed(engine.refine, interaction)[0])
+            times["weight_map"].append(
+                timed(weight_map, volume.image, interaction.scribbles, volume.spacing, fcfg.weights)[0]
+            )
+            fast.start(volume, initial)
+            target, w = fast.round_inputs(interaction)
+            y, wt = tf.constant(target[None]), tf.constant(w[None])
+            times["fast_compute"].append(
+                timed(lambda e, a, b: e._round(e._inputs, a, b)[0].numpy(), fast, y, wt)[0]
+            )
+        med = {k: statistics.median(v) for k, v in times.items()}
+        flops, forward = step_flops(model, layers_in_groups(model, groups))
+        round_flops = fcfg.steps * flops + forward
+        results[name] = {
+            "seconds_per_round": {k: med[k] for k in ("naive", "straight", "fast")},
+            "speedup_vs_naive": med["naive"] / med["fast"],
+            "speedup_vs_straight": med["straight"] / med["fast"],
+            "start_seconds_once_per_case": med["start"],
+            "build_seconds_once_per_job": fast.build_seconds,
+            "frozen_frontier": fast.split.frontier_names,
+            "step_gflop": flops / 1e9,
+            "round_compute_seconds": med["fast_compute"],
+            "achieved_gflops": round_flops / med["fast_compute"] / 1e9,
+            "achieved_share_of_roof": round_flops / med["fast_compute"] / 1e9 / roof,
+            "weight_map_seconds": med["weight_map"],
+            "weight_map_share_of_fast_round": med["weight_map"] / med["fast"],
+            "samples": times,
+        }
+        restore()
+
+    geo = geodesic_times(volume, interaction.scribbles, fcfg.weights.intensity_weight, args.reps)
+
+    # DSC curves of the fast and straightforward paths through the real session loop.
+    rounds = int(cfg.session.rounds) if args.rounds is None else args.rounds
+    curves = {}
+    default = {**container(cfg.interact)}
+    session_engines = {
+        kind: make_refiner({**default, "fast": kind == "fast"}, model, groups_valid)
+        for kind in ("fast", "straight")
+    }
+    for kind, engine in session_engines.items():
+        curves[kind] = {}
+        for v in test_vols:
+            restore()
+            records = run_session(v, predict_mask(model, v.image), robot, engine, rounds, int(cfg.seed))
+            curves[kind][v.case_id] = {
+                "dsc": [r.dsc for r in records],
+                "round_seconds": [r.refine_seconds for r in records[1:] if not r.stopped],
+            }
+    dsc_diff = max(
+        float(np.max(np.abs(np.subtract(curves["fast"][c]["dsc"], curves["straight"][c]["dsc"]))))
+        for c in curves["fast"]
+    )
+
+    report = {
+        "machine": {
+            "device": device,
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "load_average_at_end": os.getloadavg(),
+        },
+        "config": {
+            "grid": grid,
+            "model": container(cfg.model),
+            "interact": container(cfg.interact),
+            "baseline_key": info["key"],
+            "reps": args.reps,
+        },
+        "matmul_roof_gflops": roof,
+        "subsets": results,
+        "geodesic": {**geo, "weights_map_uses": "mcp"},
+        "session": {
+            "trainable": list(fcfg.trainable),
+            "rounds": rounds,
+            "curves": curves,
+            "max_abs_dsc_difference_fast_vs_straight": dsc_diff,
+        },
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=float))
+
+    print(
+        f"\nseconds per round on {grid}, {fcfg.steps} steps, median of {args.reps} interleaved repetitions:"
+    )
+    print(f"{'subset':>16}  {'naive':>7}  {'straight':>8}  {'fast':>7}  {'x naive':>7}  {'x straight':>10}")
+    for name, r in results.items():
+        s = r["seconds_per_round"]
+        print(
+            f"{name:>16}  {s['naive']:7.3f}  {s['straight']:8.3f}  {s['fast']:7.3f}  "
+            f"{r['speedup_vs_naive']:7.1f}  {r['speedup_vs_straight']:10.1f}"
+        )
+    print(f"\nmatmul roof: {roof:.1f} GFLOP/s")
+    for name, r in results.items():
+        print(
+            f"{name:>16}: {r['step_gflop']:.3f} GFLOP per step, {r['achieved_gflops']:.1f} GFLOP/s "
+            f"({100 * r['achieved_share_of_roof']:.0f}% of the roof); weight map {r['weight_map_seconds']:.3f} s "
+            f"= {100 * r['weight_map_share_of_fast_round']:.0f}% of the fast round; "
+            f"prefix once per case {r['start_seconds_once_per_case']:.3f} s"
+        )
+    fmm = f", scikit-fmm {geo['fmm_s']:.3f} s" if "fmm_s" in geo else ""
+    print(f"geodesic distance: MCP {geo['mcp_s']:.3f} s{fmm}")
+    for kind, by_case in curves.items():
+        for c, d in by_case.items():
+            print(f"DSC {kind:>8} {c}: " + " ".join(f"{x:.4f}" for x in d["dsc"]))
+    print(f"max |DSC fast - straight| = {dsc_diff:.2e}\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""The fine-tuning engine (iunet, bifseg): layer subsets, the eq. 3 loss, restoring, fast = straightforward.
+
+Tiny model (base 4, depth 2) on an 8x24x24 grid; every refiner is built on one shared model whose baseline
+weights are put back after each test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from iunet_bench.data.case import Volume
+from iunet_bench.interactive import make_refiner
+from iunet_bench.interactive.config import FinetuneConfig
+from iunet_bench.interactive.loss import interactive_loss
+from iunet_bench.interactive.refiner import IUnetRefiner, _optimizer, predict_mask
+from iunet_bench.models.groups import group_names, layers_in_groups
+from iunet_bench.models.split import split_at_frozen_frontier
+from iunet_bench.models.unet import UNetConfig, build_unet
+from iunet_bench.session import run_session
+from simulators import make_annotator
+from simulators.interaction import Interaction
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = (8, 24, 24)
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
+    return build_unet(GRID, UNetConfig(base_filters=4, depth=2, pool_z_levels=(1,)))
+
+
+@pytest.fixture(autouse=True)
+def baseline(request):
+    """Put the shared model's weights back after each test (refiners snapshot it when built)."""
+    if "model" not in request.fixturenames:
+        yield None
+        return
+    m = request.getfixturevalue("model")
+    saved = [w.numpy() for w in m.weights]
+    yield saved
+    for w, value in zip(m.weights, saved):
+        w.assign(value)
+
+
+def volume(seed: int, case_id: str) -> Volume:
+    """A bright ellipsoid on a noisy background; the label is the ellipsoid."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[: GRID[0], : GRID[1], : GRID[2]]
+    cz, cy, cx = rng.uniform(3, 5), rng.uniform(9, 15), rng.uniform(9, 15)
+    label = ((z - cz) / 3) ** 2 + ((y - cy) / 6) ** 2 + ((x - cx) / 7) ** 2 < 1
+    image = np.where(label, 0.5, -0.3) + rng.normal(0, 0.1, GRID)
+    return Volume(
+        case_id, image.astype(np.float32), label.astype(np.uint8), (2.0, 1.0, 1.0), (0, 0, 0, *GRID), GRID
+    )
+
+
+def strokes(vol: Volume, k: int) -> Interaction:
+    """Round k's deterministic scribbles: a foreground line in the label, a background line outside."""
+    add = np.zeros(GRID, bool)
+    remove = np.zeros(GRID, bool)
+    zc, yc = np.argwhere(vol.label)[len(np.argwhere(vol.label)) // 2][:2]
+    add[zc, yc, :] = vol.label[zc, yc, :].astype(bool)
+    remove[(zc + k) % GRID[0], 1 + k, 2:20] = True
+    return Interaction(add, remove & ~add)
+
+
+def cfg(groups, steps=3, lr=1e-2, **kw) -> FinetuneConfig:
+    return FinetuneConfig(trainable=tuple(groups), steps=steps, lr=lr, **kw)
+
+
+def robot():
+    return make_annotator(yaml.safe_load((ROOT / "conf" / "simulator" / "scribble_ideal.yaml").read_text()))
+
+
+# ---------------------------------------------------------------------------------------------- the split
+
+
+@pytest.mark.parametrize(
+    "groups, frontier",
+    [
+        (["head"], ["decoder.0.relu1"]),
+        (["head", "bottleneck"], ["encoder.0.relu1", "encoder.1.relu1", "encoder.1.pool"]),
+        (["decoder.0"], ["encoder.0.relu1", "decoder.1.relu1"]),
+        (["all"], ["image"]),
+    ],
+)
+def test_split_at_the_frozen_frontier_reproduces_the_model_with_shared_layers(model, groups, frontier):
+    split = split_at_frozen_frontier(model, layers_in_groups(model, groups))
+    assert split.frontier_names == frontier
+    assert (split.prefix is None) == (groups == ["all"])
+    x = tf.constant(volume(0, "a").image[None, ..., None])
+    np.testing.assert_allclose(split.run_tail(split.features(x)).numpy(), model(x).numpy(), atol=1e-6)
+    assert split.tail.get_layer("head") is model.get_layer("head")
+
+
+# ---------------------------------------------------------------------------------------------- the loss
+
+
+def numpy_eq3(target, pred, weight, lam, mode):
+    """Paper eq. 3 per class, averaged over classes (eq. 4) and the batch, written out in numpy."""
+    out = []
+    for b in range(target.shape[0]):
+        per_class = []
+        for k in range(target.shape[-1]):
+            y, p, w = target[b, ..., k], pred[b, ..., k], weight[b]
+            overlap = 2 * np.sum(w * y * p)
+            denom = np.sum(w * y) + np.sum(w * p) if mode == "both" else np.sum(y) + np.sum(p)
+            volume_term = ((np.sum(p) - np.sum(y)) / np.sum(p)) ** 2
+            per_class.append(-overlap / denom + lam * volume_term)
+        out.append(np.mean(per_class))
+    return float(np.mean(out))
+
+
+@pytest.mark.parametrize("mode", ["both", "numerator"])
+@pytest.mark.parametrize("lam", [0.0, 0.3])
+def test_loss_equals_a_numpy_evaluation_of_eq3(mode, lam):
+    rng = np.random.default_rng(1)
+    fg = rng.random((2, 3, 4, 5)) < 0.3
+    target = np.stack([~fg, fg], -1).astype(np.float32)
+    logits = rng.normal(size=(2, 3, 4, 5, 2))
+    pred = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
+    weight = rng.choice([0.0, 1.0, 3.0], size=(2, 3, 4, 5)).astype(np.float32)
+    got = float(interactive_loss(tf.constant(target), tf.constant(pred), tf.constant(weight), lam, mode))
+    assert got == pytest.approx(numpy_eq3(target, pred, weight, lam, mode), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- subsets
+
+
+def weights_by_path(m) -> dict[str, np.ndarray]:
+    return {w.path: w.numpy() for w in m.weights}
+
+
+@pytest.mark.parametrize(
+    "groups, fast",
+    [(["head"], True), (["head", "bottleneck"], True), (["decoder.1"], True), (["encoder.0"], False)],
+)
+def test_gradients_reach_only_the_chosen_groups(model, groups, fast):
+    refiner = IUnetRefiner(model, cfg(groups, fast=fast))
+    tuned = refiner.model  # the refiner's own copy: the job's model stays the baseline
+    before, original = weights_by_path(tuned), weights_by_path(model)
+    trained = layers_in_groups(tuned, groups)
+    vol = volume(0, "a")
+    refiner.start(vol, predict_mask(model, vol.image))
+    refiner.refine(strokes(vol, 0))
+    after = weights_by_path(tuned)
+    trainable_paths = {v.path for layer in trained for v in layer.trainable_weights}
+    changed = {p for p in before if not np.array_equal(before[p], after[p])}
+    assert changed <= trainable_paths  # everything else (BatchNorm statistics included) is bit-identical
+    for layer in trained:  # and every chosen layer did learn
+        assert {v.path for v in layer.trainable_weights} & changed, layer.name
+    assert len(refiner.losses) == 3
+    assert all(np.array_equal(original[p], w) for p, w in weights_by_path(model).items())
+
+
+def test_an_unknown_group_is_an_error_listing_the_valid_ones(model):
+    with pytest.raises(
+        ValueError, match=r"interact\.trainable: unknown layer group\(s\) \['decoder\.7'\].*'head'"
+    ):
+        make_refiner(
+            {**yaml.safe_load((ROOT / "conf/interact/iunet.yaml").read_text()), "trainable": ["decoder.7"]},
+            model,
+            group_names(model),
+        )
+
+
+# ---------------------------------------------------------------------------------------------- sessions
+
+
+def curve(refiner, model, vol, rounds=3):
+    """Per-round losses and DSC, and the last probabilities, of one case (as the job runs it)."""
+    refiner.start(vol, predict_mask(model, vol.image))
+    losses, dscs = [], []
+    for k in range(rounds):
+        pred = refiner.refine(strokes(vol, k))
+        losses.append(list(refiner.losses))
+        dscs.append(2 * np.sum(pred & vol.label) / (pred.sum() + vol.label.sum()))
+    return losses, dscs, refiner.probability.copy()
+
+
+def test_restoring_between_cases_leaves_no_trace(model, baseline):
+    refiner = IUnetRefiner(model, cfg(["head", "bottleneck"]))
+    a, b = volume(1, "a"), volume(2, "b")
+    alone = curve(refiner, model, b)
+    curve(refiner, model, a)
+    after_a = curve(refiner, model, b)
+    assert alone[0] == after_a[0] and alone[1] == after_a[1]  # bit-identical loss and DSC curves
+    np.testing.assert_array_equal(alone[2], after_a[2])
+    refiner.start(a, predict_mask(model, a.image))
+    for w, value in zip(refiner.model.weights, baseline):
+        np.testing.assert_array_equal(w.numpy(), value)
+    assert int(refiner.optimizer.iterations.numpy()) == 0
+
+
+@pytest.mark.parametrize("groups", [["head", "bottleneck"], ["decoder.1"], ["all"]])
+def test_fast_path_gives_the_straightforward_results(model, groups):
+    fast = IUnetRefiner(model, cfg(groups, fast=True))
+    straight = IUnetRefiner(model, cfg(groups, fast=False))
+    vol = volume(3, "c")
+    f_losses, f_dsc, f_prob = curve(fast, model, vol)
+    s_losses, s_dsc, s_prob = curve(straight, model, vol)
+    np.testing.assert_allclose(f_losses, s_losses, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f_prob, s_prob, atol=1e-5)
+    np.testing.assert_allclose(f_dsc, s_dsc, atol=1e-3)
+    assert f_losses[0][0] != f_losses[-1][-1]  # it did train
+
+
+def test_zero_steps_is_the_baseline_prediction(model):
+    refiner = IUnetRefiner(model, cfg(["head"], steps=0))
+    vol = volume(4, "d")
+    refiner.start(vol, predict_mask(model, vol.image))
+    out = refiner.refine(strokes(vol, 0))
+    assert refiner.losses == []
+    np.testing.assert_array_equal(out, predict_mask(model, vol.image))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "conf" / "interact").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_method_runs_in_the_session_loop_and_logs_the_same_metrics(model, path):
+    spec = yaml.safe_load(path.read_text())
+    if "steps" in spec:
+        spec["steps"] = 2
+    refiner = make_refiner(spec, model, group_names(model))
+    assert refiner.name == spec["method"]
+    if spec["method"] == "bifseg":  # every layer, so nothing is frozen upstream
+        assert len(refiner.variables) == len(model.trainable_variables) and refiner.split.prefix is None
+    vol = volume(5, "e")
+    records = run_session(vol, predict_mask(model, vol.image), robot(), refiner, rounds=2, seed=0)
+    assert [r.round for r in records] == [0, 1, 2]
+    active = [r for r in records[1:] if not r.stopped]
+    assert active, "the robot found something to scribble"
+    for r in active:
+        assert 0.0 <= r.dsc <= 1.0 and r.refine_seconds > 0
+        assert len(r.losses) == spec.get("steps", 0)
+
+
+def test_mixed_float16_policy_gets_loss_scaling():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        assert isinstance(_optimizer(1e-3), keras.optimizers.LossScaleOptimizer)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert not isinstance(_optimizer(1e-3), keras.optimizers.LossScaleOptimizer)

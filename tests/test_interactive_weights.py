@@ -1,0 +1,79 @@
+"""The weight map of paper section 2.6 and its geodesic distance (numpy / scikit-image only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from iunet_bench.interactive.weights import WeightConfig, geodesic_distance, uncertain_band, weight_map
+
+SPACING = (2.0, 1.0, 0.5)
+
+
+def noisy_image(seed: int = 0, shape=(6, 20, 24)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = np.full(shape, -0.5, np.float32)
+    image[:, 6:14, 8:18] = 0.5  # a bright box: an edge the geodesic distance must feel
+    return image + rng.normal(0, 0.05, shape).astype(np.float32)
+
+
+def two_strokes(shape=(6, 20, 24)) -> np.ndarray:
+    s = np.zeros(shape, bool)
+    s[3, 10, 10:15] = True  # inside the box
+    s[2, 2, 3:20] = True  # outside
+    return s
+
+
+def test_weight_map_has_exactly_the_configured_values_where_they_belong():
+    image, scribbles = noisy_image(), two_strokes()
+    cfg = WeightConfig(scribble=5.0, uncertain=0.25, threshold=0.3, intensity_weight=4.0)
+    w = weight_map(image, scribbles, SPACING, cfg)
+
+    d = geodesic_distance(image, scribbles, SPACING, cfg.intensity_weight)
+    band = (d / d.max() < cfg.threshold) & ~scribbles
+    assert 0 < band.sum() < band.size - scribbles.sum()  # a real band, not nothing and not everything
+    assert w.dtype == np.float32
+    np.testing.assert_array_equal(w[scribbles], 5.0)
+    np.testing.assert_array_equal(w[band], 0.25)
+    np.testing.assert_array_equal(w[~band & ~scribbles], 1.0)
+
+
+def test_paper_defaults_are_3_on_scribbles_and_0_in_the_band():
+    image, scribbles = noisy_image(1), two_strokes()
+    w = weight_map(image, scribbles, SPACING, WeightConfig())
+    assert set(np.unique(w)) == {0.0, 1.0, 3.0}
+    np.testing.assert_array_equal(w == 3.0, scribbles)
+    np.testing.assert_array_equal(w == 0.0, uncertain_band(image, scribbles, SPACING, WeightConfig()))
+
+
+def test_no_band_without_scribbles_or_with_threshold_zero():
+    image, scribbles = noisy_image(), two_strokes()
+    assert (weight_map(image, np.zeros_like(scribbles), SPACING, WeightConfig()) == 1).all()
+    w = weight_map(image, scribbles, SPACING, WeightConfig(threshold=0.0))
+    np.testing.assert_array_equal(w, np.where(scribbles, 3.0, 1.0))
+
+
+def test_geodesic_distance_is_euclidean_in_millimetres_without_intensity_term():
+    image = noisy_image()
+    seed = np.zeros(image.shape, bool)
+    seed[3, 10, 2] = True
+    d = geodesic_distance(image, seed, SPACING, intensity_weight=0.0)
+    np.testing.assert_allclose(d[3, 10, 2:12], 0.5 * np.arange(10), atol=1e-9)  # along x: 0.5 mm per voxel
+    np.testing.assert_allclose(d[0:4, 10, 2], 2.0 * np.arange(3, -1, -1), atol=1e-9)  # along z: 2 mm
+
+
+def test_geodesic_distance_grows_across_an_intensity_edge():
+    image = np.zeros((1, 1, 30), np.float32)
+    image[..., 15:] = 1.0  # a step edge between x = 14 and x = 15
+    seed = np.zeros(image.shape, bool)
+    seed[0, 0, 0] = True
+    flat = geodesic_distance(image, seed, (1.0, 1.0, 1.0), intensity_weight=0.0)[0, 0]
+    edged = geodesic_distance(image, seed, (1.0, 1.0, 1.0), intensity_weight=10.0)[0, 0]
+    np.testing.assert_allclose(edged[:13], flat[:13])  # the same before the edge
+    assert edged[20] - flat[20] > 5.0  # the edge adds length beyond it
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5])
+def test_threshold_outside_unit_interval_is_rejected(threshold):
+    with pytest.raises(ValueError, match=r"interact\.geodesic\.threshold"):
+        WeightConfig(threshold=threshold)
