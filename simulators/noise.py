@@ -4,11 +4,14 @@ Each acts on one stroke path (an (n, 2) row-column pixel array on one slice, see
 its randomness only from the passed `numpy.random.Generator`:
 
 - `warp` (jitter): add a smooth random offset to every path point (white noise along the path, Gaussian
-  smoothed over `jitter_smoothness_mm`, scaled to a standard deviation of `jitter_voxels`), re-join the
-  points by digital lines, and keep the longest run that stays in the region (a shaky hand stays inside
-  what it meant to mark; leaving the region is the separate overshoot model).
-- `break_path` (broken stroke): cut one gap of `gap_mm` at a uniformly random place that leaves at least
-  `gap_mm` of path on either side; paths shorter than twice the gap stay whole.
+  smoothed with a standard deviation of `jitter_smoothness_mm` of path, scaled so each coordinate's
+  offset has a standard deviation of `jitter_voxels`), shortened where needed to at most the point's
+  depth minus one pixel (a shaky hand wobbles within the room it has: leaving the region is the separate
+  overshoot model); re-join the points by digital lines and keep the longest run inside the region.
+- `gap_centre` and `erase_gap` (broken stroke): the pen lifts at a point chosen uniformly along the path's
+  length, at least `gap_mm` from either end (paths shorter than twice the gap stay whole); every painted
+  pixel within `gap_mm / 2` of that point is erased, and at least the brush radius plus one pixel, so
+  the gap always cuts the brush (an open stroke falls into two pieces, a closed contour opens).
 - `overshoot_path`: from one end of the stroke (chosen at random), carry on in a straight line to the
   nearest pixel outside the region and `overshoot_voxels` pixels beyond it, as a hand that slips over the
   boundary.
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from simulators.strokes import connect, step_lengths
+from simulators.strokes import connect, depth, step_lengths
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,20 @@ def _longest_run(flags: np.ndarray) -> slice | None:
     return best
 
 
+def smooth_noise(n: int, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """(n, 2) Gaussian-smoothed white noise (sigma in samples) with unit standard deviation per coordinate
+    (scaled by the filter's gain, not by the sample: a short path gets a near-constant offset, not a
+    blown-up one)."""
+    noise = rng.normal(size=(n, 2))
+    if n < 2:
+        return noise
+    half = int(4 * sigma) + 1
+    impulse = np.zeros(2 * half + 1)
+    impulse[half] = 1.0
+    gain = float(np.sqrt((ndi.gaussian_filter1d(impulse, sigma, mode="constant") ** 2).sum()))
+    return ndi.gaussian_filter1d(noise, sigma, axis=0, mode="nearest") / gain
+
+
 def warp(
     path: np.ndarray,
     region: np.ndarray,
@@ -76,31 +93,46 @@ def warp(
     smoothness_mm: float,
     spacing2: tuple[float, float],
 ) -> np.ndarray:
-    """The jittered path (see the module docstring); the original path when every jittered point left."""
+    """The jittered path (see the module docstring); the original path when no jittered point is inside."""
     if amplitude_voxels <= 0 or len(path) == 0:
         return path
     steps = step_lengths(path, spacing2)
     mean_step = float(steps.mean()) if len(steps) else 1.0
-    sigma = max(smoothness_mm / max(mean_step, 1e-6), 1e-6)
-    noise = rng.normal(size=(len(path), 2))
-    offsets = ndi.gaussian_filter1d(noise, sigma, axis=0, mode="nearest") if len(path) > 1 else noise
-    sd = offsets.std(axis=0)
-    offsets = offsets / np.where(sd > 1e-9, sd, 1.0) * amplitude_voxels
+    offsets = smooth_noise(len(path), rng, max(smoothness_mm / max(mean_step, 1e-6), 1e-3)) * amplitude_voxels
+    room = np.maximum(depth(region)[path[:, 0], path[:, 1]] - 1.0, 0.0)
+    norm = np.sqrt((offsets**2).sum(1))
+    offsets *= np.minimum(1.0, room / np.maximum(norm, 1e-9))[:, None]
     moved = connect(path + offsets)
     run = _longest_run(_inside(moved, region))
     return path if run is None else moved[run]
 
 
-def break_path(
+def gap_centre(
     path: np.ndarray, rng: np.random.Generator, gap_mm: float, spacing2: tuple[float, float]
-) -> list[np.ndarray]:
-    """The path cut by one gap (two pieces), or [path] when it is shorter than twice the gap."""
+) -> np.ndarray | None:
+    """Where the pen lifts (a float row-column point on the path), or None for a path shorter than 2 gaps."""
     arc = np.concatenate([[0.0], np.cumsum(step_lengths(path, spacing2))])
     if len(path) < 3 or arc[-1] < 2 * gap_mm:
-        return [path]
-    centre = rng.uniform(gap_mm, arc[-1] - gap_mm)
-    before, after = arc < centre - gap_mm / 2, arc > centre + gap_mm / 2
-    return [p for p in (path[before], path[after]) if len(p)]
+        return None
+    at = rng.uniform(gap_mm, arc[-1] - gap_mm)
+    i = int(np.clip(np.searchsorted(arc, at) - 1, 0, len(path) - 2))
+    t = (at - arc[i]) / max(arc[i + 1] - arc[i], 1e-9)
+    return path[i] + t * (path[i + 1] - path[i])
+
+
+def gap_mask(
+    shape: tuple[int, int],
+    centre: np.ndarray,
+    gap_mm: float,
+    brush_radius: float,
+    spacing2: tuple[float, float],
+) -> np.ndarray:
+    """Pixels erased by a gap at `centre`: within gap_mm / 2 (mm), and within the brush radius + 1 pixel."""
+    r, c = np.indices(shape, sparse=True)
+    dr, dc = (r - centre[0]), (c - centre[1])
+    in_mm = (dr * spacing2[0]) ** 2 + (dc * spacing2[1]) ** 2 <= (gap_mm / 2.0) ** 2
+    in_pixels = dr**2 + dc**2 <= (brush_radius + 1.0) ** 2
+    return in_mm | in_pixels
 
 
 def overshoot_path(end: np.ndarray, region: np.ndarray, voxels: int) -> np.ndarray:

@@ -39,9 +39,17 @@ from simulators.errors import (
     to_volume,
 )
 from simulators.interaction import ADD, PLANES, REMOVE, Interaction, Stroke
-from simulators.noise import Noise, break_path, overshoot_path, warp
+from simulators.noise import Noise, gap_centre, gap_mask, overshoot_path, warp
 from simulators.policy import Policy, Target, plan_round
-from simulators.strokes import StrokeStyle, paint, path_length_mm, path_mask, shape_path, truncate
+from simulators.strokes import (
+    StrokeStyle,
+    paint,
+    path_length_mm,
+    path_mask,
+    shape_path,
+    step_lengths,
+    truncate,
+)
 
 _STRUCT_2D = np.ones((3, 3), bool)
 
@@ -108,20 +116,26 @@ class ScribbleRobot:
         drawn = path
         if noise.jitter_voxels > 0:
             drawn = warp(path, region, rng, noise.jitter_voxels, noise.jitter_smoothness_mm, spacing2)
-        pieces = [drawn]
+        gap_at = None
         if noise.break_rate > 0 and rng.random() < noise.break_rate:
-            pieces = break_path(drawn, rng, noise.gap_mm, spacing2)
+            gap_at = gap_centre(drawn, rng, noise.gap_mm, spacing2)
         over = np.zeros((0, 2), int)
         if noise.overshoot_rate > 0 and rng.random() < noise.overshoot_rate:
-            end = pieces[0][0] if rng.integers(2) == 0 else pieces[-1][-1]
+            end = drawn[0] if rng.integers(2) == 0 else drawn[-1]
             over = overshoot_path(end, region, noise.overshoot_voxels)
         label = target.region.polarity
         if noise.wrong_label_rate > 0 and rng.random() < noise.wrong_label_rate:
             label = REMOVE if label == ADD else ADD
 
-        inside = path_mask(np.concatenate(pieces), region.shape)
-        painted = paint(inside, path_mask(over, region.shape), region, style.radius)
-        length = sum(path_length_mm(p, spacing2) for p in pieces) + path_length_mm(over, spacing2)
+        painted = paint(path_mask(drawn, region.shape), path_mask(over, region.shape), region, style.radius)
+        ink = np.ones(len(drawn), bool)
+        if gap_at is not None:
+            erased = gap_mask(region.shape, gap_at, noise.gap_mm, style.radius, spacing2)
+            if (painted & ~erased).any():  # a curled stroke inside its own gap stays whole
+                painted &= ~erased
+                ink = ~erased[drawn[:, 0], drawn[:, 1]]
+        steps = step_lengths(drawn, spacing2)
+        length = float(steps[ink[1:] & ink[:-1]].sum()) + path_length_mm(over, spacing2)
         return Stroke(
             label=label,
             target=target.region.polarity,
@@ -129,7 +143,7 @@ class ScribbleRobot:
             index=target.index,
             path=to_volume(path + origin, axis, target.index),
             voxels=to_volume(np.argwhere(painted) + origin, axis, target.index),
-            length_mm=float(length),
+            length_mm=length,
             shape=shape,
             pieces=int(ndi.label(painted, structure=_STRUCT_2D)[1]),
             overshoot=bool((painted & ~region).any()),
