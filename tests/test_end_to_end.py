@@ -66,7 +66,9 @@ def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(t
     assert parent.info.status == "FINISHED"
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     subsets = sorted(c.data.params["interact.trainable"] for c in children)
-    assert subsets == sorted(["['head']", "['bottleneck']", "['head', 'bottleneck']", "['decoder']", "['all']"])
+    assert subsets == sorted(
+        ["['head']", "['bottleneck']", "['head', 'bottleneck']", "['decoder']", "['all']"]
+    )
     assert len({c.data.tags["baseline_key"] for c in children}) == 1
     assert sorted(c.data.tags["baseline_cached"] for c in children) == ["False"] + ["True"] * 4
     # same baseline, same held-out cases: every subset starts from the same round-0 DSC
