@@ -363,6 +363,72 @@ def test_ideal_presets_have_no_noise_and_noisy_presets_are_not_ideal():
     assert not make_annotator(preset("scribble_sloppy")).noise.is_ideal
 
 
+def random_masks(seed: int):
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(n) for n in rng.integers(1, 18, size=3))
+    smooth = [ndi.gaussian_filter(rng.random(shape), rng.uniform(0.0, 2.0)) for _ in range(2)]
+    return (
+        shape,
+        (smooth[0] > np.quantile(smooth[0], rng.uniform(0.2, 0.95))),
+        (smooth[1] > np.quantile(smooth[1], rng.uniform(0.2, 0.95))),
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["scribble_ideal", "scribble_careful", "scribble_sloppy", "click_ritm", "click_center"]),
+    st.tuples(*[st.floats(0.3, 6.0)] * 3),
+    st.sampled_from([["axial"], ["axial", "coronal", "sagittal"]]),
+)
+def test_any_masks_any_spacing_any_preset_give_a_consistent_interaction(seed, name, spacing, planes):
+    """Fuzz: odd shapes (down to one voxel thick), speckle, anisotropic spacing; nothing breaks."""
+    shape, ref, pred = random_masks(seed)
+    cfg = preset(name)
+    if cfg["kind"] == "scribble":
+        cfg["strokes"] = {**cfg["strokes"], "planes": planes, "min_length_mm": 0.0}
+        cfg["policy"] = {**cfg["policy"], "min_region_voxels": 1}
+    it = make_annotator(cfg).annotate(None, ref, pred, np.random.default_rng(seed), spacing=spacing)
+    assert it.add.shape == shape
+    errors = {ADD: ref & ~pred, REMOVE: pred & ~ref}
+    for s in it.strokes:
+        assert errors[s.target][tuple(s.path.T)].all() and len(s.voxels) > 0
+        assert np.all(s.voxels[:, s.plane] == s.index)
+    if name.endswith(("ideal", "ritm", "center")):
+        check_ideal(it, ref, pred)
+    if cfg["kind"] == "scribble":
+        assert it.is_empty == (not (ref ^ pred).any())  # no size or length limit: any error gets a stroke
+
+
+def test_random_region_order_is_weighted_by_volume():
+    from simulators.policy import Policy, order_regions
+
+    ref = np.zeros((10, 30, 30), bool)
+    ref[1:9, 1:29, 1:29] = True
+    pred = ref.copy()
+    pred[2:8, 3:9, 3:9] = False  # 216 voxels
+    pred[2:5, 15:21, 15:21] = False  # 108 voxels
+    regions = analyse_errors(ref, pred).regions[ADD]
+    rng = np.random.default_rng(0)
+    firsts = [order_regions(regions, Policy(region="random"), (0,), rng)[0].voxels for _ in range(3000)]
+    share = np.mean(np.array(firsts) == 216)
+    assert within(share, 2 / 3, len(firsts))
+
+
+def test_error_analysis_sizes_and_per_slice_error():
+    ref = np.zeros((6, 8, 8), bool)
+    ref[1:5, 2:6, 2:6] = True
+    pred = ref.copy()
+    pred[2, 3:5, 3:5] = False  # 4 missed voxels
+    pred[0, 0, 0] = pred[5, 7, 7] = True  # two false voxels, far apart
+    a = analyse_errors(ref, pred, spacing=(2.0, 0.5, 0.5), min_voxels=2)
+    assert [r.voxels for r in a.regions[ADD]] == [4] and a.regions[ADD][0].volume_mm3 == pytest.approx(2.0)
+    assert a.regions[REMOVE] == () and a.components == {ADD: 1, REMOVE: 2}
+    assert a.slice_error(0).tolist() == [1, 0, 4, 0, 0, 1]
+    idx, areas = a.regions[ADD][0].areas_mm2(1)
+    assert idx.tolist() == [3, 4] and areas.tolist() == [pytest.approx(2.0)] * 2  # 2 voxels of 2 x 0.5 mm2
+
+
 # ------------------------------------------------------------------------------------------ shapes
 
 
