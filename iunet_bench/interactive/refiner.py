@@ -42,7 +42,7 @@ def own_copy(model):
     baseline whatever a case did, so a prediction made with it between cases never sees a case's tuning."""
     import keras
 
-    copy = keras.models.clone_model(model)
+    copy = keras.Model.from_config(model.get_config())  # new layers, same names; never a compile state
     copy.set_weights(model.get_weights())
     return copy
 
