@@ -187,7 +187,12 @@ KEYS: tuple[Key, ...] = (
         "voxels kept between a stroke's centre line and the region's border (less in thin regions)",
         SCRIBBLE,
     ),
-    Key("strokes.min_length_mm", number(0), "strokes shorter than this are not drawn", SCRIBBLE),
+    Key(
+        "strokes.min_length_mm",
+        number(0),
+        "strokes shorter than this are not drawn (a round whose strokes are all too short is empty: stop)",
+        SCRIBBLE,
+    ),
     Key(
         "strokes.max_length_mm",
         nullable(number(0)),

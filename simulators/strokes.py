@@ -10,7 +10,8 @@ A stroke is first a *path*: an (n, 2) integer array of row-column pixels, consec
   path under a cost of 1/depth^2 (depth = distance to the border), so the path runs down the middle and,
   unlike a skeleton, never follows a side branch.
 - `contour`: the closed loop along the inside of the core's border (marching squares on the core, each
-  vertex mapped to the core pixel beside it), as a person tracing the outline from the inside.
+  vertex mapped to the core pixel beside it), as a person tracing the outline from the inside; a core
+  without inside pixels (a sliver) gets the skeleton path instead of a loop that runs twice over it.
 - `line`: a straight line through the deepest pixel along the core's principal axis (in mm), as long as
   it stays inside the core.
 
@@ -195,6 +196,8 @@ def _centreline_path(core_mask, d, spacing2) -> np.ndarray:
 
 
 def _contour_path(core_mask, d, spacing2) -> np.ndarray:
+    if not ndi.binary_erosion(core_mask).any():  # a sliver has no inside: its outline is a line through it
+        return _skeleton_path(core_mask, d, spacing2)
     padded = np.pad(core_mask, 1)
     loops = find_contours(padded.astype(float), 0.5)
     if not loops:

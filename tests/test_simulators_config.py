@@ -92,6 +92,19 @@ def test_lists_and_cross_key_limits():
     assert make_annotator({}).noise.is_ideal  # every key has a default: the ideal scribble robot
 
 
+def test_simulators_import_neither_tensorflow_nor_pyplot():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, simulators, simulators.render, simulators.box; "
+        "bad = [m for m in ('tensorflow', 'keras', 'matplotlib.pyplot') if m in sys.modules]; "
+        "sys.exit(f'imported {bad}' if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr + done.stdout
+
+
 def test_docs_table_matches_the_keys():
     assert DOCS.exists(), "docs/config/simulator.md is missing"
     text = DOCS.read_text()
