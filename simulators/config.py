@@ -214,7 +214,8 @@ KEYS: tuple[Key, ...] = (
     Key(
         "noise.jitter_voxels",
         number(0),
-        "standard deviation (voxels) of the smooth random offset of stroke points, or of a click",
+        "standard deviation (voxels) of the smooth random offset of stroke points (never more than the room "
+        "inside the region), or of a click",
         BOTH,
     ),
     Key(
@@ -224,7 +225,12 @@ KEYS: tuple[Key, ...] = (
         SCRIBBLE,
     ),
     Key("noise.break_rate", number(0, 1), "share of strokes broken by a gap", SCRIBBLE),
-    Key("noise.gap_mm", number(0), "length of the gap in a broken stroke", SCRIBBLE),
+    Key(
+        "noise.gap_mm",
+        number(0),
+        "length of the gap in a broken stroke (at least the brush width); strokes under two gaps stay whole",
+        SCRIBBLE,
+    ),
     Key("noise.overshoot_rate", number(0, 1), "share of strokes that run over the region's border", SCRIBBLE),
     Key(
         "noise.overshoot_voxels", integer(1), "how far past the border an overshooting stroke runs", SCRIBBLE
