@@ -25,14 +25,22 @@ def run_cli(*overrides: str, cwd: Path, timeout: float = 600) -> subprocess.Comp
     )
 
 
-@pytest.fixture
-def compose():
-    """Compose the project's Hydra config with overrides, without running anything."""
+def composed(*overrides: str):
+    """The project's Hydra config composed with overrides, without running anything."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    def _compose(*overrides: str):
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return hydra_compose(config_name="config", overrides=list(overrides))
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
 
-    return _compose
+
+def group(name: str, *overrides: str) -> dict:
+    """One config group (e.g. 'simulator', 'data') of the composed config, as a plain dict."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(composed(*overrides)[name], resolve=True)
+
+
+@pytest.fixture
+def compose():
+    return composed
