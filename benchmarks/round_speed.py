@@ -48,25 +48,32 @@ def timed(fn, *args):
 
 
 def conv_flops(layer) -> float:
-    """Forward FLOPs (2 per multiply-add) of a Conv3D / Conv3DTranspose layer at its model shape; else 0."""
+    """Forward FLOPs (2 per multiply-add) of a convolution at its model shape: Conv3D, Conv3DTranspose, or
+    the split's PartialConv (the share of a convolution over some of its input channels); else 0."""
     import keras
 
-    if not isinstance(layer, keras.layers.Conv3D):  # Conv3DTranspose subclasses Conv3D
+    partial = getattr(layer, "channels", None) is not None and hasattr(layer, "conv")
+    conv = layer.conv if partial else layer
+    if not isinstance(conv, keras.layers.Conv3D):  # Conv3DTranspose subclasses Conv3D
         return 0.0
-    kernel = int(np.prod(layer.kernel.shape))
-    if isinstance(layer, keras.layers.Conv3DTranspose):
-        voxels = int(np.prod(layer.input.shape[1:4]))
+    kernel = int(np.prod(conv.kernel.shape))
+    if partial:
+        kernel = kernel // int(conv.kernel.shape[3]) * len(layer.channels)
+    if isinstance(conv, keras.layers.Conv3DTranspose):
+        voxels = int(np.prod(conv.input.shape[1:4]))
     else:
         voxels = int(np.prod(layer.output.shape[1:4]))
     return 2.0 * voxels * kernel
 
 
-def step_flops(model, trained) -> tuple[float, float]:
-    """(FLOPs of one fine-tuning step, FLOPs of one forward pass of the live part), convolutions only."""
+def step_flops(net, trained) -> tuple[float, float]:
+    """(FLOPs of one fine-tuning step, FLOPs of one forward pass) of `net` (the tail the engine runs),
+    convolutions only: forward, input gradients where the backward pass must go on, weight gradients of
+    the trained layers."""
     from iunet_bench.models.split import backprop_layers, live_layers
 
-    live = live_layers(model, trained)
-    through = {id(layer) for layer in backprop_layers(model, trained)}
+    live = live_layers(net, trained)
+    through = {id(layer) for layer in backprop_layers(net, trained)}
     trained_ids = {id(layer) for layer in trained}
     forward = sum(conv_flops(layer) for layer in live)
     backward = sum(
@@ -254,7 +261,7 @@ def main() -> None:
                 timed(lambda e, a, b: e._round(e._inputs, a, b)[0].numpy(), fast, y, wt)[0]
             )
         med = {k: statistics.median(v) for k, v in times.items()}
-        flops, forward = step_flops(model, layers_in_groups(model, groups))
+        flops, forward = step_flops(fast.split.tail, layers_in_groups(fast.model, groups))
         round_flops = fcfg.steps * flops + forward
         results[name] = {
             "seconds_per_round": {k: med[k] for k in ("naive", "straight", "fast")},
