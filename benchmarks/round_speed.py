@@ -237,7 +237,7 @@ def main() -> None:
         for layer in model.layers:
             layer.trainable = True
 
-    roof = matmul_roof()
+    roofs = [matmul_roof()]  # measured again at every repetition: the best is the roof
     results = {}
     for name, groups in SUBSETS.items():
         times = {"naive": [], "fast": [], "straight": [], "fast_compute": [], "start": [], "weight_map": []}
@@ -260,9 +260,11 @@ def main() -> None:
             times["fast_compute"].append(
                 timed(lambda e, a, b: e._round(e._inputs, a, b)[0].numpy(), fast, y, wt)[0]
             )
+            roofs.append(matmul_roof(reps=2))
         med = {k: statistics.median(v) for k, v in times.items()}
         flops, forward = step_flops(fast.split.tail, layers_in_groups(fast.model, groups))
         round_flops = fcfg.steps * flops + forward
+        best_compute = min(times["fast_compute"])
         results[name] = {
             "seconds_per_round": {k: med[k] for k in ("naive", "straight", "fast")},
             "speedup_vs_naive": med["naive"] / med["fast"],
@@ -271,14 +273,19 @@ def main() -> None:
             "build_seconds_once_per_job": fast.build_seconds,
             "frozen_frontier": fast.split.frontier_names,
             "step_gflop": flops / 1e9,
-            "round_compute_seconds": med["fast_compute"],
-            "achieved_gflops": round_flops / med["fast_compute"] / 1e9,
-            "achieved_share_of_roof": round_flops / med["fast_compute"] / 1e9 / roof,
+            "round_compute_seconds": {"median": med["fast_compute"], "best": best_compute},
+            "achieved_gflops": {
+                "median": round_flops / med["fast_compute"] / 1e9,
+                "best": round_flops / best_compute / 1e9,
+            },
             "weight_map_seconds": med["weight_map"],
             "weight_map_share_of_fast_round": med["weight_map"] / med["fast"],
             "samples": times,
         }
         restore()
+    roof = max(roofs)
+    for r in results.values():
+        r["achieved_share_of_roof"] = r["achieved_gflops"]["best"] / roof
 
     geo = geodesic_times(volume, interaction.scribbles, fcfg.weights.intensity_weight, args.reps)
 
@@ -320,7 +327,7 @@ def main() -> None:
             "baseline_key": info["key"],
             "reps": args.reps,
         },
-        "matmul_roof_gflops": roof,
+        "matmul_roof_gflops": {"best": roof, "samples": roofs},
         "subsets": results,
         "geodesic": {**geo, "weights_map_uses": "mcp"},
         "session": {
@@ -344,13 +351,14 @@ def main() -> None:
             f"{name:>16}  {s['naive']:7.3f}  {s['straight']:8.3f}  {s['fast']:7.3f}  "
             f"{r['speedup_vs_naive']:7.1f}  {r['speedup_vs_straight']:10.1f}"
         )
-    print(f"\nmatmul roof: {roof:.1f} GFLOP/s")
+    print(f"\nmatmul roof (2048^3 float32, best of {len(roofs)} spread over the run): {roof:.1f} GFLOP/s")
     for name, r in results.items():
+        g = r["achieved_gflops"]
         print(
-            f"{name:>16}: {r['step_gflop']:.3f} GFLOP per step, {r['achieved_gflops']:.1f} GFLOP/s "
-            f"({100 * r['achieved_share_of_roof']:.0f}% of the roof); weight map {r['weight_map_seconds']:.3f} s "
-            f"= {100 * r['weight_map_share_of_fast_round']:.0f}% of the fast round; "
-            f"prefix once per case {r['start_seconds_once_per_case']:.3f} s"
+            f"{name:>16}: {r['step_gflop']:.3f} GFLOP per step, {g['best']:.1f} GFLOP/s in the best round "
+            f"({100 * r['achieved_share_of_roof']:.0f}% of the roof), {g['median']:.1f} median; "
+            f"weight map {r['weight_map_seconds']:.3f} s = {100 * r['weight_map_share_of_fast_round']:.0f}% "
+            f"of the fast round; prefix once per case {r['start_seconds_once_per_case']:.3f} s"
         )
     fmm = f", scikit-fmm {geo['fmm_s']:.3f} s" if "fmm_s" in geo else ""
     print(f"geodesic distance: MCP {geo['mcp_s']:.3f} s{fmm}")
