@@ -52,7 +52,9 @@ def conv_flops(layer) -> float:
     the split's PartialConv (the share of a convolution over some of its input channels); else 0."""
     import keras
 
-    partial = getattr(layer, "channels", None) is not None and hasattr(layer, "conv")
+    from iunet_bench.models.split import PartialConv
+
+    partial = isinstance(layer, PartialConv)
     conv = layer.conv if partial else layer
     if not isinstance(conv, keras.layers.Conv3D):  # Conv3DTranspose subclasses Conv3D
         return 0.0

@@ -245,10 +245,23 @@ def test_every_method_runs_in_the_session_loop_and_logs_the_same_metrics(model, 
         assert len(r.losses) == spec.get("steps", 0)
 
 
-def test_mixed_float16_policy_gets_loss_scaling():
+def test_mixed_precision_runs_the_same_engine():
+    """mixed_float16 (GPU) gets loss scaling; mixed_bfloat16 runs on the CPU too, so the engine's dtype
+    plumbing (cached features, skip shares, float32 loss) is exercised here."""
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         assert isinstance(_optimizer(1e-3), keras.optimizers.LossScaleOptimizer)
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        keras.utils.set_random_seed(1)
+        m = build_unet(GRID, UNetConfig(base_filters=4, depth=2, pool_z_levels=(1,)))
+        fast = IUnetRefiner(m, cfg(["head", "bottleneck"], fast=True))
+        straight = IUnetRefiner(m, cfg(["head", "bottleneck"], fast=False))
+        assert {t.dtype for t in fast.split.tail.inputs} == {"bfloat16"}
+        f_losses, _, f_prob = curve(fast, m, volume(6, "f"), rounds=1)
+        s_losses, _, s_prob = curve(straight, m, volume(6, "f"), rounds=1)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert not isinstance(_optimizer(1e-3), keras.optimizers.LossScaleOptimizer)
+    assert f_prob.dtype == np.float32
+    np.testing.assert_allclose(f_losses, s_losses, rtol=2e-2)  # bfloat16 has 8 bits of mantissa
+    assert np.mean(np.abs(f_prob - s_prob)) < 1e-2

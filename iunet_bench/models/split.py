@@ -25,10 +25,10 @@ tail is bottleneck, decoder and head.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import keras
+import keras
+import numpy as np
+from keras import ops
 
 
 def _producer(tensor):
@@ -44,6 +44,7 @@ def _is_input(layer) -> bool:
 
 def _graph(model: keras.Model) -> dict[int, list]:
     """id(layer) -> the tensors it consumes in *this* model's graph (walked back from the outputs).
+    Each layer is assumed to be called once in the model (true of the networks in `models`).
 
     Shared layers also get nodes in other models (the tail built here is one), so a layer's own
     `_inbound_nodes` may mention tensors from elsewhere; the outputs' histories never do.
@@ -109,54 +110,45 @@ def _pick(slices: list[tuple[int, int]], live: list[bool], flag: bool) -> list[i
     return [c for (a, b), f in zip(slices, live) if f == flag for c in range(a, b)]
 
 
-def _make_partial_conv():
-    import keras
-    import numpy as np
+class PartialConv(keras.layers.Layer):
+    """The part of a frozen `conv` (Conv3D on a channel concatenation) fed by `channels` of its input.
 
-    class PartialConv(keras.layers.Layer):
-        """The part of a frozen `conv` (Conv3D on a channel concatenation) fed by `channels` of its input.
+    call(parts): conv(concat(parts), kernel[..., channels, :]), plus the bias when `with_bias`;
+    call(parts, rest): ... + rest, then the conv's activation (the complete output).
+    It reads the conv's own kernel and bias: no weights of its own.
+    """
 
-        call(parts): conv(concat(parts), kernel[..., channels, :]), plus the bias when `with_bias`;
-        call(parts, rest): ... + rest, then the conv's activation (the complete output).
-        """
+    def __init__(self, conv, channels, with_bias: bool, **kwargs):
+        super().__init__(dtype=conv.dtype_policy, trainable=False, **kwargs)
+        self.conv = conv
+        self.channels = np.asarray(channels, np.int32)
+        self.with_bias = with_bias
 
-        def __init__(self, conv, channels, with_bias: bool, **kwargs):
-            super().__init__(dtype=conv.dtype_policy, trainable=False, **kwargs)
-            self.conv = conv
-            self.channels = np.asarray(channels, np.int32)
-            self.with_bias = with_bias
+    def call(self, parts, rest=None):
+        conv = self.conv
+        x = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+        kernel = ops.cast(ops.take(conv.kernel, self.channels, axis=3), x.dtype)
+        y = ops.conv(
+            x,
+            kernel,
+            strides=conv.strides,
+            padding=conv.padding,
+            dilation_rate=conv.dilation_rate,
+            data_format=conv.data_format,
+        )
+        if self.with_bias and conv.use_bias:
+            y = y + ops.cast(conv.bias, y.dtype)
+        if rest is not None:
+            y = conv.activation(y + rest)
+        return y
 
-        def call(self, parts, rest=None):
-            from keras import ops
-
-            conv = self.conv
-            x = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
-            kernel = ops.cast(ops.take(conv.kernel, self.channels, axis=3), x.dtype)
-            y = ops.conv(
-                x,
-                kernel,
-                strides=conv.strides,
-                padding=conv.padding,
-                dilation_rate=conv.dilation_rate,
-                data_format=conv.data_format,
-            )
-            if self.with_bias and conv.use_bias:
-                y = y + ops.cast(conv.bias, y.dtype)
-            if rest is not None:
-                y = conv.activation(y + rest)
-            return y
-
-        def compute_output_shape(self, parts_shape, rest_shape=None):
-            return self.conv.compute_output_shape((*parts_shape[0][:-1], len(self.channels)))
-
-    return PartialConv
+    def compute_output_shape(self, parts_shape, rest_shape=None):
+        return self.conv.compute_output_shape((*parts_shape[0][:-1], len(self.channels)))
 
 
 def _foldable(layer, graph, live_ids, trained_ids, consumers):
     """For a frozen, live Conv3D fed only by a Concatenate (last axis) of live and frozen tensors, used by
     nothing else: (concat layer, its inputs, live flags). Else None."""
-    import keras
-
     if type(layer) is not keras.layers.Conv3D or id(layer) in trained_ids or id(layer) not in live_ids:
         return None
     if getattr(layer, "groups", 1) != 1 or layer.data_format != "channels_last":
@@ -204,8 +196,6 @@ def split_at_frozen_frontier(model: keras.Model, trained: list, fold: bool = Tru
     fold: also precompute the frozen channels' share of frozen convolutions on concatenations (see the
     module docstring); False keeps the plain frontier.
     """
-    import keras
-
     graph = _graph(model)
     live_ids = {id(layer) for layer in live_layers(model, trained)}
     trained_ids = {id(layer) for layer in trained}
@@ -239,7 +229,6 @@ def split_at_frozen_frontier(model: keras.Model, trained: list, fold: bool = Tru
     if not folds and len(frontier) == 1 and frontier[0] is model.inputs[0] and len(model.inputs) == 1:
         return FrozenSplit(None, model, [model.inputs[0].name])
 
-    PartialConv = _make_partial_conv()
     cached, names = list(frontier), [t._keras_history.operation.name for t in frontier]
     values = {}
     tail_inputs = []
@@ -254,17 +243,17 @@ def split_at_frozen_frontier(model: keras.Model, trained: list, fold: bool = Tru
             concat, parts, live = folds[id(layer)]
             slices = _channel_slices(parts)
             frozen_parts = [t for t, f in zip(parts, live) if not f]
-            share = PartialConv(layer, _pick(slices, live, False), with_bias=True, name=f"{layer.name}.frozen_share")(
-                frozen_parts
-            )
+            share = PartialConv(
+                layer, _pick(slices, live, False), with_bias=True, name=f"{layer.name}.frozen_share"
+            )(frozen_parts)
             share_input = keras.Input(batch_shape=share.shape, dtype=share.dtype, name=f"{layer.name}_share")
             cached.append(share)
             names.append(f"{layer.name}[{concat.name} frozen channels]")
             tail_inputs.append(share_input)
             live_parts = [values[id(t)] for t, f in zip(parts, live) if f]
-            out = PartialConv(layer, _pick(slices, live, True), with_bias=False, name=f"{layer.name}.live_share")(
-                live_parts, share_input
-            )
+            out = PartialConv(
+                layer, _pick(slices, live, True), with_bias=False, name=f"{layer.name}.live_share"
+            )(live_parts, share_input)
             values[id(layer.output)] = out
             continue
         args, kwargs = node.arguments.fill_in(values)
