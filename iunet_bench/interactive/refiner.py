@@ -4,16 +4,18 @@ Each round (paper sections 2.5-2.6): target Y' = the previous prediction with th
 pasted in; weight map w (3 on scribbles, 0 in the geodesic band around them, 1 elsewhere); `steps` Adam
 steps on the eq. 3 loss over the chosen layer groups only, with the network in inference mode (BatchNorm
 statistics frozen); then the new prediction. Weights and optimizer state are restored to the baseline at
-every `start`, so no case leaks into another.
+every `start`, so no case leaks into another; the refiner tunes its own copy of the network, so the
+caller's model stays the baseline.
 
 Two paths compute the same thing:
 
 - straightforward (`fast=False`): every step runs the whole network forward and backward from the image,
   one compiled step per Python iteration, then a full prediction;
 - fast (`fast=True`, the default): the model is split at its frozen frontier (`models.split`): the frozen
-  prefix runs once per case at `start` (the image never changes within a session), and one compiled
-  function per refiner (built once per trainable subset, fixed shapes, reused across rounds and cases)
-  runs all steps of a round and the final prediction on the tail only.
+  prefix, with the skip connections' share of frozen decoder convolutions, runs once per case at `start`
+  (the image never changes within a session), and one compiled function per refiner (built and warmed
+  once per trainable subset, fixed shapes, reused across rounds and cases) runs all steps of a round and
+  the final prediction on the tail only.
 """
 
 from __future__ import annotations
