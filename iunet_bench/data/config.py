@@ -197,7 +197,14 @@ def _phantom(cfg: Any) -> PhantomConfig:
                 raise _fail(key, f"{v!r} must be positive millimetres or null")
         elif f.name in ("touch_fraction", "bowel_fill"):
             values[f.name] = _float({"v": v}, "v", key, 0.0, 1.0)
-        elif f.name in ("fat_thickness", "noise_hu", "texture_hu", "lobulation", "hu_jitter"):
+        elif f.name in (
+            "fat_thickness",
+            "noise_hu",
+            "texture_hu",
+            "lobulation",
+            "hu_jitter",
+            "shape_variability",
+        ):
             values[f.name] = _float({"v": v}, "v", key, 0.0, 14.0 if f.name == "fat_thickness" else None)
         else:
             values[f.name] = _float({"v": v}, "v", key)

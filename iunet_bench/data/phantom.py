@@ -15,7 +15,8 @@ What makes it hard in the way pancreas CT is hard:
   correlated CT-like noise (`noise_hu`).
 
 Difficulty knobs: fat_thickness (less fat = harder), bowel_fill (more bowel packed around = less fat =
-harder), organ_hu - bowel_hu (contrast), noise_hu, touch_fraction, texture_hu, lobulation.
+harder), organ_hu - bowel_hu (contrast), noise_hu, touch_fraction, texture_hu, lobulation,
+shape_variability (how different one patient's organ is from the next: the baseline's generalisation gap).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from scipy.interpolate import CubicSpline
 from iunet_bench.data.case import Case, Geometry
 
 REFERENCE_FOV = np.array([80.0, 150.0, 150.0])  # z-y-x mm in which the anatomy below is laid out
-VERSION = 2  # bump when the generator changes what it draws (part of the preprocessing cache key)
+VERSION = 3  # bump when the generator changes what it draws (part of the preprocessing cache key)
 _MARGIN = 16.0  # mm around every structure in which its signed distance is computed
 
 
@@ -48,13 +49,14 @@ class PhantomConfig:
     fat_hu: float = -100.0
     vessel_hu: float = 160.0  # venous phase
     hu_jitter: float = 8.0  # per-case standard deviation of organ and bowel HU
-    fat_thickness: float = 3.0  # mm, mean fat layer between organ and neighbours (less = harder)
-    touch_fraction: float = 0.3  # fraction of the organ's neighbourhood where neighbours touch it (no fat)
-    noise_hu: float = 15.0  # standard deviation of the correlated CT noise
+    fat_thickness: float = 1.0  # mm, mean fat layer between organ and neighbours (less = harder)
+    touch_fraction: float = 0.5  # fraction of the organ's neighbourhood where neighbours touch it (no fat)
+    noise_hu: float = 20.0  # standard deviation of the correlated CT noise
     texture_hu: float = 8.0  # parenchymal texture inside organ and bowel
     lobulation: float = 1.5  # mm, amplitude of the organ's irregular outline
     bowel_loops: int = 3  # jejunal loops near body and tail
-    bowel_fill: float = 0.3  # fraction of the space around the organs packed with bowel and mesentery
+    bowel_fill: float = 0.45  # fraction of the space around the organs packed with bowel and mesentery
+    shape_variability: float = 1.0  # how much the organ's course and thickness vary between patients
 
 
 # ---------------------------------------------------------------- signed distances on a voxel grid
@@ -156,6 +158,25 @@ _DUODENUM = np.array(
 )
 
 
+def _organ_course(rng: np.random.Generator, control: np.ndarray, variability: float):
+    """The organ's centreline and radii for one patient: the body and tail swing about the neck in the
+    axial plane and rise or fall (horizontal, oblique, sigmoid courses), the parts vary in thickness."""
+    v = float(variability)
+    pts = control.copy()
+    neck = pts[2].copy()
+    angle = np.deg2rad(rng.uniform(-20.0, 20.0) * v)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    rise = rng.uniform(-8.0, 12.0) * v
+    for i in range(3, len(pts)):
+        pts[i, 1:] = neck[1:] + rot @ (pts[i, 1:] - neck[1:])
+        pts[i, 0] += rise * (i - 2) / (len(pts) - 3)
+    pts += rng.normal(0.0, 1.0, pts.shape) * np.array([2.0, 3.0, 3.0]) * (1.0 + v)
+    centre = _curve(rng, pts, 0.0)
+    r = _PANCREAS_R * rng.uniform(0.85, 1.15) * rng.uniform(1.0 - 0.2 * v, 1.0 + 0.2 * v, len(_PANCREAS_R))
+    radii = np.interp(np.linspace(0, 1, len(centre)), np.linspace(0, 1, len(r)), np.maximum(r, 2.0))
+    return centre, radii
+
+
 def make_phantom(case_id: str, rng: np.random.Generator, cfg: PhantomConfig) -> Case:
     """One phantom case: HU image and pancreas label in canonical (LPS) orientation."""
     spacing = np.array(cfg.spacing, float)
@@ -175,12 +196,7 @@ def make_phantom(case_id: str, rng: np.random.Generator, cfg: PhantomConfig) -> 
     fat_hu = cfg.fat_hu + rng.normal(0.0, 8.0)
 
     # the organ: a curved tube with a thick head, lobulated outline
-    centre = _curve(rng, place(_PANCREAS), 3.0)
-    radii = np.interp(
-        np.linspace(0, 1, len(centre)),
-        np.linspace(0, 1, len(_PANCREAS_R)),
-        _PANCREAS_R * rng.uniform(0.85, 1.15),
-    )
+    centre, radii = _organ_course(rng, place(_PANCREAS), cfg.shape_variability)
     organ_sd = _tube(grid, centre, radii)
     organ_sd += cfg.lobulation * _smooth_field(rng, shape, grid.step, 4.0)
     label = organ_sd > 0
