@@ -244,13 +244,6 @@ def parse_config(cfg: Mapping[str, Any]) -> DataConfig:
 
     crop = _choice({"v": cfg.get("crop", "reference")}, "v", "crop", CROP_MODES)
     box_jitter = _float({"v": cfg.get("box_jitter", 0.1)}, "v", "box_jitter", 0.0, 1.0)
-    if crop == "robot_box":
-        try:
-            from simulators.box import jittered_box  # noqa: F401
-        except ImportError as exc:
-            raise _fail(
-                "crop", f"robot_box needs simulators.box.jittered_box, which is missing ({exc})"
-            ) from None
     pre = _preprocess(cfg.get("preprocess", {}), crop, box_jitter, seed)
 
     cache_dir = cfg.get("cache_dir")

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from iunet_bench.data.case import Case, Volume
+from simulators.box import bounding_box, jittered_box  # one box implementation, shared with the box robot
 
 INTENSITY_MODES = ("window", "percentile", "zscore")
 CROP_MODES = ("reference", "robot_box")
@@ -80,19 +81,6 @@ def intensity_range(image: np.ndarray, cfg: PreprocessConfig) -> tuple[float, fl
     return float(lo), float(hi)
 
 
-def bounding_box(label: np.ndarray) -> Box:
-    """Half-open bounding box (z0, y0, x0, z1, y1, x1) of the non-zero voxels."""
-    if not label.any():
-        raise ValueError("the reference label is empty: cannot crop to its bounding box")
-    lo, hi = [], []
-    for axis in range(label.ndim):
-        other = tuple(a for a in range(label.ndim) if a != axis)
-        idx = np.flatnonzero(label.any(axis=other))
-        lo.append(int(idx[0]))
-        hi.append(int(idx[-1]) + 1)
-    return (*lo, *hi)
-
-
 def grow_box(box: Box, shape: tuple[int, ...], margin: float) -> Box:
     """`box` grown by `margin` times the image extent on each side (the paper's 5%), clipped to the image."""
     lo, hi = [], []
@@ -112,7 +100,6 @@ def crop_box(label: np.ndarray, margin: float) -> Box:
 
 def robot_box(case: Case, cfg: PreprocessConfig) -> Box:
     """A user-like box around the reference from the box robot (simulators.box), grown by the margin."""
-    from simulators.box import jittered_box  # the robot lives with the other robots
 
     rng = case_rng(cfg.seed, case.case_id, "robot_box")
     box = jittered_box(case.label.astype(bool), rng, cfg.box_jitter, tuple(case.spacing))
