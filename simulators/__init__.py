@@ -10,7 +10,8 @@ An empty `Interaction` means "nothing worth an interaction": the session stops t
 
 Modules: `errors` (error regions), `policy` (what to scribble), `strokes` (stroke shapes and painting),
 `noise` (human-like errors), `effort` (effort and time model), `scribble` / `click` / `box` (robots),
-`config` (the `simulator` config group), `render` (pictures of a round).
+`config` (the `simulator` config group), `render` (pictures of a round), `perturb` (synthetic wrong
+predictions, to exercise the robots without a model).
 """
 
 from __future__ import annotations

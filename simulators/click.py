@@ -5,11 +5,15 @@
 1. error analysis (`errors.py`); only components of `policy.min_region_voxels` or more count; none ->
    an empty `Interaction` (stop);
 2. up to `clicks.per_round` clicks, each placed by the rule:
-   - `ritm` (RITM's clicker, in 3D with mm distances): distance of every false-negative and every
-     false-positive voxel to the nearest correct voxel (the volume's edge counts as correct); click the
-     voxel of the largest distance, "add" if the false-negative maximum is larger, else "remove"; the
-     first such voxel in raster order on ties. Before the next click of the same round, the ball of
-     that radius around the click is taken out of the error (it is what the click explains);
+   - `ritm` (RITM's clicker, in 3D with mm distances): the depth of every voxel of an error component
+     is its distance to the nearest voxel outside that component (a correct voxel, an error voxel of
+     the other polarity, or beyond the volume's edge); this is RITM's distance to the nearest voxel
+     outside the false-negative (or false-positive) mask, since the nearest outside voxel touches the
+     component and so is never in another component of its polarity. Click the deepest voxel, "add"
+     if the deepest false negative is strictly deeper than the deepest false positive, else "remove"
+     (RITM's rule); among equally deep voxels of that polarity, the first in raster order (z, then y,
+     then x). Before the next click of the same round, the open ball of that depth around the click is
+     taken out of its component (it is what the click explains);
    - `center`: the components of both polarities, largest first; click each at the voxel nearest its
      centroid among its voxels at least half as deep as its deepest one (so the click is well inside,
      even for a curved component whose centroid lies outside it);
@@ -28,14 +32,13 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from simulators.effort import TimeModel, build_interaction
-from simulators.errors import ErrorAnalysis, analyse_errors, as_masks, check_spacing, to_volume
+from simulators.errors import STRUCT_2D, ErrorAnalysis, analyse_errors, to_volume
 from simulators.interaction import ADD, POLARITIES, REMOVE, Interaction, Stroke
 from simulators.noise import Noise, jitter_point
 from simulators.policy import Policy
 from simulators.strokes import paint, path_mask
 
 CLICK_RULES = ("ritm", "center")
-_STRUCT_2D = np.ones((3, 3), bool)
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,10 @@ class ClickStyle:
 
 def _depth_mm(mask: np.ndarray, spacing) -> np.ndarray:
     """Distance (mm) of each voxel of a component's `mask` (its bounding box) to the nearest voxel outside
-    it; the box is padded by one voxel, so the volume's edge counts as outside. Per component this equals
-    the distance to the nearest correct voxel: a voxel next to a component is never in another one."""
+    the component; the box is padded by one voxel, so the volume's edge counts as outside. The nearest
+    outside voxel touches the component, so it is correct or of the other polarity, never in another
+    component of the same polarity: this equals the distance to the nearest voxel outside that polarity's
+    error mask, as in RITM's clicker."""
     return ndi.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
 
 
@@ -60,31 +65,36 @@ def _depth_bound(box: tuple[slice, ...], spacing) -> float:
 def ritm_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray, int]]:
     """(polarity, z-y-x voxel, component voxels) of up to `n` clicks by the RITM rule (step 2 of the module docstring).
 
-    Depths are computed per component, and only for components whose box could beat the best depth so
-    far; ties go to the first component in that order and the first voxel in raster order."""
+    Depths are computed per component, and only for components whose box could reach the best depth so
+    far; fewer than `n` clicks only when the balls of earlier clicks have taken out every eligible voxel."""
+    shape, spacing = analysis.add.shape, analysis.spacing
     parts = [[r.polarity, r.box, r.mask.copy(), r.voxels] for p in POLARITIES for r in analysis.regions[p]]
-    parts.sort(key=lambda part: -_depth_bound(part[1], analysis.spacing))
+    parts.sort(key=lambda part: -_depth_bound(part[1], spacing))
     depths: list[np.ndarray | None] = [None] * len(parts)
     out: list[tuple[str, np.ndarray, int]] = []
     for _ in range(n):
-        best = {p: (0.0, -1) for p in POLARITIES}  # polarity -> (depth, part)
+        # polarity -> (depth, raster index of the voxel, part, voxel in the part's box)
+        best = {p: (0.0, 0, -1, None) for p in POLARITIES}
         for i, (polarity, box, mask, _) in enumerate(parts):
-            if _depth_bound(box, analysis.spacing) < max(b[0] for b in best.values()):
-                break
+            if _depth_bound(box, spacing) < max(b[0] for b in best.values()):
+                break  # parts are sorted by this bound: no later one reaches the best depth either
             if depths[i] is None:
-                depths[i] = _depth_mm(mask, analysis.spacing)
-            d = float(depths[i].max()) if depths[i].size else 0.0
-            if d > best[polarity][0]:
-                best[polarity] = (d, i)
-        if best[ADD][1] < 0 and best[REMOVE][1] < 0:
+                depths[i] = _depth_mm(mask, spacing)
+            local = np.unravel_index(int(np.argmax(depths[i])), mask.shape)
+            d = float(depths[i][local])
+            key = int(np.ravel_multi_index(tuple(int(v) + s.start for v, s in zip(local, box)), shape))
+            top, top_key = best[polarity][:2]
+            if d > top or (d == top and d > 0 and key < top_key):
+                best[polarity] = (d, key, i, local)
+        if best[ADD][2] < 0 and best[REMOVE][2] < 0:
             break
         polarity = ADD if best[ADD][0] > best[REMOVE][0] else REMOVE
-        radius, i = best[polarity]
+        radius, _, i, local = best[polarity]
         _, box, mask, size = parts[i]
-        local = np.array(np.unravel_index(int(np.argmax(depths[i])), mask.shape))
+        local = np.array(local)
         out.append((polarity, local + np.array([s.start for s in box]), size))
         grid = np.indices(mask.shape, sparse=True)
-        mask &= sum(((g - v) * s) ** 2 for g, v, s in zip(grid, local, analysis.spacing)) >= radius**2
+        mask &= sum(((g - v) * s) ** 2 for g, v, s in zip(grid, local, spacing)) >= radius**2
         depths[i] = None  # recomputed if a later click of this round needs it
     return out
 
@@ -120,13 +130,10 @@ class ClickRobot:
         rng: np.random.Generator,
         spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> Interaction:
-        reference, prediction = as_masks(reference, prediction)
-        analysis = analyse_errors(
-            reference, prediction, check_spacing(spacing), self.policy.min_region_voxels
-        )
+        analysis = analyse_errors(reference, prediction, spacing, self.policy.min_region_voxels)
         rule = ritm_clicks if self.clicks.rule == "ritm" else center_clicks
         records = [self.place(p, v, n, analysis, rng) for p, v, n in rule(analysis, self.clicks.per_round)]
-        return build_interaction(reference.shape, records, self.time)
+        return build_interaction(analysis.add.shape, records, self.time)
 
     def place(self, polarity: str, voxel: np.ndarray, size: int, analysis: ErrorAnalysis, rng) -> Stroke:
         """Steps 3-4 of the module docstring for one click at `voxel` meant as `polarity`."""
@@ -138,7 +145,7 @@ class ClickRobot:
             label = REMOVE if polarity == ADD else ADD
         dot = path_mask(point[None], error.shape)
         if error[tuple(point)]:
-            labels, _ = ndi.label(error, structure=_STRUCT_2D)
+            labels, _ = ndi.label(error, structure=STRUCT_2D)
             painted = paint(
                 dot, np.zeros_like(dot), labels == labels[tuple(point)], self.clicks.radius_voxels
             )

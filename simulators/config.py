@@ -146,7 +146,13 @@ KEYS: tuple[Key, ...] = (
         "strokes per polarity: a fixed number, or ceil(N / voxels_per_scribble) per component of N voxels",
         SCRIBBLE,
     ),
-    Key("policy.scribbles", integer(1), "strokes per polarity per round when count = fixed", SCRIBBLE),
+    Key(
+        "policy.scribbles",
+        integer(1),
+        "strokes per polarity per round when count = fixed (a component takes at most one per slice cutting "
+        "it; what one cannot take goes to the others)",
+        SCRIBBLE,
+    ),
     Key(
         "policy.voxels_per_scribble",
         integer(1),

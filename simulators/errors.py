@@ -8,14 +8,12 @@
    even diagonally, always belong to the same component);
 3. per component: size in voxels and mm3, its bounding box and its mask inside that box, sorted by size
    (largest first, ties in raster order of the component's first voxel); components smaller than
-   `min_voxels` are counted but not kept;
-4. per slice: how many error voxels of either polarity lie on each slice of any plane (`slice_error`).
+   `min_voxels` are dropped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -23,7 +21,8 @@ from scipy import ndimage as ndi
 from simulators.interaction import ADD, REMOVE
 
 _STRUCT_3D = np.ones((3, 3, 3), bool)
-_STRUCT_2D = np.ones((3, 3), bool)
+STRUCT_2D = np.ones((3, 3), bool)  # 8-connectivity on a slice: the one structure every 2D step uses
+STRUCT_2D.flags.writeable = False
 
 
 def as_masks(reference: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +54,7 @@ def to_volume(points2d: np.ndarray, axis: int, index: int) -> np.ndarray:
 
 def largest_component_2d(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected component of a 2D mask (ties: the first in raster order), or the empty mask."""
-    labels, n = ndi.label(mask, structure=_STRUCT_2D)
+    labels, n = ndi.label(mask, structure=STRUCT_2D)
     if n <= 1:
         return labels > 0
     sizes = np.bincount(labels.ravel())
@@ -102,7 +101,6 @@ class ErrorAnalysis:
     remove: np.ndarray
     spacing: tuple[float, float, float]
     regions: dict[str, tuple[ErrorRegion, ...]]
-    components: dict[str, int] = field(default_factory=dict)  # all components, also the small ones
 
     def error(self, polarity: str) -> np.ndarray:
         return self.add if polarity == ADD else self.remove
@@ -110,31 +108,22 @@ class ErrorAnalysis:
     def eligible_volume_mm3(self, polarity: str) -> float:
         return float(sum(r.volume_mm3 for r in self.regions[polarity]))
 
-    def slice_error(self, axis: int = 0) -> np.ndarray:
-        """Error voxels (either polarity) on each slice normal to `axis`."""
-        return self._slice_error[axis]
-
-    @cached_property
-    def _slice_error(self) -> dict[int, np.ndarray]:
-        both = self.add | self.remove
-        return {a: both.sum(axis=tuple(b for b in range(3) if b != a)) for a in range(3)}
-
     @property
     def is_clean(self) -> bool:
         """No component large enough to be worth a scribble."""
         return not any(self.regions.values())
 
 
-def _components(error: np.ndarray, polarity: str, spacing, min_voxels: int) -> tuple[tuple, int]:
+def _components(error: np.ndarray, polarity: str, spacing, min_voxels: int) -> tuple[ErrorRegion, ...]:
     labels, n = ndi.label(error, structure=_STRUCT_3D)
     if n == 0:
-        return (), 0
+        return ()
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     boxes = ndi.find_objects(labels)
     voxel_mm3 = float(np.prod(spacing))
     keep = [i for i in range(1, n + 1) if sizes[i] >= min_voxels]
     keep.sort(key=lambda i: -sizes[i])  # stable: ties stay in label (raster) order
-    regions = tuple(
+    return tuple(
         ErrorRegion(
             polarity,
             int(sizes[i]),
@@ -145,7 +134,6 @@ def _components(error: np.ndarray, polarity: str, spacing, min_voxels: int) -> t
         )
         for i in keep
     )
-    return regions, n
 
 
 def analyse_errors(
@@ -158,7 +146,8 @@ def analyse_errors(
     reference, prediction = as_masks(reference, prediction)
     spacing = check_spacing(spacing)
     add, remove = reference & ~prediction, prediction & ~reference
-    regions, counts = {}, {}
-    for polarity, error in ((ADD, add), (REMOVE, remove)):
-        regions[polarity], counts[polarity] = _components(error, polarity, spacing, max(1, int(min_voxels)))
-    return ErrorAnalysis(add, remove, spacing, regions, counts)
+    regions = {
+        polarity: _components(error, polarity, spacing, max(1, int(min_voxels)))
+        for polarity, error in ((ADD, add), (REMOVE, remove))
+    }
+    return ErrorAnalysis(add, remove, spacing, regions)

@@ -54,9 +54,10 @@ class Stroke:
     label: what the user said ("add" or "remove"). target: the polarity of the error region the user
     meant (differs from `label` for a wrong-label stroke). plane: the axis normal to the slice (0 axial,
     1 coronal, 2 sagittal); index: the slice along that axis. path: (n, 3) z-y-x voxels of the intended
-    centre line inside the region (before gaps and overshoot); voxels: (m, 3) every voxel this gesture
-    painted (before later gestures painted over it). length_mm: ink length; pieces: connected pieces after
-    the noise model broke it; overshoot: the noise model carried it over the region's border.
+    centre line inside the region, before any noise model (jitter, gap, overshoot; for a click: the voxel
+    aimed at, before jitter); voxels: (m, 3) every voxel this gesture painted (before later gestures
+    painted over it). length_mm: ink length of what was drawn; pieces: connected pieces after the noise
+    model broke it; overshoot: the noise model carried it over the region's border.
     """
 
     label: str
@@ -85,14 +86,12 @@ class Interaction:
     """Scribbles of one round: `add` = foreground ("this is organ"), `remove` = background ("this is not").
 
     Both masks are boolean, z-y-x, on the grid the refiner works on. They never overlap.
-    `box` is an optional (z0, y0, x0, z1, y1, x1) half-open bounding box, for box robots.
     `strokes` records every gesture (for effort, pictures and measuring the noise models).
     """
 
     add: np.ndarray
     remove: np.ndarray
     effort: Effort = field(default_factory=Effort)
-    box: tuple[int, int, int, int, int, int] | None = None
     strokes: tuple[Stroke, ...] = ()
 
     def __post_init__(self) -> None:

@@ -8,10 +8,12 @@ its randomness only from the passed `numpy.random.Generator`:
   offset has a standard deviation of `jitter_voxels`), shortened where needed to at most the point's
   depth minus one pixel (a shaky hand wobbles within the room it has: leaving the region is the separate
   overshoot model); re-join the points by digital lines and keep the longest run inside the region.
-- `gap_centre` and `erase_gap` (broken stroke): the pen lifts at a point chosen uniformly along the path's
-  length, at least `gap_mm` from either end (paths shorter than twice the gap stay whole); every painted
-  pixel within `gap_mm / 2` of that point is erased, and at least the brush radius plus one pixel, so
-  the gap always cuts the brush (an open stroke falls into two pieces, a closed contour opens).
+- `gap_centre` and `gap_mask` (broken stroke): `gap_centre` picks where the pen lifts, a point chosen
+  uniformly along the path's length, at least `gap_mm` from either end (paths shorter than twice the gap
+  stay whole); `gap_mask` is what the robot then erases from the painted stroke: every pixel within
+  `gap_mm / 2` of that point, and at least the brush radius plus one pixel, so the gap always cuts the
+  brush (an open stroke falls into two pieces, a closed contour opens; a stroke curled up inside its
+  own gap, which would vanish, stays whole).
 - `overshoot_path`: from one end of the stroke (chosen at random), carry on in a straight line to the
   nearest pixel outside the region and `overshoot_voxels` pixels beyond it, as a hand that slips over the
   boundary.

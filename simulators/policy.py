@@ -8,14 +8,21 @@
    larger eligible error volume (add on a tie);
 3. region order within a polarity: `largest` by volume; `worst_slice` by the largest single cross-section
    (what a user scrolling through the slices sees first); `random` a random order, weighted by volume;
-4. scribbles per polarity: `fixed` gives `scribbles` strokes, one per region in that order, cycling again
-   when there are fewer regions than strokes; `per_size` gives each region ceil(N / voxels_per_scribble)
-   strokes (N its voxels; DeepIGeoS's rule with 100); both capped at `max_scribbles` per polarity;
+4. scribbles per polarity: a region takes at most one stroke per slice that cuts it (its *room*: the
+   slices of every allowed plane that cut it). `fixed` deals k = min(`scribbles`, `max_scribbles`)
+   strokes one at a time over the regions in that order, cycling again while strokes are left and
+   skipping a region once its room is used up, so a region's shortfall passes to the next regions:
+   a polarity gets exactly min(k, total room) strokes. `per_size` gives each region, in that order,
+   min(ceil(N / voxels_per_scribble), its room) strokes (N its voxels; DeepIGeoS's rule with 100), until
+   `max_scribbles` strokes are planned for the polarity;
 5. slices of a region: the candidates are the slices of every allowed plane that cut it, ranked by
    cross-section area in mm2 (`worst`) or in a random order weighted by area (`random`); they are taken in
    that order, first skipping slices nearer than `min_slice_gap` to one already chosen in the same plane
-   (a person spreads strokes out), then, if more are needed, any left. A region cut by fewer slices than
-   strokes gets one stroke per slice.
+   (a person spreads strokes out), then, if more are needed, any left.
+
+So under `fixed`, adding error components that touch no existing one of the same polarity never lowers
+the number of planned strokes (the total room only grows); merging components can: two regions on one
+slice take two strokes, one region bridging them has room for one.
 """
 
 from __future__ import annotations
@@ -82,25 +89,35 @@ def order_regions(
     return [regions[i] for i in _weighted_order(weights, rng)]
 
 
-def scribble_counts(n_regions: int, sizes: list[int], policy: Policy) -> list[int]:
-    """Strokes per region, regions in plan order."""
-    if n_regions == 0:
-        return []
+def room(region: ErrorRegion, axes: tuple[int, ...]) -> int:
+    """The most strokes `region` can take: the number of slices of the planes `axes` that cut it."""
+    return sum(len(region.areas_mm2(a)[0]) for a in axes)
+
+
+def scribble_counts(sizes: list[int], rooms: list[int], policy: Policy) -> list[int]:
+    """Strokes per region, regions in plan order (step 4 of the module docstring); `sizes` in voxels,
+    `rooms` the slices that cut each region."""
+    counts = [0] * len(sizes)
     if policy.count == "fixed":
-        k = min(policy.scribbles, policy.max_scribbles)
-        return [k // n_regions + (1 if i < k % n_regions else 0) for i in range(n_regions)]
-    out, left = [], policy.max_scribbles
-    for n in sizes:
-        c = min(math.ceil(n / policy.voxels_per_scribble), left)
-        out.append(c)
-        left -= c
-    return out
+        left = min(policy.scribbles, policy.max_scribbles)
+        while left > 0 and any(c < r for c, r in zip(counts, rooms)):
+            for i, r in enumerate(rooms):
+                if left > 0 and counts[i] < r:
+                    counts[i] += 1
+                    left -= 1
+        return counts
+    left = policy.max_scribbles
+    for i, (n, r) in enumerate(zip(sizes, rooms)):
+        counts[i] = min(math.ceil(n / policy.voxels_per_scribble), r, left)
+        left -= counts[i]
+    return counts
 
 
 def choose_slices(
     region: ErrorRegion, n: int, axes: tuple[int, ...], policy: Policy, rng: np.random.Generator
 ) -> list[tuple[int, int]]:
-    """`n` (plane, slice) pairs for strokes on `region` (step 5 of the module docstring)."""
+    """`n` distinct (plane, slice) pairs for strokes on `region` (step 5 of the module docstring); fewer only
+    when `n` exceeds the region's `room`."""
     if n <= 0:
         return []
     cands = [(float(area), a, int(i)) for a in axes for i, area in zip(*region.areas_mm2(a))]
@@ -129,7 +146,7 @@ def plan_round(
     targets: list[Target] = []
     for polarity in choose_polarities(analysis, policy):
         regions = order_regions(analysis.regions[polarity], policy, axes, rng)
-        counts = scribble_counts(len(regions), [r.voxels for r in regions], policy)
+        counts = scribble_counts([r.voxels for r in regions], [room(r, axes) for r in regions], policy)
         for region, c in zip(regions, counts):
             for plane, index in choose_slices(region, c, axes, policy, rng):
                 targets.append(Target(region, plane, index))

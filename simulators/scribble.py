@@ -30,10 +30,9 @@ from scipy import ndimage as ndi
 
 from simulators.effort import TimeModel, build_interaction
 from simulators.errors import (
+    STRUCT_2D,
     ErrorAnalysis,
     analyse_errors,
-    as_masks,
-    check_spacing,
     in_plane_spacing,
     largest_component_2d,
     to_volume,
@@ -50,8 +49,6 @@ from simulators.strokes import (
     step_lengths,
     truncate,
 )
-
-_STRUCT_2D = np.ones((3, 3), bool)
 
 
 def slice_crop(blob: np.ndarray, offset: tuple[int, int], slice_shape: tuple[int, int], pad: int):
@@ -85,17 +82,14 @@ class ScribbleRobot:
         rng: np.random.Generator,
         spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> Interaction:
-        reference, prediction = as_masks(reference, prediction)
-        analysis = analyse_errors(
-            reference, prediction, check_spacing(spacing), self.policy.min_region_voxels
-        )
+        analysis = analyse_errors(reference, prediction, spacing, self.policy.min_region_voxels)
         axes = tuple(PLANES[p] for p in self.strokes.planes)
         records = []
         for target in plan_round(analysis, self.policy, axes, rng):
             stroke = self.draw(target, analysis, rng)
             if stroke is not None:
                 records.append(stroke)
-        return build_interaction(reference.shape, records, self.time)
+        return build_interaction(analysis.add.shape, records, self.time)
 
     def draw(self, target: Target, analysis: ErrorAnalysis, rng: np.random.Generator) -> Stroke | None:
         """Step 3 of the module docstring for one planned stroke; None when the path is too short."""
@@ -145,7 +139,7 @@ class ScribbleRobot:
             voxels=to_volume(np.argwhere(painted) + origin, axis, target.index),
             length_mm=length,
             shape=shape,
-            pieces=int(ndi.label(painted, structure=_STRUCT_2D)[1]),
+            pieces=int(ndi.label(painted, structure=STRUCT_2D)[1]),
             overshoot=bool((painted & ~region).any()),
             region_voxels=target.region.voxels,
         )

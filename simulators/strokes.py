@@ -4,16 +4,23 @@ A stroke is first a *path*: an (n, 2) integer array of row-column pixels, consec
 (so the path is connected). Every shape is drawn in the region's *core*, the pixels more than
 `margin_voxels` from the region's border (the margin shrinks for thin regions so a path always exists):
 
-- `skeleton` (DAVIS-interactive style): skeletonize the core, keep its largest piece, and take the
-  longest geodesic path through it (two Dijkstra sweeps over the 8-connected pixel graph, mm weights).
-- `centreline`: the two geodesically farthest pixels of the core (two sweeps), joined by the cheapest
-  path under a cost of 1/depth^2 (depth = distance to the border), so the path runs down the middle and,
-  unlike a skeleton, never follows a side branch.
-- `contour`: the closed loop along the inside of the core's border (marching squares on the core, each
-  vertex mapped to the core pixel beside it), as a person tracing the outline from the inside; a core
-  without inside pixels (a sliver) gets the skeleton path instead of a loop that runs twice over it.
+- `skeleton` (DAVIS-interactive style): skeletonize the core, keep its largest piece, and take a long
+  geodesic path through it by the double sweep: the pixel farthest from its first pixel (raster order),
+  then the pixel farthest from that one, and the shortest path between the two (Dijkstra over the 8-connected pixel graph,
+  mm weights). That is the longest path when the skeleton is a tree; on a skeleton with loops it is a
+  long path, not necessarily the longest.
+- `centreline`: two far-apart pixels of the core, found by the same double sweep over the core's pixel
+  graph (not always the farthest pair, as the core is no tree), joined by the cheapest path under a cost
+  of 1/depth^2 (depth = distance to the border), so the path runs down the middle and, unlike a
+  skeleton, never follows a side branch.
+- `contour`: the closed loop along the inside of the core's border (marching squares on the core with
+  the core 8-connected, so a core pinched at a diagonal keeps one loop; each vertex mapped to the core
+  pixel beside it), as a person tracing the outline from the inside; a core without inside pixels (a
+  sliver) gets the skeleton path instead of a loop that runs twice over it.
 - `line`: a straight line through the deepest pixel along the core's principal axis (in mm), as long as
-  it stays inside the core.
+  it stays inside the core; the axis's sign is made canonical (first non-zero component positive), so
+  the path runs the same way on every machine, and a round core (no principal axis) gets a line along
+  the slice's second axis (x on an axial slice).
 
 Then `truncate` keeps the central `max_length_mm` of the path, and `paint` turns paths into pixels of a
 given thickness: thickened inside the region only (a geodesic dilation, so a thick stroke stays connected
@@ -31,10 +38,9 @@ from scipy.sparse.csgraph import dijkstra
 from skimage.measure import find_contours
 from skimage.morphology import skeletonize
 
-from simulators.errors import largest_component_2d
+from simulators.errors import STRUCT_2D, largest_component_2d
 
 SHAPES = ("skeleton", "centreline", "contour", "line")
-_STRUCT_2D = np.ones((3, 3), bool)
 
 
 @dataclass(frozen=True)
@@ -114,9 +120,9 @@ def truncate(path: np.ndarray, max_length_mm: float | None, spacing2: tuple[floa
 _HALF_NEIGHBOURS = ((0, 1), (1, -1), (1, 0), (1, 1))
 
 
-def _pixel_graph(mask: np.ndarray, spacing2, node_cost: np.ndarray | None = None):
-    """(coords (n, 2), sparse symmetric graph) of the 8-connected pixels of `mask`; edge weight = step mm,
-    times the mean node cost of its two ends when `node_cost` (an image) is given."""
+def _pixel_graph(mask: np.ndarray, spacing2) -> tuple[np.ndarray, csr_matrix]:
+    """(coords (n, 2), sparse symmetric graph) of the 8-connected pixels of `mask` (node i = coords[i], in
+    raster order); edge weight = step length in mm."""
     coords = np.argwhere(mask)
     index = np.full((mask.shape[0] + 2, mask.shape[1] + 2), -1, np.int64)
     index[1:-1, 1:-1][mask] = np.arange(len(coords))
@@ -129,14 +135,19 @@ def _pixel_graph(mask: np.ndarray, spacing2, node_cost: np.ndarray | None = None
         dst.append(b[ok])
         w.append(np.full(int(ok.sum()), np.hypot(dr * spacing2[0], dc * spacing2[1])))
     src, dst, w = np.concatenate(src), np.concatenate(dst), np.concatenate(w)
-    if node_cost is not None:
-        c = node_cost[mask]
-        w = w * 0.5 * (c[src] + c[dst])
     n = len(coords)
     graph = csr_matrix(
         (np.concatenate([w, w]), (np.concatenate([src, dst]), np.concatenate([dst, src]))), (n, n)
     )
     return coords, graph
+
+
+def _node_weighted(graph: csr_matrix, node_cost: np.ndarray) -> csr_matrix:
+    """The same graph with each edge weight times the mean `node_cost` (one value per node) of its ends."""
+    rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
+    out = graph.copy()
+    out.data = graph.data * 0.5 * (node_cost[rows] + node_cost[graph.indices])
+    return out
 
 
 def _farthest(graph, start: int) -> tuple[int, np.ndarray]:
@@ -190,8 +201,7 @@ def _centreline_path(core_mask, d, spacing2) -> np.ndarray:
     if len(coords) == 1:
         return coords
     a, b, _ = _diameter_ends(graph)
-    _, cost_graph = _pixel_graph(core_mask, spacing2, node_cost=1.0 / np.maximum(d, 1.0) ** 2)
-    _, pred = _farthest(cost_graph, a)
+    _, pred = _farthest(_node_weighted(graph, 1.0 / np.maximum(d[core_mask], 1.0) ** 2), a)
     return coords[_walk_back(pred, b)]
 
 
@@ -199,7 +209,7 @@ def _contour_path(core_mask, d, spacing2) -> np.ndarray:
     if not ndi.binary_erosion(core_mask).any():  # a sliver has no inside: its outline is a line through it
         return _skeleton_path(core_mask, d, spacing2)
     padded = np.pad(core_mask, 1)
-    loops = find_contours(padded.astype(float), 0.5)
+    loops = find_contours(padded.astype(float), 0.5, fully_connected="high")  # the core is 8-connected
     if not loops:
         return np.argwhere(core_mask)[:1]
     v = max(loops, key=len)
@@ -209,14 +219,24 @@ def _contour_path(core_mask, d, spacing2) -> np.ndarray:
     return dedupe(pix)
 
 
+def principal_axis(points: np.ndarray) -> np.ndarray:
+    """Unit direction of largest variance of (n, 2) points, with a canonical sign (its first non-zero
+    component positive: LAPACK builds differ in the sign `eigh` returns); (0, 1) when there is no single
+    such direction (equal variances and no covariance, as for a disk)."""
+    vals, vecs = np.linalg.eigh(np.cov(np.asarray(points, float).T))
+    if vals[1] - vals[0] <= 1e-9 * max(abs(float(vals[1])), 1e-300):
+        return np.array([0.0, 1.0])
+    v = vecs[:, -1]
+    first = v[np.flatnonzero(np.abs(v) > 1e-12)[0]]
+    return v if first > 0 else -v
+
+
 def _line_path(core_mask, d, spacing2) -> np.ndarray:
     coords = np.argwhere(core_mask)
     centre = np.unravel_index(int(np.argmax(np.where(core_mask, d, -1))), core_mask.shape)
     if len(coords) < 2:
         return coords
-    mm = coords * np.asarray(spacing2, float)
-    _, vecs = np.linalg.eigh(np.cov(mm.T))
-    u = vecs[:, -1] / np.asarray(spacing2, float)  # principal direction, in pixels
+    u = principal_axis(coords * np.asarray(spacing2, float)) / np.asarray(spacing2, float)  # in pixels
     u = u / np.abs(u).max()  # each step moves at most one pixel per axis: rounded points stay 8-adjacent
 
     def ray(sign: int) -> list[np.ndarray]:
@@ -264,7 +284,7 @@ def paint(inside: np.ndarray, outside: np.ndarray, region: np.ndarray, radius: f
     inside = inside & region
     if radius > 0 and inside.any():
         reach = _disk_around(inside, radius) & region
-        inside = ndi.binary_propagation(inside, structure=_STRUCT_2D, mask=reach)
+        inside = ndi.binary_propagation(inside, structure=STRUCT_2D, mask=reach)
     return inside | _disk_around(outside, radius)
 
 

@@ -19,8 +19,10 @@ from simulators import Interaction, make_annotator
 from simulators.box import bounding_box, jittered_box
 from simulators.errors import analyse_errors
 from simulators.interaction import ADD, REMOVE
-from simulators.render import pick_slice, save_round_png
-from simulators.strokes import SHAPES, core, shape_path, truncate
+from simulators.perturb import perturb
+from simulators.policy import Policy, order_regions, plan_round
+from simulators.render import ADD_RGBA, REMOVE_RGBA, pick_slice, save_round_png
+from simulators.strokes import SHAPES, core, principal_axis, shape_path, truncate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
@@ -44,24 +46,6 @@ def with_changes(name: str, **sections) -> dict:
 def phantom_volumes():
     cases = make_phantoms(PhantomConfig(n_cases=2, shape=(24, 64, 64)), seed=5)
     return tuple(preprocess(c, PreprocessConfig(grid=(16, 48, 48))) for c in cases)
-
-
-def perturb(
-    reference: np.ndarray, erode: int, dilate: int, shift, blob_seed: int | None = None
-) -> np.ndarray:
-    """A realistic wrong prediction: erosion or dilation, a shift, and optionally a false and a missed blob."""
-    pred = reference.astype(bool)
-    if erode:
-        pred = ndi.binary_erosion(pred, iterations=erode)
-    if dilate:
-        pred = ndi.binary_dilation(pred, iterations=dilate)
-    pred = np.roll(pred, shift, axis=(0, 1, 2))
-    if blob_seed is not None:
-        rng = np.random.default_rng(blob_seed)
-        for value in (True, False):
-            lo = rng.integers(0, np.maximum(np.array(pred.shape) - 6, 1))
-            pred[tuple(slice(a, a + s) for a, s in zip(lo, rng.integers(2, 6, size=3)))] = value
-    return pred
 
 
 predictions = st.tuples(
@@ -168,28 +152,132 @@ def test_errors_below_the_minimum_region_size_are_not_worth_a_scribble():
     assert not it.is_empty and it.remove.sum() == 0 and it.add.any()
 
 
+def eligible_components(error: np.ndarray, min_voxels: int) -> list[np.ndarray]:
+    """The 26-connected components of `error` with at least `min_voxels` voxels, as full-size masks."""
+    labels, n = ndi.label(error, structure=FULL)
+    return [labels == i for i in range(1, n + 1) if (labels == i).sum() >= min_voxels]
+
+
+def slices_cutting(component: np.ndarray, axes) -> int:
+    return sum(int(component.any(axis=tuple(b for b in range(3) if b != a)).sum()) for a in axes)
+
+
+PLANE_SETS = [["axial"], ["coronal"], ["axial", "coronal", "sagittal"]]
+AXES = {"axial": 0, "coronal": 1, "sagittal": 2}
+
+
 @HYPO
 @given(
-    predictions, st.integers(0, 10_000), st.sampled_from(["scribble_ideal", "scribble_sloppy", "click_ritm"])
+    predictions,
+    st.integers(1, 6),
+    st.sampled_from(["largest", "worst_slice", "random"]),
+    st.sampled_from(["worst", "random"]),
+    st.sampled_from(["both", "larger"]),
+    st.sampled_from(PLANE_SETS),
+    st.integers(0, 2**32 - 1),
 )
-def test_more_error_never_gives_fewer_interactions_under_a_fixed_count(params, extra_seed, name):
-    """Growing the error (any superset) never lowers the number of strokes/clicks of a fixed-count robot."""
+def test_fixed_count_gives_each_polarity_min_of_k_and_the_slices_that_cut_its_regions(
+    params, k, region, slice_rule, polarity, planes, seed
+):
+    """count=fixed: a region takes at most one stroke per slice that cuts it, and a region's shortfall passes
+    to the others, so a polarity gets exactly min(k, total such slices) strokes, on distinct slices of each
+    region; the ideal robot (no length limit) draws every planned stroke."""
     vol, ref, pred = make_case(params)
-    rng = np.random.default_rng(extra_seed)
-    extra = np.zeros_like(ref)
+    policy = {"count": "fixed", "scribbles": k, "max_scribbles": 6, "region": region, "slice": slice_rule}
+    policy |= {"polarity": polarity, "min_region_voxels": 10}
+    cfg = with_changes("scribble_ideal", policy=policy, strokes={"planes": planes, "min_length_mm": 0.0})
+    robot = make_annotator(cfg)
+    axes = tuple(AXES[p] for p in planes)
+    errors = {ADD: ref & ~pred, REMOVE: pred & ~ref}
+    comps = {p: eligible_components(e, 10) for p, e in errors.items()}
+    expected = {p: min(k, sum(slices_cutting(c, axes) for c in cs)) for p, cs in comps.items()}
+    if polarity == "larger" and comps[ADD] and comps[REMOVE]:
+        volume = {p: sum(int(c.sum()) for c in cs) for p, cs in comps.items()}
+        expected[REMOVE if volume[ADD] >= volume[REMOVE] else ADD] = 0
+
+    analysis = analyse_errors(ref, pred, vol.spacing, min_voxels=10)
+    plan = plan_round(analysis, robot.policy, axes, np.random.default_rng(seed))
+    assert {p: sum(t.region.polarity == p for t in plan) for p in (ADD, REMOVE)} == expected
+    assert len({(id(t.region), t.plane, t.index) for t in plan}) == len(plan)  # distinct slices per region
+
+    it = robot.annotate(vol.image, ref, pred, np.random.default_rng(seed), spacing=vol.spacing)
+    check_ideal(it, ref, pred)
+    assert {p: sum(s.target == p for s in it.strokes) for p in (ADD, REMOVE)} == expected
+
+
+def test_fixed_count_passes_a_regions_shortfall_on_and_bridging_two_regions_can_lower_the_count():
+    ref = np.zeros((8, 20, 30), bool)
+    ref[0:8, 1:19, 1:29] = True
+    pred = ref.copy()
+    pred[2, 3:12, 3:12] = False  # 81 missed voxels on one axial slice: room for one stroke
+    pred[1:7, 14:16, 20:22] = False  # 24 missed voxels on six slices
+    fixed = with_changes("scribble_ideal", policy={"count": "fixed", "scribbles": 3})
+    it = make_annotator(fixed).annotate(None, ref, pred, np.random.default_rng(0))
+    check_ideal(it, ref, pred)
+    assert sorted(s.region_voxels for s in it.strokes) == [24, 24, 81]  # the big region's share moved on
+    per_size = with_changes(
+        "scribble_ideal", policy={"count": "per_size", "voxels_per_scribble": 20, "max_scribbles": 3}
+    )
+    it = make_annotator(per_size).annotate(None, ref, pred, np.random.default_rng(0))
+    assert sorted(s.region_voxels for s in it.strokes) == [24, 24, 81]  # the cap counts placed strokes only
+
+    # The limit of "more error, no fewer strokes": two separate misses on one slice take two strokes; the
+    # same misses bridged into one region (more error) are cut by one slice only: one stroke.
+    ref = np.zeros((5, 20, 30), bool)
+    ref[1:4, 2:18, 2:28] = True
+    pred = ref.copy()
+    pred[2, 5:10, 5:10] = False
+    pred[2, 5:10, 15:20] = False
+    robot = make_annotator(with_changes("scribble_ideal", policy={"count": "fixed", "scribbles": 2}))
+    apart = robot.annotate(None, ref, pred, np.random.default_rng(0))
+    assert [s.region_voxels for s in apart.strokes] == [25, 25] and {s.index for s in apart.strokes} == {2}
+    pred[2, 7, 10:15] = False
+    bridged = robot.annotate(None, ref, pred, np.random.default_rng(0))
+    assert [s.region_voxels for s in bridged.strokes] == [55]
+
+
+def separate_error(ref, pred, rng, size=(1, 5)) -> np.ndarray:
+    """`pred` with more error in a random box, none of it touching an existing error of its polarity (so
+    no existing component grows or merges with another)."""
+    fn, fp = ref & ~pred, pred & ~ref
+    box = np.zeros_like(ref)
     lo = rng.integers(0, np.array(ref.shape) - 4)
-    extra[tuple(slice(a, a + s) for a, s in zip(lo, rng.integers(1, 5, size=3)))] = True
-    pred2 = np.where(extra, ~ref, pred)  # errors of pred2 = errors of pred plus `extra`
-    cfg = preset(name)
-    if cfg["kind"] == "scribble":
-        cfg["policy"] = {**cfg["policy"], "count": "fixed", "scribbles": 2}
+    box[tuple(slice(a, a + s) for a, s in zip(lo, rng.integers(*size, size=3)))] = True
+    new_fp = box & ~ref & ~pred & ~ndi.binary_dilation(fp, FULL)
+    new_fn = box & ref & pred & ~ndi.binary_dilation(fn, FULL)
+    return (pred | new_fp) & ~new_fn
+
+
+@HYPO
+@given(
+    predictions,
+    st.integers(0, 10_000),
+    st.sampled_from(["scribble_ideal", "scribble_random", "click_ritm", "click_center"]),
+    st.integers(1, 4),
+)
+def test_more_separate_error_never_gives_fewer_interactions_under_a_fixed_count(params, extra_seed, name, k):
+    """Error components that touch no existing one of their polarity never lower the count of a fixed-count
+    robot: scribbles get min(k, slices cutting the regions) per polarity, the centre rule one click per
+    component up to k, and RITM's clicks only stop early once every component's voxels are used up by
+    balls (each component on its own). Bridging components can lower it (the test above)."""
+    vol, ref, pred = make_case(params)
+    pred2 = separate_error(ref, pred, np.random.default_rng(extra_seed))
+    if name.startswith("click"):
+        cfg = preset(name)
+        cfg["clicks"] = {**cfg["clicks"], "per_round": k}
+    else:
+        random = {"region": "random", "slice": "random"} if name == "scribble_random" else {}
+        cfg = with_changes("scribble_ideal", policy={"count": "fixed", "scribbles": k, **random})
     robot = make_annotator(cfg)
 
     def interactions(p):
         e = robot.annotate(vol.image, ref, p, np.random.default_rng(extra_seed), spacing=vol.spacing).effort
         return e.strokes + e.clicks
 
-    assert interactions(pred2) >= interactions(pred)
+    before, after = interactions(pred), interactions(pred2)
+    assert after >= before
+    if name == "click_center":
+        assert before == min(k, sum(len(eligible_components(e, 10)) for e in (ref & ~pred, pred & ~ref)))
 
 
 @HYPO
@@ -197,14 +285,7 @@ def test_more_error_never_gives_fewer_interactions_under_a_fixed_count(params, e
 def test_more_separate_error_never_gives_fewer_strokes_under_ceil_n_over_100(params, extra_seed):
     """count=per_size: adding error components that touch no existing one never lowers the stroke count."""
     vol, ref, pred = make_case(params)
-    rng = np.random.default_rng(extra_seed)
-    fn, fp = ref & ~pred, pred & ~ref
-    box = np.zeros_like(ref)
-    lo = rng.integers(0, np.array(ref.shape) - 6)
-    box[tuple(slice(a, a + s) for a, s in zip(lo, rng.integers(3, 7, size=3)))] = True
-    new_fp = box & ~ref & ~pred & ~ndi.binary_dilation(fp, FULL)
-    new_fn = box & ref & pred & ~ndi.binary_dilation(fn, FULL)
-    pred2 = (pred | new_fp) & ~new_fn
+    pred2 = separate_error(ref, pred, np.random.default_rng(extra_seed), size=(3, 7))
     cfg = with_changes(
         "scribble_ideal",
         policy={"count": "per_size", "voxels_per_scribble": 40, "max_scribbles": 50, "min_region_voxels": 5},
@@ -401,8 +482,6 @@ def test_any_masks_any_spacing_any_preset_give_a_consistent_interaction(seed, na
 
 
 def test_random_region_order_is_weighted_by_volume():
-    from simulators.policy import Policy, order_regions
-
     ref = np.zeros((10, 30, 30), bool)
     ref[1:9, 1:29, 1:29] = True
     pred = ref.copy()
@@ -415,18 +494,20 @@ def test_random_region_order_is_weighted_by_volume():
     assert within(share, 2 / 3, len(firsts))
 
 
-def test_error_analysis_sizes_and_per_slice_error():
+def test_error_analysis_sizes_and_cross_sections_use_each_axis_spacing():
     ref = np.zeros((6, 8, 8), bool)
     ref[1:5, 2:6, 2:6] = True
     pred = ref.copy()
-    pred[2, 3:5, 3:5] = False  # 4 missed voxels
-    pred[0, 0, 0] = pred[5, 7, 7] = True  # two false voxels, far apart
-    a = analyse_errors(ref, pred, spacing=(2.0, 0.5, 0.5), min_voxels=2)
-    assert [r.voxels for r in a.regions[ADD]] == [4] and a.regions[ADD][0].volume_mm3 == pytest.approx(2.0)
-    assert a.regions[REMOVE] == () and a.components == {ADD: 1, REMOVE: 2}
-    assert a.slice_error(0).tolist() == [1, 0, 4, 0, 0, 1]
-    idx, areas = a.regions[ADD][0].areas_mm2(1)
-    assert idx.tolist() == [3, 4] and areas.tolist() == [pytest.approx(2.0)] * 2  # 2 voxels of 2 x 0.5 mm2
+    pred[2, 3:5, 3:5] = False  # 4 missed voxels: z 2, y 3..4, x 3..4
+    pred[0, 0, 0] = pred[5, 7, 7] = True  # two false voxels, far apart: below min_voxels
+    a = analyse_errors(ref, pred, spacing=(2.0, 1.0, 0.5), min_voxels=2)  # three different spacings
+    (r,) = a.regions[ADD]
+    assert r.voxels == 4 and r.volume_mm3 == pytest.approx(4 * 2.0 * 1.0 * 0.5)
+    assert a.regions[REMOVE] == () and a.error(REMOVE).sum() == 2
+    # slices normal to z are y-x pixels of 1 x 0.5 mm2, normal to y z-x of 2 x 0.5, normal to x z-y of 2 x 1
+    for axis, slices, area in ((0, [2], 4 * 0.5), (1, [3, 4], 2 * 1.0), (2, [3, 4], 2 * 2.0)):
+        idx, areas = r.areas_mm2(axis)
+        assert idx.tolist() == slices and areas == pytest.approx([area] * len(slices)), axis
 
 
 # ------------------------------------------------------------------------------------------ shapes
@@ -446,7 +527,7 @@ def test_every_shape_is_an_8_connected_path_in_the_core(shape, margin):
     assert core_mask[path[:, 0], path[:, 1]].all()
     assert (depth[path[:, 0], path[:, 1]] > margin).all()
     steps = np.abs(np.diff(path, axis=0)).max(1)
-    assert steps.max() == 1  # consecutive pixels are 8-adjacent and distinct
+    assert (steps == 1).all()  # consecutive pixels are 8-adjacent and distinct
     extent = np.ptp(path[:, 1])
     assert extent >= 0.7 * np.ptp(np.nonzero(core_mask)[1])  # it spans the long axis of the region
 
@@ -463,6 +544,45 @@ def test_line_is_straight_contour_is_closed_on_the_core_border():
     assert not inner[contour[:, 0], contour[:, 1]].any()  # every pixel on the core's border
     assert np.abs(contour[0] - contour[-1]).max() <= 1  # closed loop
     assert len({tuple(p) for p in contour}) == (core_mask & ~inner).sum()  # it visits the whole border
+
+
+def test_contour_of_a_core_pinched_at_a_diagonal_is_one_loop_round_both_halves():
+    blob = np.zeros((14, 14), bool)
+    blob[1:7, 1:7] = True
+    blob[7:13, 7:13] = True  # touches the first square only at a corner: one 8-connected region
+    core_mask, _ = core(blob, 0)
+    assert core_mask.sum() == blob.sum()
+    path = shape_path(blob, "contour", 0, (1.0, 1.0))
+    assert (np.abs(np.diff(path, axis=0)).max(1) == 1).all() and np.abs(path[0] - path[-1]).max() <= 1
+    border = blob & ~ndi.binary_erosion(blob)
+    assert {tuple(p) for p in path} == {tuple(p) for p in np.argwhere(border)}  # both squares, whole
+    painted = np.zeros_like(blob)
+    painted[path[:, 0], path[:, 1]] = True
+    assert ndi.label(painted, structure=np.ones((3, 3), bool))[1] == 1
+
+
+def test_line_direction_does_not_depend_on_the_eigenvector_sign_lapack_returns(monkeypatch):
+    r, c = np.indices((40, 50))
+    blob = ((r - 20) * 0.8 + (c - 25) * 0.6) ** 2 / 15**2 + ((c - 25) * 0.8 - (r - 20) * 0.6) ** 2 / 5**2 <= 1
+    line = shape_path(blob, "line", 1, (1.0, 1.3))
+    eigh = np.linalg.eigh
+    monkeypatch.setattr(np.linalg, "eigh", lambda a: (eigh(a)[0], -eigh(a)[1]))
+    assert np.array_equal(shape_path(blob, "line", 1, (1.0, 1.3)), line)
+    assert line[-1][0] > line[0][0]  # canonical: the axis's first non-zero component is positive
+    assert principal_axis(np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])).tolist() == [0.0, 1.0]
+    assert principal_axis(np.array([[0.0, 3.0], [1.0, 2.0], [2.0, 1.0]]))[0] > 0
+
+
+def test_perturb_erodes_or_dilates_only_when_asked():
+    ref = np.zeros((10, 20, 20), bool)
+    ref[2:8, 4:16, 4:16] = True
+    assert np.array_equal(perturb(ref), ref)
+    eroded, dilated = perturb(ref, erode=1), perturb(ref, dilate=1)  # the other count is 0: no-op, not flood
+    assert 0 < eroded.sum() < ref.sum() and not (eroded & ~ref).any()
+    assert ref.sum() < dilated.sum() < ref.size and not (ref & ~dilated).any()
+    assert np.array_equal(perturb(ref, shift=(1, 0, -2)), np.roll(ref, (1, 0, -2), axis=(0, 1, 2)))
+    with pytest.raises(ValueError, match="erode"):
+        perturb(ref, erode=-1)
 
 
 def test_truncate_keeps_the_central_part_within_the_length_limit():
@@ -504,18 +624,24 @@ def test_thicker_brush_paints_more_but_stays_inside_and_connected():
 
 def test_effort_seconds_follow_the_time_model():
     vol, ref, pred = make_case((0, 1, 0, (0, 2, -2), 4))
-    cfg = preset("scribble_careful")
+    quiet = {"jitter_voxels": 0.0, "break_rate": 0.0, "overshoot_rate": 0.0}  # drawn path = recorded path
+    cfg = with_changes("scribble_careful", noise=quiet)
     it = make_annotator(cfg).annotate(vol.image, ref, pred, np.random.default_rng(3), spacing=vol.spacing)
     t, e = cfg["time"], it.effort
-    assert e.strokes > 0
+    assert e.strokes > 1
+    length = 0.0  # recomputed from the strokes' pixel paths and the volume's spacing
+    for s in it.strokes:
+        steps = np.diff(np.delete(s.path, s.plane, axis=1), axis=0) * np.delete(vol.spacing, s.plane)
+        length += float(np.sqrt((steps**2).sum(1)).sum())
+    slices = len({int(v[0]) for s in it.strokes for v in s.voxels})  # careful draws on axial slices only
+    assert length > 0 and e.length_mm == pytest.approx(length) and e.slices == slices
     expected = (
-        t["seconds_per_slice"] * e.slices
-        + t["seconds_per_stroke"] * e.strokes
-        + t["seconds_per_cm"] * e.length_mm / 10
+        t["seconds_per_slice"] * slices
+        + t["seconds_per_stroke"] * len(it.strokes)
+        + t["seconds_per_cm"] * length / 10
         + t["wait_seconds"]
     )
     assert e.seconds == pytest.approx(expected)
-    assert e.length_mm == pytest.approx(sum(s.length_mm for s in it.strokes))
     assert all(isinstance(v, (int, float)) for v in e.as_dict().values())
     click = preset("click_ritm")
     ce = (
@@ -524,9 +650,8 @@ def test_effort_seconds_follow_the_time_model():
         .effort
     )
     tc = click["time"]
-    assert ce.clicks == 1 and ce.seconds == pytest.approx(
-        tc["seconds_per_click"] + tc["seconds_per_slice"] * ce.slices + tc["wait_seconds"]
-    )
+    assert ce.clicks == 1 and ce.slices == 1 and ce.length_mm == 0
+    assert ce.seconds == pytest.approx(tc["seconds_per_click"] + tc["seconds_per_slice"] + tc["wait_seconds"])
 
 
 def test_stroke_length_is_measured_in_millimetres():
@@ -580,12 +705,59 @@ def test_center_clicks_land_inside_the_largest_components_and_per_round_clicks_a
     for s, size in zip(it.strokes, sizes):
         labels, _ = ndi.label(analysis.error(s.target), structure=FULL)
         assert (labels == labels[tuple(s.path[0])]).sum() == size == s.region_voxels
-    ritm = preset("click_ritm")
-    ritm["clicks"] = {**ritm["clicks"], "per_round": 3}
-    clicks = make_annotator(ritm).annotate(
-        vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing
-    )
-    assert len({tuple(s.path[0]) for s in clicks.strokes}) == clicks.effort.clicks >= 2
+
+
+@pytest.mark.parametrize(
+    "params", [(1, 1, 0, (0, 2, 1), 9), (0, 0, 1, (1, -2, 0), 2), (1, 2, 0, (0, 0, 3), None)]
+)
+def test_ritm_clicks_of_a_round_each_take_the_deepest_voxel_left_after_the_earlier_balls(params):
+    """Replays the rule on whole-volume distance maps: each click is the deepest voxel left (ties: "remove"
+    over "add", then the first in raster order), and takes the open ball of its depth out of its component.
+    Integer spacings keep every distance exact, so ties are ties on both sides."""
+    vol, ref, pred = make_case(params)
+    spacing = (2.0, 1.0, 1.0)
+    cfg = preset("click_ritm")
+    cfg["clicks"] = {**cfg["clicks"], "per_round": 4}
+    it = make_annotator(cfg).annotate(vol.image, ref, pred, np.random.default_rng(0), spacing=spacing)
+    check_ideal(it, ref, pred)
+    assert it.effort.clicks == 4
+    left, labels = {}, {}
+    for p, error in ((ADD, ref & ~pred), (REMOVE, pred & ~ref)):
+        labels[p] = ndi.label(error, structure=FULL)[0]
+        left[p] = np.zeros_like(ref)
+        for c in eligible_components(error, 10):
+            left[p] |= c
+    grid = np.indices(ref.shape, sparse=True)
+    for s in it.strokes:
+        depth = {
+            p: ndi.distance_transform_edt(np.pad(m, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+            for p, m in left.items()
+        }
+        polarity = ADD if depth[ADD].max() > depth[REMOVE].max() else REMOVE
+        radius = depth[polarity].max()
+        first = np.unravel_index(int(np.flatnonzero(depth[polarity] == radius)[0]), ref.shape)
+        assert s.target == s.label == polarity and tuple(s.path[0]) == first
+        ball = sum(((g - v) * sp) ** 2 for g, v, sp in zip(grid, first, spacing)) < radius**2
+        left[polarity] &= ~(ball & (labels[polarity] == labels[polarity][first]))
+
+
+def test_ritm_ties_go_to_remove_then_to_the_first_voxel_in_raster_order():
+    ref = np.zeros((12, 12, 24), bool)
+    ref[1:11, 1:11, 1:15] = True
+    pred = ref.copy()
+    pred[2:5, 2:5, 2:5] = False  # a 3x3x3 miss: depth 2 at its centre (3, 3, 3)
+    pred[6:9, 6:9, 3:10] = False  # a larger 3x3x7 miss, as deep, its deepest voxels later in raster order
+    robot = make_annotator(preset("click_ritm"))
+
+    def click(p):
+        (s,) = robot.annotate(None, ref, p, np.random.default_rng(0)).strokes
+        return s.target, tuple(int(v) for v in s.path[0])
+
+    assert click(pred) == (ADD, (3, 3, 3))
+    pred[2:4, 2:5, 18:21] = True  # a false 2x3x3 slab beside the reference: depth 1, shallower
+    assert click(pred) == (ADD, (3, 3, 3))
+    pred[2:5, 2:5, 18:21] = True  # now a false 3x3x3 cube: as deep as the misses, and "remove" wins ties
+    assert click(pred) == (REMOVE, (3, 3, 19))
 
 
 # ------------------------------------------------------------------------------------------ box
@@ -627,7 +799,7 @@ def test_box_without_jitter_is_the_tight_box_and_empty_reference_is_an_error():
 # ------------------------------------------------------------------------------------------ pictures
 
 
-def test_round_picture_shows_the_slice_with_most_scribbles(tmp_path):
+def test_round_picture_shows_the_slice_with_most_scribbles_and_paints_them_in_their_colours(tmp_path):
     import matplotlib.image as mpimg
 
     vol, ref, pred = make_case((0, 1, 0, (0, 2, 2), 5))
@@ -639,8 +811,23 @@ def test_round_picture_shows_the_slice_with_most_scribbles(tmp_path):
     assert counts[z] == counts.max() > 0
     pixels = mpimg.imread(tmp_path / "round.png")
     assert pixels.ndim == 3 and pixels.shape[0] > 200
-    yellow = (pixels[..., 0] > 0.9) & (pixels[..., 1] > 0.8) & (pixels[..., 2] < 0.2)
-    assert yellow.sum() > 0 if it.add[z].any() else True
+
+    def coloured(png, rgb) -> int:  # the legend shows each colour too: compare pictures, never count alone
+        px = mpimg.imread(png)[..., :3]
+        return int((np.abs(px - np.asarray(rgb)) < 0.1).all(-1).sum())
+
+    for polarity, rgb in ((ADD, ADD_RGBA[:3]), (REMOVE, REMOVE_RGBA[:3])):
+        mask = it.add if polarity == ADD else it.remove
+        zs = np.flatnonzero(mask.sum(axis=(1, 2)))
+        assert len(zs), f"the case has no {polarity} scribble"
+        zp = int(zs[0])
+        without = Interaction(
+            it.add & (polarity != ADD), it.remove & (polarity != REMOVE), it.effort, strokes=it.strokes
+        )  # the same round, one polarity left out: same title, same layout
+        save_round_png(tmp_path / "with.png", vol.image, ref, pred, it, z=zp)
+        save_round_png(tmp_path / "without.png", vol.image, ref, pred, without, z=zp)
+        gained = coloured(tmp_path / "with.png", rgb) - coloured(tmp_path / "without.png", rgb)
+        assert gained >= mask[zp].sum(), polarity  # at least a pixel per scribbled voxel on that slice
     assert pick_slice(ref, pred, None) == int(np.argmax((ref ^ pred).sum(axis=(1, 2))))
     save_round_png(tmp_path / "r0.png", vol.image, ref, pred, None)
     assert (tmp_path / "r0.png").stat().st_size > 1000
