@@ -68,7 +68,7 @@ def make_annotator(cfg: Mapping[str, Any]) -> Annotator:
     """Build a robot from the `simulator` config group (a plain, possibly nested mapping).
 
     Keys it omits take their defaults; unknown keys and bad values raise `SimulatorConfigError` (a
-    ValueError) naming `simulator.<key>` and what is allowed. See docs/config/simulator.md.
+    ValueError) naming `simulator.<key>` and what is allowed. See README.md (Configuration).
     """
     values = parse(cfg)
     parts = sections(values)

@@ -4,7 +4,7 @@ A config is a (nested) mapping such as `{"kind": "scribble", "noise": {"wrong_la
 `parse` checks it against `KEYS` and fills the keys it omits with the defaults (the defaults live in
 the robots' dataclasses, so there is one source for each); a key that is unknown for the chosen
 `kind`, or a value out of range, raises `SimulatorConfigError` naming `simulator.<key>` and what is
-allowed. `markdown_table()` renders `KEYS` for docs/config/simulator.md.
+allowed. `markdown_table()` renders `KEYS` for README.md (Configuration).
 """
 
 from __future__ import annotations
@@ -318,7 +318,7 @@ def _show(value: Any) -> str:
 
 
 def markdown_table() -> str:
-    """Key | default | meaning, one row per key (the reference in docs/config/simulator.md)."""
+    """Key | default | meaning, one row per key (the reference in README.md (Configuration))."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
     for k in KEYS:
         robots = "" if k.kinds == BOTH else f"({k.kinds[0]} robot) "

@@ -1,5 +1,5 @@
 """The `interact` config group: presets are complete and valid, bad keys and values are named, no TensorFlow
-is needed to validate, and docs/config/interact.md documents every key with the presets' values."""
+is needed to validate, and README.md (Configuration) documents every key with the presets' values."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from iunet_bench.models.groups import valid_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / "conf" / "interact").glob("*.yaml"))
-DOCS = ROOT / "docs" / "config" / "interact.md"
+DOCS = ROOT / "README.md"
 GROUPS = valid_groups(3)
 
 
@@ -148,8 +148,8 @@ def docs_table() -> dict[str, str]:
     rows = {}
     for line in DOCS.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[0].startswith("`") and cells[0].endswith("`"):
-            rows[cells[0].strip("`")] = cells[1].strip("`")
+        if len(cells) >= 3 and cells[0].startswith("`interact.") and cells[0].endswith("`"):
+            rows[cells[0].strip("`").removeprefix("interact.")] = cells[1].strip("`")
     return rows
 
 

@@ -12,7 +12,7 @@ from simulators.config import KEYS, markdown_table, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / "conf" / "simulator").glob("*.yaml"))
-DOCS = ROOT / "docs" / "config" / "simulator.md"
+DOCS = ROOT / "README.md"
 
 
 def flat_keys(cfg: dict, prefix: str = "") -> set[str]:
@@ -106,7 +106,7 @@ def test_simulators_import_neither_tensorflow_nor_pyplot():
 
 
 def test_docs_table_matches_the_keys():
-    assert DOCS.exists(), "docs/config/simulator.md is missing"
+    assert DOCS.exists(), "README.md is missing"
     text = DOCS.read_text()
     assert markdown_table() in text, (
         "regenerate the table: python -c 'from simulators.config import markdown_table'"

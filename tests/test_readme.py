@@ -1,0 +1,41 @@
+"""The README's configuration tables document every key a user may set, for every preset of every group."""
+
+import re
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF, ROOT, composed
+
+README = (ROOT / "README.md").read_text()
+GROUPS = ["data", "model", "train", "simulator", "interact", "tracking"]
+
+
+def leaves(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def documented(key: str) -> bool:
+    return re.search(rf"\| `{re.escape(key)}` \|", README) is not None
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_key_of_every_preset_is_in_a_readme_table(group):
+    presets = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    assert presets
+    missing = set()
+    for preset in presets:
+        cfg = OmegaConf.to_container(composed(f"{group}={preset}")[group], resolve=False)
+        missing |= {f"{group}.{k}" for k in leaves(cfg) if not documented(f"{group}.{k}")}
+    assert not missing, f"undocumented in README.md: {sorted(missing)}"
+
+
+def test_top_level_and_session_keys_are_in_a_readme_table():
+    cfg = OmegaConf.to_container(composed(), resolve=False)
+    keys = [k for k in leaves({k: v for k, v in cfg.items() if k not in GROUPS})]
+    missing = [k for k in keys if not documented(k)]
+    assert keys and not missing, f"undocumented in README.md: {missing}"
