@@ -253,7 +253,7 @@ def test_a_folder_without_pairs_is_a_clear_error(tmp_path):
         ({"preprocess": {**PRE, "sigmaa": 1.0}}, "data.preprocess.sigmaa"),
         ({"crop": "auto"}, "data.crop"),
         ({"colour": "blue"}, "data.colour"),
-        ({"phantom": {"n_cases": 3}}, "data.phantom"),  # a key of another source
+        ({"label_pattern": "{case_id}.nii.gz"}, "data.label_pattern"),  # a key of another source
         ({"foreground": [0]}, "data.foreground"),
         ({"manifest": "missing.csv"}, "data.manifest"),
     ],
@@ -266,6 +266,13 @@ def test_config_errors_name_the_key_before_any_image_is_read(tmp_path, monkeypat
     message = str(info.value)
     if key in ("data.source", "data.crop", "data.preprocess.intensity"):
         assert "[" in message  # the allowed values are listed
+
+
+def test_phantom_sizes_set_by_an_experiment_are_ignored_for_real_sources(tmp_path):
+    root = make_folder(tmp_path / "data", n=4)
+    plain = build_dataset(data_cfg(root, tmp_path))
+    with_phantom = build_dataset({**data_cfg(root, tmp_path), "phantom": {"n_cases": 3}})
+    assert with_phantom.case_ids == plain.case_ids
 
 
 def test_unknown_phantom_key_and_bad_phantom_values(tmp_path):

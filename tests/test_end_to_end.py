@@ -88,10 +88,12 @@ def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(t
         ("interact.trainable=[head,nosuchgroup]", "interact.trainable"),
         ("session.rounds=-1", "session.rounds"),
         ("interact.geodesic.threshold=1.5", "interact.geodesic.threshold"),
+        ("data=msd data.root=/nonexistent/folder", "data.root"),
+        ("simulator.policy.region=everywhere", "simulator.policy.region"),
     ],
 )
 def test_invalid_configuration_stops_before_compute_naming_the_key(tmp_path, override, key):
-    proc = run_cli("experiment=smoke", override, cwd=tmp_path)
+    proc = run_cli("experiment=smoke", *override.split(), cwd=tmp_path)
     assert proc.returncode == 2
     assert key in proc.stderr
     assert not (tmp_path / "runs" / "cache").exists(), "nothing may be computed for an invalid config"

@@ -218,7 +218,9 @@ def parse_config(cfg: Mapping[str, Any]) -> DataConfig:
     source = cfg.get("source")
     if source not in SOURCES:
         raise _fail("source", f"{source!r} is not one of {list(SOURCES)}")
-    _check_keys(cfg, COMMON_KEYS | SOURCE_KEYS[source], "", f"for data.source={source}")
+    # `phantom` sizes are tolerated (and ignored) for real sources: experiments such as `smoke` shrink the
+    # phantoms without knowing which source the user picks (`experiment=smoke data=msd data.root=...`).
+    _check_keys(cfg, COMMON_KEYS | SOURCE_KEYS[source] | {"phantom"}, "", f"for data.source={source}")
     seed = _int(cfg, "seed", "seed") if "seed" in cfg else 0
 
     root = cfg.get("root")

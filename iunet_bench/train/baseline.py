@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -107,19 +108,43 @@ def train(
 
 
 class _Lock:
-    """An exclusive lock file, so parallel sweep jobs that need the same baseline train it once."""
+    """An exclusive lock file, so parallel sweep jobs that need the same baseline train it once.
+
+    The file holds "<host> <pid>"; a lock left by a process that no longer runs on this host (a killed
+    job) is broken instead of waited on.
+    """
 
     def __init__(self, path: Path, timeout: float = 6 * 3600):
         self.path, self.timeout = path, timeout
+        self.owner = f"{socket.gethostname()} {os.getpid()}"
+
+    def _stale(self) -> bool:
+        try:
+            host, pid = self.path.read_text().split()
+        except (OSError, ValueError):
+            return False  # being written, or gone: try again
+        if host != socket.gethostname():
+            return False  # another machine's job: cannot tell, keep waiting
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     def __enter__(self):
         start = time.time()
         while True:
             try:
-                self.fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.write(self.fd, str(os.getpid()).encode())
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.write(fd, self.owner.encode())
+                os.close(fd)
                 return self
             except FileExistsError:
+                if self._stale():
+                    self.path.unlink(missing_ok=True)
+                    continue
                 if time.time() - start > self.timeout:
                     raise TimeoutError(
                         f"waited {self.timeout:.0f} s for {self.path}; delete it if stale"
@@ -127,7 +152,6 @@ class _Lock:
                 time.sleep(1.0)
 
     def __exit__(self, *exc):
-        os.close(self.fd)
         self.path.unlink(missing_ok=True)
 
 
