@@ -94,10 +94,10 @@ def configure_tensorflow(cfg: DictConfig) -> str:
     gpus = tf.config.list_physical_devices("GPU")
     if cfg.device == "gpu" and not gpus:
         raise ConfigError("device: 'gpu' was asked for but TensorFlow sees no GPU (install with `.[gpu]`)")
-    if cfg.precision != "float32":
-        if not gpus:
-            raise ConfigError(f"precision: {cfg.precision} needs a GPU; on the CPU use float32")
-        keras.mixed_precision.set_global_policy(cfg.precision)
+    if cfg.precision != "float32" and not gpus:
+        raise ConfigError(f"precision: {cfg.precision} needs a GPU; on the CPU use float32")
+    # Always set it: a multirun runs its jobs in one process, and a policy must not leak into the next job.
+    keras.mixed_precision.set_global_policy(cfg.precision)
     keras.utils.set_random_seed(int(cfg.seed))
     tf.config.experimental.enable_op_determinism()
     if gpus:
@@ -246,7 +246,7 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
     if info["losses"]:
         tracker.log_metrics(("train_loss", v, i) for i, v in enumerate(info["losses"]))
 
-    # Baseline predictions first: refiners change the model's weights during a session.
+    # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
     initial_predictions = {v.case_id: predict_mask(model, v.image) for v in test_vols}
     refiner = make_refiner(_container(cfg.interact), model, group_names(model))
     curves: dict[str, list[float]] = {}
