@@ -169,7 +169,7 @@ def main() -> None:
     args = ap.parse_args()
 
     grids = [tuple(int(n) for n in g.split("x")) for g in args.grids.split(",")]
-    presets = {p.stem: yaml.safe_load(p.read_text()) for p in sorted(PRESETS.glob("*.yaml"))}
+    presets = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(PRESETS.glob("*.yaml"))}
     cases = make_phantoms(PhantomConfig(n_cases=args.cases), seed=0)
     report: dict = {
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
@@ -243,7 +243,7 @@ def main() -> None:
     report["verdict"] = verdict
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=float))
+    out.write_text(json.dumps(report, indent=2, default=float), encoding="utf-8")
     print(f"written {out}")
 
 

@@ -183,7 +183,7 @@ def run(cfg: DictConfig) -> Summary:
     )
     resolved = _container(cfg)
     tracker.log_params(tracking.flatten(resolved))
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     tracker.log_artifact(out / "config.yaml")
     status = "FAILED"
     try:
@@ -304,7 +304,7 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
 
     _write_rounds_csv(out / "rounds.csv", records_all)
     if failures:
-        (out / "failures.json").write_text(json.dumps(failures, indent=2))
+        (out / "failures.json").write_text(json.dumps(failures, indent=2), encoding="utf-8")
         tracker.log_artifact(out / "failures.json")
     tracker.set_tags({"failed_cases": str(len(failures))})
     if not curves:

@@ -166,7 +166,7 @@ class SweepCallback(Callback):
         )
         path = _sweep_parent_file(config)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(tracker.run_id)
+        path.write_text(tracker.run_id, encoding="utf-8")
 
     def on_multirun_end(self, config, **kwargs) -> None:
         import mlflow
@@ -176,7 +176,7 @@ class SweepCallback(Callback):
             return
         uri, _, _ = tracking_settings(config)
         client = mlflow.MlflowClient(uri)
-        parent = path.read_text().strip()
+        parent = path.read_text(encoding="utf-8").strip()
         children = client.search_runs(
             [client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
         )
@@ -203,4 +203,4 @@ def parent_run_id_for_job() -> str | None:
     if hc.mode != RunMode.MULTIRUN:
         return None
     path = Path(hc.sweep.dir) / PARENT_FILE
-    return path.read_text().strip() if path.exists() else None
+    return path.read_text(encoding="utf-8").strip() if path.exists() else None

@@ -79,7 +79,7 @@ def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(t
         a.path for a in client.list_artifacts(parent.info.run_id, "report")
     }
     table = client.download_artifacts(parent.info.run_id, "report/report.csv", str(tmp_path))
-    assert len(Path(table).read_text().strip().splitlines()) == 1 + 5
+    assert len(Path(table).read_text(encoding="utf-8").strip().splitlines()) == 1 + 5
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, ROOT, composed
 
-README = (ROOT / "README.md").read_text()
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 GROUPS = ["data", "model", "train", "simulator", "interact", "tracking"]
 
 

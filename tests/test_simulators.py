@@ -32,7 +32,7 @@ HYPO = settings(max_examples=20, deadline=None, suppress_health_check=[HealthChe
 
 
 def preset(name: str) -> dict:
-    return yaml.safe_load((PRESETS / f"{name}.yaml").read_text())
+    return yaml.safe_load((PRESETS / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
 def with_changes(name: str, **sections) -> dict:

@@ -29,7 +29,7 @@ def test_the_named_presets_exist():
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
 def test_each_preset_is_valid_and_sets_every_key_of_its_kind(path):
-    cfg = yaml.safe_load(path.read_text())
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     values = parse(cfg)
     assert flat_keys(cfg) == set(values)  # self-contained: nothing left to a default
     assert cfg["name"] == path.stem
@@ -107,7 +107,7 @@ def test_simulators_import_neither_tensorflow_nor_pyplot():
 
 def test_docs_table_matches_the_keys():
     assert DOCS.exists(), "README.md is missing"
-    text = DOCS.read_text()
+    text = DOCS.read_text(encoding="utf-8")
     assert markdown_table() in text, (
         "regenerate the table: python -c 'from simulators.config import markdown_table'"
     )

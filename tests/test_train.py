@@ -36,10 +36,12 @@ def test_a_lock_left_by_a_dead_process_is_broken_and_a_live_one_is_respected(tmp
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    path.write_text(f"{socket.gethostname()} {int(dead.stdout)}")
+    path.write_text(f"{socket.gethostname()} {int(dead.stdout)}", encoding="utf-8")
     with _Lock(path, timeout=5):
-        assert path.read_text() == f"{socket.gethostname()} {os.getpid()}"
+        assert path.read_text(encoding="utf-8") == f"{socket.gethostname()} {os.getpid()}"
     assert not path.exists()
-    path.write_text(f"{socket.gethostname()} {os.getpid()}")  # held by a live process (this one)
+    path.write_text(
+        f"{socket.gethostname()} {os.getpid()}", encoding="utf-8"
+    )  # held by a live process (this one)
     with pytest.raises(TimeoutError), _Lock(path, timeout=1.5):
         pass

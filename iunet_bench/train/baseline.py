@@ -120,7 +120,7 @@ class _Lock:
 
     def _stale(self) -> bool:
         try:
-            host, pid = self.path.read_text().split()
+            host, pid = self.path.read_text(encoding="utf-8").split()
         except (OSError, ValueError):
             return False  # being written, or gone: try again
         if host != socket.gethostname():
@@ -178,7 +178,7 @@ def load_or_train(
         model = build_model()
         if weights.exists():
             model.load_weights(weights)
-            meta = json.loads((folder / "meta.json").read_text())
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
             return model, {"key": key, "hit": True, "losses": meta.get("losses", []), "path": str(folder)}
         keras.utils.set_random_seed(seed)
         model = build_model()
@@ -191,5 +191,5 @@ def load_or_train(
             "seconds": time.time() - t0,
             "train_ids": [v.case_id for v in volumes],
         }
-        (folder / "meta.json").write_text(json.dumps(meta))
+        (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         return model, {"key": key, "hit": False, "losses": losses, "path": str(folder)}
