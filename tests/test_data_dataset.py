@@ -3,14 +3,19 @@
 Every data set here is written on the fly into pytest's tmp_path as small synthetic volumes.
 """
 
+import errno
 import json
+import os
+import tempfile
+import warnings
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
+import iunet_bench.data.cache as cache_module
 import iunet_bench.data.dataset as dataset_module
-from iunet_bench.data import build_dataset
+from iunet_bench.data import CaseError, build_dataset
 
 SHAPE = (10, 24, 28)  # z-y-x
 PRE = {"sigma": 0.75, "window": [-160, 240], "margin": 0.05, "grid": [8, 16, 16]}
@@ -378,3 +383,169 @@ def test_every_data_group_file_composes_and_validates(compose, tmp_path, group):
     ds = build_dataset(OmegaConf.to_container(compose(*overrides).data, resolve=True))
     assert len(ds.case_ids) >= 2 and ds.preprocess_config.window == (-160.0, 240.0)
     assert ds.preprocess_config.sigma == 0.75 and ds.preprocess_config.margin == 0.05  # the paper's values
+
+
+# ---------------------------------------------------------------------- review fixes: cache folder, names, modality
+
+
+def _raise(exc):
+    raise exc
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "a_file", "read_only"])
+def test_a_cache_dir_that_cannot_be_written_is_a_config_error(tmp_path, monkeypatch, where):
+    root = make_folder(tmp_path / "data", n=2)
+    (tmp_path / "plain").write_text("not a folder")
+    cache = {"under_a_file": tmp_path / "plain" / "cache", "a_file": tmp_path / "plain"}.get(where)
+    if where == "read_only":
+        cache = tmp_path / "ro"
+        cache.mkdir(mode=0o500)
+        if os.geteuid() == 0:  # root writes into read-only folders: make the write fail as it would
+            monkeypatch.setattr(
+                tempfile, "mkstemp", lambda **k: _raise(PermissionError(13, "Permission denied"))
+            )
+    with pytest.raises(ValueError, match=r"data\.cache_dir") as info:
+        build_dataset(data_cfg(root, tmp_path, cache_dir=str(cache)))
+    assert str(cache) in str(info.value)
+
+
+def test_failed_cache_writes_warn_once_and_every_case_still_loads(tmp_path, monkeypatch):
+    """A disk that fills up after the start: volumes and digests are computed, used and not stored."""
+    root = make_folder(tmp_path / "data", n=3)
+    fingerprint = build_dataset(data_cfg(root, tmp_path)).fingerprint
+
+    def disk_full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache_module, "_atomic_write", disk_full)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = build_dataset(data_cfg(root, tmp_path, cache_dir=str(tmp_path / "full")))
+        assert ds.fingerprint == fingerprint  # the content was hashed, not counted as missing
+        volumes, failures = ds.volumes(ds.case_ids)
+    assert failures == [] and [v.case_id for v in volumes] == ds.case_ids
+    messages = [str(w.message) for w in caught]
+    assert sum("preprocessed volumes" in m for m in messages) == 1, messages
+    assert sum("file digests" in m for m in messages) == 1, messages
+    assert all("data.cache_dir" in m and "No space left" in m for m in messages), messages
+    assert not list((tmp_path / "full").rglob("*.npz"))
+
+
+def test_the_fingerprint_says_which_files_cannot_be_hashed(tmp_path, monkeypatch):
+    root = make_folder(tmp_path / "data", n=3)
+    good = build_dataset(data_cfg(root, tmp_path, cache_dir=str(tmp_path / "c1"))).fingerprint
+    locked = root / "images" / "case1.nii.gz"
+    real = dataset_module.content_digest
+
+    def digest(path, memo):
+        if path == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, memo)
+
+    monkeypatch.setattr(dataset_module, "content_digest", digest)
+    (root / "labels" / "case2.nii.gz").unlink()
+    ds = build_dataset(data_cfg(root, tmp_path, cache_dir=str(tmp_path / "c2")))
+    with pytest.warns(RuntimeWarning, match="2 case") as record:
+        assert ds.fingerprint != good
+    message = str(record[0].message)
+    assert f"case case1: {locked}: cannot be read (PermissionError" in message
+    assert "case case2" in message and "no label file" in message
+    errors = {f.case_id: f.error for f in ds.volumes(ds.case_ids)[1]}
+    assert sorted(errors) == ["case1", "case2"] and str(locked) in errors["case1"]
+
+
+def test_a_missing_data_file_of_a_metaimage_header_is_named(tmp_path):
+    root = make_folder(tmp_path / "data", n=2, suffix=".mhd")
+    raw = root / "images" / "case0.raw"
+    raw.unlink()
+    ds = build_dataset(data_cfg(root, tmp_path))
+    (f,) = ds.volumes(ds.case_ids)[1]
+    assert f.case_id == "case0" and f"{raw}: file does not exist" in f.error
+    with pytest.raises(CaseError, match="does not exist") as info:
+        ds.load_case("case0")
+    assert info.value.path == str(raw)
+
+
+def test_two_files_for_one_case_name_fail_that_case_only_naming_both(tmp_path):
+    root = make_folder(tmp_path / "data", n=3)
+    image, label = volume_pair(0)
+    write(root / "images" / "case0.mha", image)  # beside case0.nii.gz
+    write(root / "labels" / "case2.nrrd", label)  # beside case2.nii.gz
+    ds = build_dataset(data_cfg(root, tmp_path))
+    assert ds.case_ids == ["case0", "case1", "case2"]
+    volumes, failures = ds.volumes(ds.case_ids)
+    assert [v.case_id for v in volumes] == ["case1"]
+    errors = {f.case_id: f.error for f in failures}
+    assert "2 image files share the case name 'case0'" in errors["case0"]
+    assert str(root / "images" / "case0.mha") in errors["case0"]
+    assert str(root / "images" / "case0.nii.gz") in errors["case0"]
+    assert "2 label files" in errors["case2"] and str(root / "labels" / "case2.nrrd") in errors["case2"]
+    assert sum("share the case name" in n for n in ds.notes) == 2
+    with pytest.warns(RuntimeWarning, match="share the case name"):
+        assert ds.fingerprint
+
+
+def test_a_manifest_listing_a_case_twice(tmp_path):
+    root = make_folder(tmp_path / "data", n=3)
+    rows = ["case_id,image,label"] + [f"p{i},images/case{i}.nii.gz,labels/case{i}.nii.gz" for i in range(3)]
+    rows += ["p0,images/case0.nii.gz,labels/case0.nii.gz", "p1,images/case2.nii.gz,labels/case2.nii.gz"]
+    (root / "cases.csv").write_text("\n".join(rows) + "\n")
+    ds = build_dataset(data_cfg(root, tmp_path, manifest="cases.csv"))
+    assert ds.case_ids == ["p0", "p1", "p2"]
+    assert any("p0" in n and "kept once" in n for n in ds.notes)
+    volumes, failures = ds.volumes(ds.case_ids)
+    assert [v.case_id for v in volumes] == ["p0", "p2"]
+    (f,) = failures
+    assert f.case_id == "p1" and "case1.nii.gz" in f.error and "case2.nii.gz" in f.error
+
+
+def test_auto_intensity_is_refused_for_folder_sources(tmp_path):
+    root = make_folder(tmp_path / "data", n=2)
+    with pytest.raises(ValueError, match=r"data\.preprocess\.intensity: auto needs the images' modality"):
+        build_dataset(data_cfg(root, tmp_path, preprocess={**PRE, "intensity": "auto"}))
+
+
+def write_series(folder, array, modality, uid):
+    """A small DICOM series, one file per slice, with the tags a series reader needs."""
+    img = sitk.GetImageFromArray(array)
+    img.SetSpacing((0.8, 0.8, 2.0))
+    folder.mkdir(parents=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(img.GetDepth()):
+        sl = img[:, :, k]
+        for tag, value in (
+            ("0020|000e", uid + ".2"),
+            ("0020|000d", uid + ".3"),
+            ("0008|0018", f"{uid}.4.{k}"),
+            ("0020|0013", str(k)),
+            ("0020|0032", "\\".join(f"{c:.4f}" for c in img.TransformIndexToPhysicalPoint((0, 0, k)))),
+            ("0020|0037", "1\\0\\0\\0\\1\\0"),
+            ("0018|0050", "2.0"),
+            ("0008|0060", modality),
+        ):
+            sl.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice_{k:03d}.dcm"))
+        writer.Execute(sl)
+    return img
+
+
+@pytest.mark.parametrize(
+    ("modalities", "resolved"), [(("CT", "CT"), "window"), (("MR", "MR"), "zscore"), (("CT", "MR"), "zscore")]
+)
+def test_auto_intensity_reads_the_dicom_modality_tag(tmp_path, modalities, resolved):
+    root = tmp_path / "dicom"
+    for i, modality in enumerate(modalities):
+        image, label = volume_pair(i)
+        img = write_series(root / f"s{i}", image, modality, f"1.2.826.0.1.3680043.2.1125.{i + 7}")
+        lab = sitk.GetImageFromArray(label)
+        lab.CopyInformation(img)
+        sitk.WriteImage(lab, str(root / f"s{i}.nii.gz"))
+        (root / f"s{i}" / "0_notes.txt").write_text("not DICOM: the modality comes from the next file")
+    cfg = data_cfg(root, tmp_path, source="dicom", preprocess={**PRE, "intensity": "auto"})
+    ds = build_dataset(cfg)
+    assert ds.modalities == modalities
+    assert ds.preprocess_config.intensity == resolved
+    if resolved == "window":
+        volumes, failures = ds.volumes(ds.case_ids)
+        assert failures == [] and volumes[0].meta["intensity"]["mode"] == "window"

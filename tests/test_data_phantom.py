@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from iunet_bench.data import build_dataset
@@ -104,7 +105,15 @@ def test_phantom_data_set_preprocesses_to_the_model_grid(tmp_path):
         assert v.image.shape == (16, 48, 48)
         assert 0.03 < v.label.mean() < 0.5  # cropped to the curved organ, plus the margin
         out = ds.write_mask(v, v.label, tmp_path / f"{v.case_id}.nii.gz")
-        assert out.is_file()
+        case = ds.load_case(v.case_id)
+        written = sitk.ReadImage(str(out))
+        assert written.GetSize() == case.label.shape[::-1]  # the phantom's whole grid, x-y-z
+        assert written.GetSpacing() == pytest.approx(case.spacing[::-1])  # its own (per-case z) spacing
+        assert written.GetOrigin() == (0.0, 0.0, 0.0)
+        assert written.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+        mask = sitk.GetArrayFromImage(written)
+        assert set(np.unique(mask)) == {0, 1}
+        assert 2 * np.sum(mask & case.label) / (mask.sum() + case.label.sum()) > 0.85  # the organ, back
 
 
 def _mean_pairwise_dice_on_the_model_grid(cfg, n=4):

@@ -1,6 +1,7 @@
 """Canonical orientation and the preprocessing steps, on small synthetic arrays (fast, no files)."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
+from iunet_bench.data import to_original_image
 from iunet_bench.data.case import Case, Geometry, parse_orientation
 from iunet_bench.data.preprocess import (
     PreprocessConfig,
@@ -50,14 +52,30 @@ def test_canonical_orientation_matches_simpleitk_dicomorient(direction):
         np.testing.assert_array_equal(g.from_canonical(canonical), array)
 
 
-def test_oblique_direction_maps_to_the_nearest_axes():
-    angle = np.deg2rad(20)
-    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
-    direction = rot @ _direction((1, 0, 2), (1, -1, 1))  # x index axis mostly along +y, y mostly along -x
-    g = Geometry.from_image((5, 4, 3), (1, 1, 1), (0, 0, 0), direction.ravel(), "LPS")
-    img = sitk.GetImageFromArray(np.zeros((3, 4, 5), np.float32))
-    img.SetDirection(direction.ravel().tolist())
-    assert g.canonical_shape == sitk.DICOMOrient(img, "LPS").GetSize()[::-1]
+def _rotation(axis: int, degrees: float) -> np.ndarray:
+    c, s = np.cos(np.deg2rad(degrees)), np.sin(np.deg2rad(degrees))
+    i, j = [a for a in range(3) if a != axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+@pytest.mark.parametrize(("axis", "degrees"), [(2, 20), (0, -25), (1, 35)])
+@pytest.mark.parametrize(
+    "direction", AXIS_ALIGNED[::5], ids=lambda d: "".join(f"{v:+.0f}" for v in d.ravel())
+)
+def test_oblique_direction_maps_to_the_nearest_axes(axis, degrees, direction):
+    """Rotated up to 35 degrees off the axes, the canonical array is the one DICOMOrient makes."""
+    oblique = _rotation(axis, degrees) @ direction
+    array = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    img = sitk.GetImageFromArray(array)
+    img.SetDirection(oblique.ravel().tolist())
+    for code in ("LPS", "RAS"):
+        g = Geometry.from_image(img.GetSize(), img.GetSpacing(), img.GetOrigin(), img.GetDirection(), code)
+        np.testing.assert_array_equal(
+            g.to_canonical(array), sitk.GetArrayFromImage(sitk.DICOMOrient(img, code))
+        )
+        np.testing.assert_array_equal(g.from_canonical(g.to_canonical(array)), array)
 
 
 def test_orientation_code_is_validated():
@@ -127,12 +145,21 @@ def test_smoothing_the_box_equals_smoothing_the_whole_image(data):
     )
 
 
+def _ramp(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
+
+
 def test_resample_aligns_voxel_corners_and_keeps_constants():
+    """Corner alignment: output voxel i of n (input m) samples input index (i + 0.5) * m / n - 0.5, edges
+    held. Centre alignment (i * (m - 1) / (n - 1)) would give 0, 0.47, 0.95 and 0, 3.67, 7.33, 11 here."""
     a = np.full((7, 13, 5), 3.0, np.float32)
     assert np.allclose(resample(a, (4, 20, 9), order=1), 3.0)
-    ramp = np.arange(10, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
-    up = resample(ramp, (20, 2, 2), order=1)
-    assert up[:, 0, 0].mean() == pytest.approx(ramp[:, 0, 0].mean(), abs=0.05)  # no shift of the content
+    up = resample(_ramp(10), (20, 2, 2), order=1)[:, 0, 0]  # samples -0.25 (held at 0), 0.25, 0.75, ...
+    np.testing.assert_allclose(up[:3], [0.0, 0.25, 0.75], atol=1e-6)
+    np.testing.assert_allclose(up[-2:], [8.75, 9.0], atol=1e-6)
+    down = resample(_ramp(12), (4, 2, 2), order=1)[:, 0, 0]  # the centres of blocks of 3: 1, 4, 7, 10
+    np.testing.assert_allclose(down, [1.0, 4.0, 7.0, 10.0], atol=1e-6)
+    np.testing.assert_array_equal(resample(_ramp(12), (4, 2, 2), order=0)[:, 0, 0], [1, 4, 7, 10])
 
 
 def _blob_case(shape=(30, 80, 90), spacing=(2.5, 0.8, 0.8)):
@@ -167,7 +194,11 @@ def test_to_case_grid_inverts_crop_and_resampling(interpolation):
     v = preprocess(case, PreprocessConfig(grid=(16, 48, 48), label_interpolation=interpolation))
     back = to_case_grid(v, v.label)
     assert back.shape == case.label.shape
-    assert not back[: v.crop[0]].any() and not back[v.crop[3] :].any()  # nothing outside the crop box
+    assert all(v.crop[i] > 0 and v.crop[i + 3] < case.label.shape[i] for i in range(3))  # a real crop
+    outside = back.copy()
+    outside[tuple(slice(v.crop[i], v.crop[i + 3]) for i in range(3))] = 0
+    assert not outside.any()  # nothing outside the crop box, along every axis
+    assert to_case_grid(v, np.ones_like(v.label)).sum() == np.prod(np.subtract(v.crop[3:], v.crop[:3]))
     dice = 2 * np.sum(back & case.label) / (back.sum() + case.label.sum())
     assert dice > 0.95
     probabilities = to_case_grid(v, v.label * 0.8 + 0.1)  # soft masks threshold at 0.5
@@ -177,7 +208,6 @@ def test_to_case_grid_inverts_crop_and_resampling(interpolation):
 
 
 def test_robot_box_crop_uses_the_box_robot_with_a_seeded_generator():
-    pytest.importorskip("simulators.box", reason="simulators.box.jittered_box is not there yet")
     case = _blob_case()
     cfg = PreprocessConfig(grid=(8, 24, 24), crop="robot_box", box_jitter=0.2, seed=3)
     a, b = preprocess(case, cfg), preprocess(case, cfg)
@@ -187,3 +217,13 @@ def test_robot_box_crop_uses_the_box_robot_with_a_seeded_generator():
         for s in range(6)
     }
     assert len(others) > 1  # the jitter moves the box
+
+
+def test_a_case_without_geometry_maps_back_with_its_own_spacing():
+    case = replace(_blob_case(), geometry=None)
+    v = preprocess(case, PreprocessConfig(grid=(8, 24, 24)))
+    img = to_original_image(v, v.label)
+    assert img.GetSpacing() == pytest.approx(case.spacing[::-1])  # x-y-z, not 1 mm
+    assert img.GetSize() == case.label.shape[::-1]
+    old = replace(v, meta={**v.meta, "geometry": None})  # a volume stored without one
+    assert to_original_image(old, v.label).GetSpacing() == pytest.approx(case.spacing[::-1])

@@ -98,10 +98,14 @@ class Geometry:
         zyx = self.spacing[::-1]
         return tuple(float(zyx[a]) for a in self.axes)
 
-    def to_canonical(self, array: np.ndarray) -> np.ndarray:
+    def canonical_view(self, array: np.ndarray) -> np.ndarray:
+        """An original-grid array turned to the canonical orientation, as a view (no copy)."""
         out = np.transpose(array, self.axes)
         flip = tuple(i for i in range(3) if self.flips[i])
-        return np.ascontiguousarray(np.flip(out, flip) if flip else out)
+        return np.flip(out, flip) if flip else out
+
+    def to_canonical(self, array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(self.canonical_view(array))
 
     def from_canonical(self, array: np.ndarray) -> np.ndarray:
         if tuple(array.shape) != self.canonical_shape:

@@ -259,6 +259,12 @@ def parse_config(cfg: Mapping[str, Any]) -> DataConfig:
     for k, v in options.items():
         if v is not None and not isinstance(v, str):
             raise _fail(k, f"{v!r} must be a string (a path or name part) or null")
+    if source == "folder" and pre.intensity == "auto":
+        raise _fail(
+            "preprocess.intensity",
+            "auto needs the images' modality, which data.source=folder does not know (NIfTI, MHA and NRRD "
+            "files do not record it): set window (CT in HU), zscore or percentile",
+        )
     if source == "dicom" and "{case_id}" not in str(options.get("label_pattern") or "{case_id}"):
         raise _fail("label_pattern", f"{options['label_pattern']!r} must contain {{case_id}}")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -21,10 +22,16 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from iunet_bench.data.cache import VolumeCache, content_digest, volume_key
+from iunet_bench.data.cache import VolumeCache, check_writable, content_digest, volume_key
 from iunet_bench.data.case import Case, Geometry, Volume
 from iunet_bench.data.config import DataConfig, parse_config
-from iunet_bench.data.io import CaseError, original_image, read_case, write_on_original_grid
+from iunet_bench.data.io import (
+    CaseError,
+    dicom_modality,
+    original_image,
+    read_case,
+    write_on_original_grid,
+)
 from iunet_bench.data.phantom import phantom_case, phantom_key
 from iunet_bench.data.preprocess import PreprocessConfig, preprocess, to_case_grid
 from iunet_bench.data.sources import LISTERS, CaseRef, Listing
@@ -38,7 +45,6 @@ class Failure:
 
 @dataclass
 class Dataset:
-    cfg: Mapping[str, Any]  # the `data` mapping as given
     config: DataConfig
     listing: Listing
     case_ids: list[str] = field(init=False)
@@ -53,12 +59,26 @@ class Dataset:
 
     @cached_property
     def preprocess_config(self) -> PreprocessConfig:
-        """The preprocessing in force ('auto' intensity resolved: HU window for CT, z-score otherwise)."""
+        """The preprocessing in force, 'auto' intensity resolved: the HU window if every case is CT, else
+        z-score. The modality comes from dataset.json (msd), each series' Modality tag (dicom: the first
+        file's header) or is CT (phantom); data.source=folder rejects 'auto' (its files do not say)."""
         p = self.config.preprocess
         if p.intensity == "auto":
-            ct = all(m.strip().upper() == "CT" for m in self.listing.modalities)
+            modalities = self.modalities
+            ct = bool(modalities) and all(m.strip().upper() == "CT" for m in modalities)
             p = replace(p, intensity="window" if ct else "zscore")
         return p
+
+    @cached_property
+    def modalities(self) -> tuple[str, ...]:
+        """Modalities of the data set: dataset.json's (msd), CT (phantom), or for dicom the Modality tag of
+        each case's series that has a readable one (one header per case, read on first use)."""
+        if self.config.source != "dicom":
+            return tuple(self.listing.modalities)
+        found = [
+            dicom_modality(r.image) for r in self.listing.refs if r.image is not None and r.image.is_dir()
+        ]
+        return tuple(m for m in found if m)
 
     def split(self) -> tuple[list[str], list[str]]:
         """(training ids, held-out ids): a seeded k-fold split; the held-out fold is `data.split.fold`."""
@@ -86,14 +106,26 @@ class Dataset:
     def fingerprint(self) -> str:
         """16 hex digits over everything that decides what the baseline trains on and what is evaluated:
         each case's content (file bytes or phantom parameters), the label mapping, the preprocessing and
-        the split. Reads each file once (digests are remembered in the cache folder)."""
+        the split. Reads each file once (digests are remembered in the cache folder). A case whose files
+        cannot be hashed (missing, unreadable, two files for one name) enters as its error and is reported
+        in a warning; it fails when loaded."""
         h = hashlib.sha256()
+        unhashed = []
         for cid in self.case_ids:
             try:
                 content = self._content(self._refs[cid])
-            except (OSError, CaseError):
-                content = "missing"
+            except CaseError as exc:
+                content = {"fails": str(exc)}
+                unhashed.append(str(exc))
             h.update(json.dumps([cid, content], sort_keys=True).encode())
+        if unhashed:
+            warnings.warn(
+                f"data fingerprint: {len(unhashed)} case(s) cannot be hashed and will fail when loaded: "
+                + "; ".join(unhashed[:5])
+                + (" ..." if len(unhashed) > 5 else ""),
+                RuntimeWarning,
+                stacklevel=2,
+            )
         h.update(json.dumps(self._settings(), sort_keys=True, default=list).encode())
         h.update(json.dumps([self.config.seed, self.config.folds, self.config.fold]).encode())
         return h.hexdigest()[:16]
@@ -115,6 +147,8 @@ class Dataset:
         ref = self._refs[case_id]
         if ref.index is not None:
             return phantom_case(self.config.phantom, self.config.seed, ref.index)
+        if ref.problem is not None:
+            raise CaseError(case_id, None, ref.problem)
         if ref.image is None:
             raise CaseError(case_id, ref.label, "no image file found for this label")
         return read_case(
@@ -136,8 +170,12 @@ class Dataset:
         }
 
     def _content(self, ref: CaseRef):
+        """The case's content for keys: phantom parameters, or digests of its files. Raises CaseError
+        naming the file for a missing or unreadable one."""
         if ref.index is not None:
             return phantom_key(self.config.phantom, self.config.seed, ref.index)
+        if ref.problem is not None:
+            raise CaseError(ref.case_id, None, ref.problem)
         if ref.case_id not in self._digests:
             parts = []
             for role, p in (("image", ref.image), ("label", ref.label)):
@@ -147,8 +185,14 @@ class Dataset:
                     )
                 try:
                     parts.append(content_digest(p, self.config.cache_dir / "digests"))
-                except FileNotFoundError as exc:
-                    raise CaseError(ref.case_id, p, "file does not exist") from exc
+                except FileNotFoundError as exc:  # the file named may be a header's data file (.raw)
+                    raise CaseError(ref.case_id, exc.filename or p, "file does not exist") from exc
+                except OSError as exc:
+                    raise CaseError(
+                        ref.case_id,
+                        exc.filename or p,
+                        f"cannot be read ({type(exc).__name__}: {exc.strerror or exc})",
+                    ) from exc
             self._digests[ref.case_id] = ":".join(parts)
         return self._digests[ref.case_id]
 
@@ -167,22 +211,33 @@ def build_dataset(cfg: Mapping[str, Any]) -> Dataset:
     """Validate the `data` config and list the cases (no image is read). Raises ValueError naming the
     `data.<key>` for a bad setting or a data set that cannot be listed at all."""
     config = parse_config(cfg)
+    try:
+        check_writable(config.cache_dir)
+    except OSError as exc:
+        raise ValueError(
+            f"data.cache_dir: {config.cache_dir} is not a writable folder ({type(exc).__name__}: "
+            f"{exc.strerror or exc}); set data.cache_dir to one (null: runs/cache/preprocess here)"
+        ) from None
     listing = LISTERS[config.source](config)
     n = len(listing.refs)
     if n < config.folds:
         raise ValueError(
             f"data.split.folds: {config.folds} folds need at least {config.folds} cases; found {n}"
         )
-    return Dataset(dict(cfg), config, listing)
+    return Dataset(config, listing)
 
 
 # ---------------------------------------------------------------------- the way back (pure functions)
 
 
 def volume_geometry(volume: Volume) -> Geometry:
+    """The original grid of the volume's case. A volume without one (a case made without a file) gets an
+    identity grid with the case's spacing, recovered from the model-grid spacing and the crop."""
     g = volume.meta.get("geometry")
     if g is None:
-        return Geometry.identity(volume.case_shape, (1.0, 1.0, 1.0))
+        extent = np.array(volume.crop[3:]) - np.array(volume.crop[:3])
+        spacing = np.asarray(volume.spacing, float) * np.array(volume.image.shape) / extent
+        return Geometry.identity(volume.case_shape, tuple(float(s) for s in spacing))
     return Geometry.from_dict(g)
 
 

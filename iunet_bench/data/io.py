@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import struct
 import zlib
 from collections.abc import Sequence
@@ -43,6 +44,19 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and strip_suffix(path.name) != path.name
 
 
+def companions(path: Path) -> list[Path]:
+    """Data files a header refers to (MetaImage ElementDataFile, NRRD detached data); [] for other files."""
+    low = path.name.lower()
+    if not (low.endswith(".mhd") or low.endswith(".nhdr")):
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        m = re.match(r"\s*(ElementDataFile|data file|datafile)\s*[=:]\s*(.+)", line, re.IGNORECASE)
+        if m and m.group(2).strip().upper() not in ("LOCAL", "LIST"):
+            out.append(path.parent / m.group(2).strip())
+    return out
+
+
 def dicom_series_files(folder: Path) -> list[str]:
     """The files of the largest DICOM series found in `folder` or below it (sorted by SimpleITK)."""
     best: list[str] = []
@@ -52,6 +66,27 @@ def dicom_series_files(folder: Path) -> list[str]:
             if len(files) > len(best):
                 best = files
     return best
+
+
+def dicom_modality(folder: Path, tries: int = 5) -> str:
+    """The Modality tag (0008,0060) of the first DICOM file under `folder` (walked in sorted order), e.g.
+    'CT' or 'MR'; '' if the first `tries` files are not DICOM or the tag is absent. Reads one header only."""
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO("GDCMImageIO")
+    failed = 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(n for n in filenames if not n.startswith(".")):
+            reader.SetFileName(os.path.join(dirpath, name))
+            try:
+                reader.ReadImageInformation()
+            except RuntimeError:  # not a DICOM file (a DICOMDIR index, a text note)
+                failed += 1
+                if failed >= tries:
+                    return ""
+                continue
+            return reader.GetMetaData("0008|0060").strip() if reader.HasMetaDataKey("0008|0060") else ""
+    return ""
 
 
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}
@@ -117,6 +152,9 @@ def read_image(path: str | os.PathLike, case_id: str = "?") -> sitk.Image:
     if not path.exists():
         raise CaseError(case_id, path, "file does not exist")
     try:
+        for data_file in [] if path.is_dir() else companions(path):
+            if not data_file.exists():
+                raise CaseError(case_id, data_file, f"file does not exist (the voxel data of {path.name})")
         if path.is_dir():
             files = dicom_series_files(path)
             if not files:
@@ -184,19 +222,47 @@ def check_same_grid(
         )
 
 
+_CHUNK = 1 << 22  # voxels per pass over a large label (a few tens of MB of temporaries at most)
+_MAX_SPAN = 1 << 20  # label values within this range are counted with bincount, else np.unique
+
+
+def _chunks(flat: np.ndarray):
+    for start in range(0, flat.size, _CHUNK):
+        yield flat[start : start + _CHUNK]
+
+
+def label_values(label: np.ndarray, case_id: str = "?", path=None) -> np.ndarray:
+    """The distinct values of a label array, sorted, as int64. CaseError for NaN/inf or non-integer values.
+
+    Works in chunks without a full-size copy: min and max first, then counts of (value - min) in an
+    integer offset type (np.unique only for labels whose values span over a million)."""
+    flat = label.reshape(-1)
+    if flat.size == 0:
+        return np.zeros(0, np.int64)
+    lo, hi = flat.min(), flat.max()
+    if label.dtype.kind == "f":
+        if not (np.isfinite(lo) and np.isfinite(hi)):  # min/max propagate NaN and show inf
+            raise CaseError(case_id, path, "label holds non-integer values (NaN or infinite voxels)")
+        if any(np.any(c != np.rint(c)) for c in _chunks(flat)):
+            raise CaseError(case_id, path, "label holds non-integer values")
+    elif label.dtype.kind not in "iub":
+        raise CaseError(case_id, path, f"label has voxel type {label.dtype}; expected integers")
+    lo, hi = int(lo), int(hi)
+    if hi - lo < _MAX_SPAN:
+        counts = np.zeros(hi - lo + 1, np.int64)
+        offset = np.float64 if label.dtype.kind == "f" else np.int64
+        for c in _chunks(flat):
+            counts += np.bincount((c.astype(offset) - lo).astype(np.intp), minlength=counts.size)
+        return np.flatnonzero(counts).astype(np.int64) + lo
+    return np.unique(np.concatenate([np.unique(c) for c in _chunks(flat)])).astype(np.int64)
+
+
 def label_to_mask(
     label: np.ndarray, allowed: Sequence[int] | None, foreground: Sequence[int], case_id: str, path
 ) -> np.ndarray:
     """uint8 0/1 mask of the `foreground` values; CaseError for non-integer values, values outside `allowed`
     (None: no check), or an empty result."""
-    if label.dtype.kind == "f":
-        if not np.isfinite(label).all() or np.any(label != np.round(label)):
-            raise CaseError(case_id, path, "label holds non-integer values")
-        label = label.astype(np.int64)
-    if label.dtype.kind == "u" and label.dtype.itemsize <= 2:
-        values = np.flatnonzero(np.bincount(label.ravel()))
-    else:
-        values = np.unique(label)
+    values = label_values(label, case_id, path)
     if allowed is not None:
         bad = sorted(set(values.tolist()) - set(int(a) for a in allowed))
         if bad:
@@ -208,9 +274,13 @@ def label_to_mask(
     fg = [int(v) for v in foreground]
     if not set(fg) & set(values.tolist()):
         raise CaseError(case_id, path, f"label is empty: no voxel has a foreground value {fg}")
-    if fg == [1] and values.max() <= 1:
+    if fg == [1] and values.min() >= 0 and values.max() <= 1:
         return label.astype(np.uint8)
-    return np.isin(label, fg).astype(np.uint8)
+    mask = np.empty(label.shape, np.uint8)
+    out = mask.reshape(-1)
+    for start, c in zip(range(0, out.size, _CHUNK), _chunks(label.reshape(-1))):
+        out[start : start + c.size] = np.isin(c, fg)
+    return mask
 
 
 def read_case(
@@ -236,13 +306,14 @@ def read_case(
     except ValueError as exc:
         raise CaseError(case_id, image_path, str(exc)) from exc
     image = sitk.GetArrayViewFromImage(img)  # views: valid only while img and lab live, so copy below
-    if not np.isfinite(image).all():
+    if image.dtype.kind == "f" and not (np.isfinite(image.min()) and np.isfinite(image.max())):  # NaN, inf
         bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
         raise CaseError(case_id, image_path, f"image holds {bad} NaN or infinite voxels")
     mask = label_to_mask(sitk.GetArrayViewFromImage(lab), allowed, foreground, case_id, label_path)
     return Case(
         case_id=case_id,
-        image=geometry.to_canonical(image.astype(np.float32)),  # a copy, never a view
+        # reoriented as a view, then one copy that also converts: never a view of img, one float32 array
+        image=np.array(geometry.canonical_view(image), dtype=np.float32, order="C", copy=True),
         label=geometry.to_canonical(mask),
         spacing=geometry.canonical_spacing,
         geometry=geometry,

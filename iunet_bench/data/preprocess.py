@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from iunet_bench.data.case import Case, Volume
+from iunet_bench.data.case import Case, Geometry, Volume
 from simulators.box import bounding_box, jittered_box  # one box implementation, shared with the box robot
 
 INTENSITY_MODES = ("window", "percentile", "zscore")
@@ -110,7 +110,8 @@ def resample(array: np.ndarray, shape: tuple[int, ...], order: int) -> np.ndarra
     """Resample to `shape` so that the corners of the first and last voxels map onto each other."""
     factors = [s / a for s, a in zip(shape, array.shape)]
     out = ndi.zoom(array, factors, order=order, mode="nearest", grid_mode=True)
-    assert out.shape == tuple(shape), (out.shape, shape)
+    if out.shape != tuple(shape):  # zoom rounds the factors back to a shape; never expected to differ
+        raise RuntimeError(f"resampling {array.shape} to {tuple(shape)} gave {out.shape}")
     return out
 
 
@@ -160,7 +161,8 @@ def preprocess(case: Case, cfg: PreprocessConfig) -> Volume:
         case_shape=tuple(int(s) for s in case.image.shape),
         meta={
             "source": case.source,
-            "geometry": case.geometry.as_dict() if case.geometry is not None else None,
+            # a case without a file still maps back with its own spacing (an identity grid)
+            "geometry": (case.geometry or Geometry.identity(case.image.shape, case.spacing)).as_dict(),
             "label_interpolation": cfg.label_interpolation,
             "box": cfg.crop,
             "intensity": {"mode": cfg.intensity, "lo": lo, "hi": hi},

@@ -3,13 +3,15 @@ manifest, DICOM series folders, and the phantom generator.
 
 A listing problem that concerns the whole data set (no dataset.json, no pairs at all, a manifest without
 the needed columns) raises ValueError naming the `data.<key>`; a problem with one case (an image without a
-label, a manifest row naming a missing file) is left for the reader, which reports it for that case only.
+label, a manifest row naming a missing file, two files or rows for one case name) is left for the reader,
+which reports it for that case only (`CaseRef.problem`), and noted in `Listing.notes`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +23,14 @@ from iunet_bench.data.phantom import phantom_id
 @dataclass(frozen=True)
 class CaseRef:
     """Where one case comes from: image and label paths (an image path may be a DICOM folder), or the
-    index of a generated phantom."""
+    index of a generated phantom. `problem`: why the case cannot be loaded, found while listing (e.g. two
+    image files share its name); loading it then fails with this message."""
 
     case_id: str
     image: Path | None = None
     label: Path | None = None
     index: int | None = None
+    problem: str | None = None
 
 
 @dataclass
@@ -34,7 +38,7 @@ class Listing:
     refs: list[CaseRef]
     label_values: tuple[int, ...] | None  # values a label may hold (None: no check)
     foreground: tuple[int, ...]
-    modalities: tuple[str, ...] = ("CT",)
+    modalities: tuple[str, ...] = ()  # msd: from dataset.json; phantom: CT; folder, dicom: not known here
     notes: list[str] = field(default_factory=list)
 
 
@@ -64,15 +68,38 @@ def _mapping(
     return allowed, foreground
 
 
-def _unique(refs: list[CaseRef], key: str) -> list[CaseRef]:
-    seen: dict[str, CaseRef] = {}
+def _merge(refs: list[CaseRef], where: str, notes: list[str]) -> list[CaseRef]:
+    """One ref per case id, sorted. A case listed twice with the same files is kept once (noted); with
+    different files it gets a `problem` naming them, so that case fails when loaded and the rest load."""
+    groups: dict[str, list[CaseRef]] = {}
     for r in refs:
-        if r.case_id in seen:
-            raise ValueError(
-                f"data.{key}: case id {r.case_id!r} appears twice ({seen[r.case_id].image} and {r.image})"
-            )
-        seen[r.case_id] = r
-    return sorted(refs, key=lambda r: r.case_id)
+        groups.setdefault(r.case_id, []).append(r)
+    out = []
+    for cid in sorted(groups):
+        group = groups[cid]
+        first = group[0]
+        if len({(r.image, r.label) for r in group}) > 1:
+            listed = "; ".join(f"image {r.image}, label {r.label}" for r in group)
+            problem = f"{where} lists case {cid!r} {len(group)} times with different files ({listed})"
+            notes.append(f"case {cid}: {problem}")
+            first = CaseRef(cid, first.image, first.label, problem=problem)
+        elif len(group) > 1:
+            notes.append(f"case {cid}: {where} lists it {len(group)} times (same files; kept once)")
+        out.append(first)
+    return out
+
+
+def _by_name(files: Iterable[Path], suffix: str, role: str, problems: dict[str, str]) -> dict[str, Path]:
+    """Files by case name (their name without image suffix and `suffix`). Two files with one name (say
+    c0.mha and c0.nii.gz) are a problem for that case, recorded in `problems`, naming both files."""
+    found: dict[str, list[Path]] = {}
+    for p in files:
+        found.setdefault(_stem(p, suffix), []).append(p)
+    for name, paths in found.items():
+        if len(paths) > 1:
+            text = f"{len(paths)} {role} files share the case name {name!r}: " + ", ".join(map(str, paths))
+            problems[name] = f"{problems[name]}; {text}" if name in problems else text
+    return {name: paths[0] for name, paths in found.items()}
 
 
 def list_msd(cfg: DataConfig) -> Listing:
@@ -105,7 +132,9 @@ def list_msd(cfg: DataConfig) -> Listing:
     if not refs:
         raise ValueError(f"data.root: {path} lists no training cases")
     allowed, foreground = _mapping(cfg, known)
-    return Listing(_unique(refs, "root"), allowed, foreground, modalities)
+    notes: list[str] = []
+    refs = _merge(refs, str(path), notes)
+    return Listing(refs, allowed, foreground, modalities, notes)
 
 
 def _stem(path: Path, suffix: str) -> str:
@@ -117,22 +146,26 @@ def list_folder(cfg: DataConfig) -> Listing:
     o = cfg.options
     allowed, foreground = _mapping(cfg, None)
     if o.get("manifest"):
-        return Listing(_manifest(cfg, Path(o["manifest"])), allowed, foreground)
+        notes: list[str] = []
+        return Listing(_manifest(cfg, Path(o["manifest"]), notes), allowed, foreground, notes=notes)
     images_dir = cfg.root / (o.get("images_dir") or "images")
     labels_dir = cfg.root / (o.get("labels_dir") or "labels")
     for key, d in (("images_dir", images_dir), ("labels_dir", labels_dir)):
         if not d.is_dir():
             raise ValueError(f"data.{key}: {d} is not an existing folder")
-    images = {
-        _stem(p, o.get("image_suffix") or ""): p
-        for p in sorted(images_dir.iterdir())
-        if _visible(p) and is_image_file(p)
-    }
-    labels = {
-        _stem(p, o.get("label_suffix") or ""): p
-        for p in sorted(labels_dir.iterdir())
-        if _visible(p) and is_image_file(p)
-    }
+    problems: dict[str, str] = {}  # case name -> two or more files share it
+    images = _by_name(
+        (p for p in sorted(images_dir.iterdir()) if _visible(p) and is_image_file(p)),
+        o.get("image_suffix") or "",
+        "image",
+        problems,
+    )
+    labels = _by_name(
+        (p for p in sorted(labels_dir.iterdir()) if _visible(p) and is_image_file(p)),
+        o.get("label_suffix") or "",
+        "label",
+        problems,
+    )
     pairs = set(images) & set(labels)
     if not pairs:
         raise ValueError(
@@ -142,11 +175,15 @@ def list_folder(cfg: DataConfig) -> Listing:
         )
     notes = [f"image {images[c]} has no label in {labels_dir}" for c in sorted(set(images) - pairs)]
     notes += [f"label {labels[c]} has no image in {images_dir}" for c in sorted(set(labels) - pairs)]
-    refs = [CaseRef(c, images.get(c), labels.get(c)) for c in sorted(set(images) | set(labels))]
-    return Listing(_unique(refs, "images_dir"), allowed, foreground, notes=notes)
+    notes += [f"case {c}: {problems[c]}" for c in sorted(problems)]
+    refs = [
+        CaseRef(c, images.get(c), labels.get(c), problem=problems.get(c))
+        for c in sorted(set(images) | set(labels))
+    ]
+    return Listing(refs, allowed, foreground, notes=notes)
 
 
-def _manifest(cfg: DataConfig, manifest: Path) -> list[CaseRef]:
+def _manifest(cfg: DataConfig, manifest: Path, notes: list[str]) -> list[CaseRef]:
     path = manifest if manifest.is_absolute() else cfg.root / manifest
     if not path.is_file():
         raise ValueError(f"data.manifest: {path} does not exist")
@@ -166,7 +203,7 @@ def _manifest(cfg: DataConfig, manifest: Path) -> list[CaseRef]:
             raise ValueError(f"data.manifest: {path} line {i} has no case_id")
         img, lab = (r["image"] or "").strip(), (r["label"] or "").strip()
         refs.append(CaseRef(cid, (base / img) if img else None, (base / lab) if lab else None))
-    return _unique(refs, "manifest")
+    return _merge(refs, f"data.manifest {path}", notes)
 
 
 def list_dicom(cfg: DataConfig) -> Listing:
@@ -182,12 +219,12 @@ def list_dicom(cfg: DataConfig) -> Listing:
         raise ValueError(f"data.root: {series_root} holds no case folders (one DICOM series folder per case)")
     allowed, foreground = _mapping(cfg, None)
     refs = [CaseRef(p.name, p, cfg.root / pattern.format(case_id=p.name)) for p in folders]
-    return Listing(_unique(refs, "root"), allowed, foreground)
+    return Listing(refs, allowed, foreground)  # folder names are unique: no duplicates possible
 
 
 def list_phantoms(cfg: DataConfig) -> Listing:
     refs = [CaseRef(phantom_id(i), index=i) for i in range(cfg.phantom.n_cases)]
-    return Listing(refs, (0, 1), (1,))
+    return Listing(refs, (0, 1), (1,), modalities=("CT",))
 
 
 LISTERS = {"msd": list_msd, "folder": list_folder, "dicom": list_dicom, "phantom": list_phantoms}
