@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
 
@@ -13,19 +15,44 @@ from omegaconf import DictConfig
 from iunet_bench.benchmark import ConfigError, format_table, run
 
 
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _terminate(signum, frame):  # a scheduler's SIGTERM ends the job like Ctrl-C: runs are closed as KILLED
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    signal.signal(signal.SIGTERM, _terminate)
+    multirun = _in_multirun()
     try:
         summary = run(cfg)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        if multirun:  # one bad job never stops the other jobs of a sweep
+            from iunet_bench.tracking import record_failed_job
+
+            record_failed_job(cfg, f"configuration error: {exc}")
+            return None
         sys.exit(2)
-    print(format_table(summary))
+    except Exception:
+        if not multirun:
+            raise
+        traceback.print_exc()  # the job's run is already closed as FAILED; the sweep goes on
+        return None
     for f in summary.failures:
         print(f"FAILED case {f['case_id']} ({f['stage']}): {f['error']}", file=sys.stderr)
+    print(format_table(summary))
     print(
         f"MLflow run {summary.run_id}. See all runs with:\n  mlflow ui --backend-store-uri {cfg.tracking.uri}"
     )
+    if not summary.curve and not multirun:
+        sys.exit(1)
     return summary.metrics.get("dsc_final")
 
 

@@ -6,6 +6,7 @@ its summary. `__main__` wires these to Hydra.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -32,6 +33,49 @@ def _container(node) -> dict:
     return OmegaConf.to_container(node, resolve=True)
 
 
+def _check(
+    value,
+    key: str,
+    kind: type,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    nullable: bool = False,
+):
+    """A typed, bounded config value, or ConfigError naming `key` and what is allowed."""
+    if value is None and nullable:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        ok = ok and float(value).is_integer()
+    ok = ok and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+    if not ok:
+        what = "an integer" if kind is int else "a number"
+        bounds = " ".join(
+            b
+            for b in (
+                f">= {minimum:g}" if minimum is not None else "",
+                f"<= {maximum:g}" if maximum is not None else "",
+            )
+            if b
+        )
+        raise ConfigError(
+            f"{key}: {value!r} must be {'null or ' if nullable else ''}{what} {bounds}".rstrip()
+        )
+    return kind(value)
+
+
+TRACKING_SCHEMES = (
+    "sqlite:///",
+    "file:",
+    "http://",
+    "https://",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+)
+
+
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Check every group before any compute. Returns the parsed pieces the job needs."""
     from iunet_bench.data import build_dataset
@@ -45,36 +89,44 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         if not ok:
             raise ConfigError(message)
 
+    _check(cfg.seed, "seed", int, 0)
     need(cfg.device in DEVICES, f"device: {cfg.device!r} is not one of {list(DEVICES)}")
     need(cfg.precision in PRECISIONS, f"precision: {cfg.precision!r} is not one of {list(PRECISIONS)}")
+    need(
+        cfg.progress in ("auto", True, False),
+        f"progress: {cfg.progress!r} is not one of ['auto', true, false]",
+    )
     s = cfg.session
-    need(isinstance(s.rounds, int) and s.rounds >= 0, f"session.rounds: {s.rounds!r} must be an integer >= 0")
-    need(
-        s.max_cases is None or int(s.max_cases) >= 1,
-        f"session.max_cases: {s.max_cases!r} must be null or >= 1",
-    )
-    need(
-        s.target_dsc is None or 0.0 <= float(s.target_dsc) <= 1.0,
-        f"session.target_dsc: {s.target_dsc!r} must be null or in [0, 1]",
-    )
+    _check(s.rounds, "session.rounds", int, 0)
+    _check(s.max_cases, "session.max_cases", int, 1, nullable=True)
+    _check(s.target_dsc, "session.target_dsc", float, 0.0, 1.0, nullable=True)
+    _check(s.pictures, "session.pictures", int, 0)
     m = cfg.model
     need(m.norm in NORMS, f"model.norm: {m.norm!r} is not one of {list(NORMS)}")
-    need(int(m.depth) >= 1 and int(m.base_filters) >= 1, "model.depth and model.base_filters must be >= 1")
+    depth = _check(m.depth, "model.depth", int, 1)
+    _check(m.base_filters, "model.base_filters", int, 1)
+    _check(m.convs_per_level, "model.convs_per_level", int, 1)
+    levels = list(m.pool_z_levels)
+    need(
+        all(isinstance(lv, int) and 0 <= lv < depth for lv in levels),
+        f"model.pool_z_levels: {levels} must be levels in [0, {depth - 1}]",
+    )
     grid = list(cfg.data.preprocess.grid)
-    factors = [2 ** len([lv for lv in m.pool_z_levels if lv < m.depth]), 2**m.depth, 2**m.depth]
+    factors = [2 ** len(set(levels)), 2**depth, 2**depth]
     bad = [
         f"{'zyx'[i]}={n} (needs a multiple of {f})" for i, (n, f) in enumerate(zip(grid, factors)) if n % f
     ]
-    need(not bad, f"data.preprocess.grid: {grid} does not fit model.depth={m.depth}: {', '.join(bad)}")
-    t = cfg.train
+    need(not bad, f"data.preprocess.grid: {grid} does not fit model.depth={depth}: {', '.join(bad)}")
+    t = cfg.tracking
     need(
-        int(t.steps) >= 0 and int(t.batch_size) >= 1 and float(t.lr) > 0,
-        "train.steps must be >= 0, train.batch_size >= 1 and train.lr > 0",
+        str(t.uri).startswith(TRACKING_SCHEMES),
+        f"tracking.uri: {t.uri!r} must start with one of {list(TRACKING_SCHEMES)} (e.g. sqlite:///runs/mlflow.db)",
     )
+    need(bool(t.experiment), "tracking.experiment: must be a non-empty name")
     try:
         dataset = build_dataset(_container(cfg.data))
         robot = make_annotator(_container(cfg.simulator))
-        finetune = finetune_config_from(_container(cfg.interact), valid_groups(int(m.depth)))
+        finetune = finetune_config_from(_container(cfg.interact), valid_groups(depth))
         train_cfg = train_config_from(_container(cfg.train))
     except ConfigError:
         raise
@@ -92,6 +144,9 @@ def configure_tensorflow(cfg: DictConfig) -> str:
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:  # parallel sweep jobs share a GPU: take memory as needed, not all of it at start
+        with contextlib.suppress(RuntimeError):  # already initialised by an earlier job of a multirun
+            tf.config.experimental.set_memory_growth(gpu, True)
     if cfg.device == "gpu" and not gpus:
         raise ConfigError("device: 'gpu' was asked for but TensorFlow sees no GPU (install with `.[gpu]`)")
     if cfg.precision != "float32" and not gpus:
@@ -157,9 +212,11 @@ def summarise(curves: dict[str, list[float]], records) -> dict[str, float]:
 
 
 def run(cfg: DictConfig) -> Summary:
+    """The whole job. Raises ConfigError before any compute (and before any MLflow run) on bad config."""
     from iunet_bench import tracking
 
     parsed = validate(cfg)
+    device = configure_tensorflow(cfg)  # device/precision errors also come before a run exists
     dataset = parsed["dataset"]
     progress = show_progress(cfg)
     out = output_dir()
@@ -175,26 +232,42 @@ def run(cfg: DictConfig) -> Summary:
         run_name=run_name(cfg),
         parent_run_id=tracking.parent_run_id_for_job(),
         tags={
-            "sweep": str(cfg.tracking.sweep or ""),
+            "sweep": tracking.sweep_name(cfg),
             "git_commit": tracking.git_commit(),
             "data_fingerprint": dataset.fingerprint,
+            "device": device,
+            "held_out_cases": ",".join(test_ids),
             "kind": "job",
         },
     )
-    resolved = _container(cfg)
-    tracker.log_params(tracking.flatten(resolved))
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
-    tracker.log_artifact(out / "config.yaml")
     status = "FAILED"
     try:
-        device = configure_tensorflow(cfg)
-        tracker.set_tags({"device": device, "held_out_cases": ",".join(test_ids)})
+        tracker.log_params(tracking.flatten(_container(cfg)))
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+        tracker.log_artifact(out / "config.yaml")
         summary = _run_job(cfg, parsed, tracker, out, train_ids, test_ids, progress)
         summary.run_id = tracker.run_id
         status = "FINISHED" if summary.curve else "FAILED"
         return summary
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler (see __main__)
+        status = "KILLED"
+        raise
     finally:
         tracker.end(status)
+
+
+class _Failures:
+    """Failed cases, written to `failures.json` and the `failed_cases` tag as each one happens."""
+
+    def __init__(self, tracker, out: Path):
+        self.tracker, self.path, self.items = tracker, out / "failures.json", []
+
+    def add(self, case_id: str, stage: str, error: str, trace: str = "") -> None:
+        self.items.append({"case_id": case_id, "stage": stage, "error": error, "traceback": trace})
+        self.path.write_text(json.dumps(self.items, indent=2), encoding="utf-8")
+        with contextlib.suppress(Exception):  # tracking trouble must not hide the case's own error
+            self.tracker.log_artifact(self.path)
+            self.tracker.set_tags({"failed_cases": str(len(self.items))})
 
 
 def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: bool) -> Summary:
@@ -205,17 +278,19 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
     from iunet_bench.models.config import UNetConfig
     from iunet_bench.models.groups import group_names
     from iunet_bench.models.unet import build_unet
+    from iunet_bench.report import plot_curves
     from iunet_bench.session import run_session
     from iunet_bench.tracking import metric_key
     from iunet_bench.train.baseline import load_or_train
     from simulators.render import save_round_png
 
     dataset, robot = parsed["dataset"], parsed["robot"]
-    failures: list[dict] = []
+    failures = _Failures(tracker, out)
+    tracker.set_tags({"failed_cases": "0"})
     train_vols, bad = dataset.volumes(train_ids)
-    failures += [{"case_id": f.case_id, "stage": "load", "error": f.error} for f in bad]
-    test_vols, bad = dataset.volumes(test_ids)
-    failures += [{"case_id": f.case_id, "stage": "load", "error": f.error} for f in bad]
+    test_vols, bad_test = dataset.volumes(test_ids)
+    for f in bad + bad_test:
+        failures.add(f.case_id, "load", f.error)
 
     model_cfg = _container(cfg.model)
     unet_cfg = UNetConfig(
@@ -240,6 +315,7 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
         int(cfg.seed),
         Path(cfg.train.cache_dir),
         on_step,
+        precision=str(cfg.precision),
     )
     bar.close()
     tracker.set_tags({"baseline_key": info["key"], "baseline_cached": str(info["hit"])})
@@ -251,7 +327,6 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
     refiner = make_refiner(_container(cfg.interact), model, group_names(model))
     curves: dict[str, list[float]] = {}
     records_all = []
-    losses_by_case: list[list[float]] = []
     rounds = int(cfg.session.rounds)
     target = None if cfg.session.target_dsc is None else float(cfg.session.target_dsc)
     cases_bar = tqdm(test_vols, desc="cases", disable=not progress)
@@ -274,62 +349,71 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
                 )
 
         try:
-            initial = initial_predictions[volume.case_id]
-            records = run_session(volume, initial, robot, refiner, rounds, int(cfg.seed), target, on_round)
-            mask_path = dataset.write_mask(
-                volume, latest["prediction"], out / "masks" / f"{volume.case_id}.nii.gz"
+            records = run_session(
+                volume,
+                initial_predictions[volume.case_id],
+                robot,
+                refiner,
+                rounds,
+                int(cfg.seed),
+                target,
+                on_round,
             )
-            tracker.log_artifact(mask_path, "masks")
-            if pictures is not None:
-                tracker.log_artifacts(pictures, f"pictures/{volume.case_id}")
         except Exception as exc:  # one bad case never loses the rest of the job
-            failures.append(
-                {
-                    "case_id": volume.case_id,
-                    "stage": "session",
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc(),
-                }
-            )
+            failures.add(volume.case_id, "session", f"{type(exc).__name__}: {exc}", traceback.format_exc())
             continue
-        curve = [r.dsc for r in records]
-        curves[volume.case_id] = curve
+        curves[volume.case_id] = [r.dsc for r in records]
         records_all += records
-        losses_by_case.append([v for r in records for v in r.losses])
         key = metric_key(volume.case_id)
         tracker.log_metrics(
             [(f"dsc.{key}", r.dsc, r.round) for r in records]
-            + [(f"hd95.{key}", r.hd95, r.round) for r in records if np.isfinite(r.hd95)]
+            + [(f"hd95.{key}", r.hd95, r.round) for r in records]
         )
+        try:  # the curve is logged; a trouble with its files must not discard it
+            mask = dataset.write_mask(
+                volume, latest["prediction"], out / "masks" / f"{volume.case_id}.nii.gz"
+            )
+            tracker.log_artifact(mask, "masks")
+            if pictures is not None:
+                tracker.log_artifacts(pictures, f"pictures/{volume.case_id}")
+        except Exception as exc:
+            failures.add(volume.case_id, "artifacts", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
     _write_rounds_csv(out / "rounds.csv", records_all)
-    if failures:
-        (out / "failures.json").write_text(json.dumps(failures, indent=2), encoding="utf-8")
-        tracker.log_artifact(out / "failures.json")
-    tracker.set_tags({"failed_cases": str(len(failures))})
+    tracker.log_artifact(out / "rounds.csv")
     if not curves:
-        return Summary("", [], {}, failures)
+        return Summary("", [], {}, failures.items)
     mean = np.mean(np.array(list(curves.values())), axis=0)
     rows = [("dsc", v, r) for r, v in enumerate(mean)]
-    hd = [[r.hd95 for r in records_all if r.round == k and np.isfinite(r.hd95)] for k in range(rounds + 1)]
-    rows += [("hd95", float(np.mean(h)), k) for k, h in enumerate(hd) if h]
+    hd = [[r.hd95 for r in records_all if r.round == k] for k in range(rounds + 1)]
+    rows += [("hd95", float(np.mean(h)), k) for k, h in enumerate(hd)]
     effort = _cumulative_effort(records_all, list(curves), rounds)
     rows += [(f"effort_{name}", v, k) for name, series in effort.items() for k, v in enumerate(series)]
-    n = min((len(x) for x in losses_by_case if x), default=0)
-    if n:
-        loss_mean = np.mean([x[:n] for x in losses_by_case if x], axis=0)
-        rows += [("loss", float(v), i) for i, v in enumerate(loss_mean)]
+    rows += [("loss", v, i) for i, v in enumerate(_mean_loss_curve(records_all, list(curves)))]
     summary = summarise(curves, records_all)
     rows += [(k, v, 0) for k, v in summary.items()]
     tracker.log_metrics(rows)
-    _plot_curves(out / "curves.png", curves, mean)
-    tracker.log_artifact(out / "rounds.csv")
+    plot_curves(
+        out / "curves.png", {f"mean of {len(curves)} cases": list(mean)}, background=curves, ylim=(0, 1)
+    )
     tracker.log_artifact(out / "curves.png")
     per_round = [
         float(np.mean([r.refine_seconds for r in records_all if r.round == k and not r.stopped] or [0.0]))
         for k in range(rounds + 1)
     ]
-    return Summary("", [float(v) for v in mean], summary, failures, per_round)
+    return Summary("", [float(v) for v in mean], summary, failures.items, per_round)
+
+
+def _mean_loss_curve(records, case_ids) -> list[float]:
+    """Mean fine-tuning loss per step over cases; a case that stopped early counts only while it ran."""
+    per_case = [[v for r in records if r.case_id == cid for v in r.losses] for cid in case_ids]
+    n = max((len(x) for x in per_case), default=0)
+    if n == 0:
+        return []
+    padded = np.full((len(per_case), n), np.nan)
+    for i, x in enumerate(per_case):
+        padded[i, : len(x)] = x
+    return [float(v) for v in np.nanmean(padded, axis=0)]
 
 
 def _cumulative_effort(records, case_ids, rounds: int) -> dict[str, list[float]]:
@@ -359,27 +443,9 @@ def _write_rounds_csv(path: Path, records) -> None:
         writer.writerows(rows)
 
 
-def _plot_curves(path: Path, curves: dict[str, list[float]], mean) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for c in curves.values():
-        ax.plot(range(len(c)), c, color="0.75", lw=1)
-    ax.plot(range(len(mean)), mean, color="C0", lw=2.5, label=f"mean of {len(curves)} cases")
-    ax.set_xlabel("round (0 = baseline)")
-    ax.set_ylabel("DSC")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def format_table(summary: Summary) -> str:
+    if not summary.curve:
+        return "no case finished: see the failures above"
     lines = [f"{'round':>5}  {'DSC':>6}  {'gain':>7}  {'seconds':>7}"]
     base = summary.curve[0]
     for r, v in enumerate(summary.curve):

@@ -28,6 +28,7 @@ class RunCurves:
     summary: dict[str, float]
     curve: list[float]
     final_by_case: dict[str, float] = field(default_factory=dict)
+    failed_cases: str = "0"
 
 
 def select_runs(client, experiment: str, sweep: str | None = None, parent: str | None = None):
@@ -55,7 +56,7 @@ def read_curves(client, run) -> RunCurves:
     curve = [m.value for m in sorted(history, key=lambda m: m.step)]
     finals = {}
     for key in run.data.metrics:
-        if key.startswith("dsc.") and key.count(".") >= 1:
+        if key.startswith("dsc."):
             finals[key[4:]] = run.data.metrics[key]  # search_runs holds the last value = final round
     return RunCurves(
         run.info.run_id,
@@ -64,6 +65,7 @@ def read_curves(client, run) -> RunCurves:
         {k: run.data.metrics[k] for k in SUMMARY_KEYS if k in run.data.metrics},
         curve,
         finals,
+        run.data.tags.get("failed_cases", "?"),
     )
 
 
@@ -96,7 +98,7 @@ def build_report(runs: list[RunCurves], out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     varying = varying_params(runs)
     best, pvalues = wilcoxon_vs_best(runs)
-    header = ["run", *varying, *SUMMARY_KEYS, "p_vs_best"]
+    header = ["run", *varying, *SUMMARY_KEYS, "failed_cases", "p_vs_best"]
     rows = []
     for r in runs:
         p = "best" if r.run_id == best else f"{pvalues.get(r.run_id, float('nan')):.3g}"
@@ -112,7 +114,7 @@ def build_report(runs: list[RunCurves], out: Path) -> str:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(rows)
-    _plot(runs, varying, out / "curves.png")
+    plot_curves(out / "curves.png", {_label(r, varying): r.curve for r in runs})
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
     n_cases = min((len(r.final_by_case) for r in runs), default=0)
@@ -124,23 +126,36 @@ def build_report(runs: list[RunCurves], out: Path) -> str:
     return "\n".join(lines)
 
 
-def _plot(runs: list[RunCurves], varying: list[str], path: Path) -> None:
+def plot_curves(
+    path: Path,
+    series: dict[str, list[float]],
+    background: dict[str, list[float]] | None = None,
+    ylim: tuple[float, float] | None = None,
+) -> None:
+    """DSC-per-round curves, one labelled line per series, optional thin grey ones behind (e.g. per case)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in runs:
-        label = ", ".join(f"{k.split('.')[-1]}={r.params.get(k)}" for k in varying) or r.name
-        ax.plot(range(len(r.curve)), r.curve, marker="o", ms=3, label=label)
+    for curve in (background or {}).values():
+        ax.plot(range(len(curve)), curve, color="0.75", lw=1)
+    for label, curve in series.items():
+        ax.plot(range(len(curve)), curve, marker="o", ms=3, lw=2, label=label)
     ax.set_xlabel("round (0 = baseline)")
-    ax.set_ylabel("mean DSC")
+    ax.set_ylabel("DSC")
+    if ylim:
+        ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _label(run: RunCurves, varying: list[str]) -> str:
+    return ", ".join(f"{k.split('.')[-1]}={run.params.get(k)}" for k in varying) or run.name
 
 
 def report(uri: str, experiment: str, sweep: str | None, parent: str | None, out: Path) -> str:

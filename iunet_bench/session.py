@@ -39,6 +39,13 @@ class RoundRecord:
         return out
 
 
+def hd95_capped(volume: Volume, prediction: np.ndarray) -> float:
+    """HD95 in mm, with "one mask is empty" counted as the volume's diagonal (the largest possible distance),
+    so that means over cases stay finite and every case counts in every round."""
+    diagonal = float(np.linalg.norm(np.asarray(volume.image.shape) * np.asarray(volume.spacing)))
+    return min(metrics.hd95(volume.label, prediction, volume.spacing), diagonal)
+
+
 def case_rng(seed: int, case_id: str, round_: int) -> np.random.Generator:
     """A generator that depends only on (seed, case, round): order of cases never changes a curve."""
     return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(case_id.encode()), round_]))
@@ -58,12 +65,7 @@ def run_session(
     prediction = initial_prediction.astype(np.uint8)
     refiner.start(volume, prediction)
     records = [
-        RoundRecord(
-            volume.case_id,
-            0,
-            metrics.dsc(reference, prediction),
-            metrics.hd95(reference, prediction, volume.spacing),
-        )
+        RoundRecord(volume.case_id, 0, metrics.dsc(reference, prediction), hd95_capped(volume, prediction))
     ]
     if on_round:
         on_round(records[0], prediction, None)
@@ -90,7 +92,7 @@ def run_session(
             volume.case_id,
             r,
             metrics.dsc(reference, prediction),
-            metrics.hd95(reference, prediction, volume.spacing),
+            hd95_capped(volume, prediction),
             refine_s,
             robot_s,
             interaction.effort.as_dict(),

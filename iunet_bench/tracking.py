@@ -7,11 +7,14 @@ per case, summary metrics, `loss` per fine-tuning step; artifacts = config, CSV,
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from hydra.experimental.callback import Callback
 
 PARENT_FILE = "mlflow_parent_run_id"
 
@@ -62,7 +65,8 @@ def prepare_store(uri: str, experiment: str, artifact_root: str | None = None) -
     if found is not None:
         return found.experiment_id
     location = None
-    if artifact_root:
+    local = uri.startswith(("sqlite:", "file:"))  # a tracking server decides its own artifact store
+    if artifact_root and local:
         Path(artifact_root).mkdir(parents=True, exist_ok=True)
         location = Path(artifact_root).resolve().as_uri()
     try:
@@ -132,6 +136,18 @@ def metric_key(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
 
 
+def sweep_name(cfg) -> str:
+    """The `sweep` tag: the sweep file's name, "multirun" for an ad-hoc `-m`, "" for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if cfg.tracking.sweep:
+        return str(cfg.tracking.sweep)
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return "multirun"
+    return ""
+
+
 def tracking_settings(cfg) -> tuple[str, str, str | None]:
     t = cfg.tracking
     return str(t.uri), str(t.experiment), (str(t.artifact_root) if t.artifact_root else None)
@@ -139,12 +155,6 @@ def tracking_settings(cfg) -> tuple[str, str, str | None]:
 
 def _sweep_parent_file(cfg) -> Path:
     return Path(str(cfg.hydra.sweep.dir)) / PARENT_FILE
-
-
-try:
-    from hydra.experimental.callback import Callback
-except ImportError:  # pragma: no cover - hydra is a dependency
-    Callback = object
 
 
 class SweepCallback(Callback):
@@ -155,8 +165,10 @@ class SweepCallback(Callback):
     """
 
     def on_multirun_start(self, config, **kwargs) -> None:
+        import atexit
+
         uri, experiment, artifacts = tracking_settings(config)
-        sweep = str(config.tracking.sweep or "sweep")
+        sweep = str(config.tracking.sweep or "multirun")
         tracker = Tracker(
             uri,
             experiment,
@@ -167,6 +179,8 @@ class SweepCallback(Callback):
         path = _sweep_parent_file(config)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(tracker.run_id, encoding="utf-8")
+        # If the launcher dies before on_multirun_end, the parent must not stay RUNNING for ever.
+        atexit.register(_close_if_running, uri, tracker.run_id)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         import mlflow
@@ -180,7 +194,7 @@ class SweepCallback(Callback):
         children = client.search_runs(
             [client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
         )
-        failed = [r for r in children if r.info.status != "FINISHED"]
+        finished = [r for r in children if r.info.status == "FINISHED"]
         try:  # the comparison table and curves go to the parent run; a failure here loses no job's data
             from iunet_bench.report import report
 
@@ -189,7 +203,17 @@ class SweepCallback(Callback):
             client.log_artifacts(parent, str(folder), "report")
         except (SystemExit, Exception) as exc:  # noqa: BLE001
             print(f"sweep report not written: {exc}")
-        client.set_terminated(parent, "FAILED" if failed and len(failed) == len(children) else "FINISHED")
+        client.set_tag(parent, "failed_jobs", str(len(children) - len(finished)))
+        client.set_terminated(parent, "FINISHED" if finished else "FAILED")
+
+
+def _close_if_running(uri: str, run_id: str) -> None:
+    import mlflow
+
+    with contextlib.suppress(Exception):
+        client = mlflow.MlflowClient(uri)
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, "FAILED")
 
 
 def parent_run_id_for_job() -> str | None:
@@ -204,3 +228,21 @@ def parent_run_id_for_job() -> str | None:
         return None
     path = Path(hc.sweep.dir) / PARENT_FILE
     return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+
+def record_failed_job(cfg, error: str) -> None:
+    """A FAILED run for a sweep job that could not start (e.g. a bad value), so the sweep shows it."""
+    from omegaconf import OmegaConf
+
+    with contextlib.suppress(Exception):  # the job is failing already; tracking trouble must not hide why
+        uri, experiment, artifacts = tracking_settings(cfg)
+        tracker = Tracker(
+            uri,
+            experiment,
+            artifacts,
+            run_name="invalid configuration",
+            parent_run_id=parent_run_id_for_job(),
+            tags={"sweep": sweep_name(cfg), "kind": "job", "error": error[:5000]},
+        )
+        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=False)))
+        tracker.end("FAILED")

@@ -5,6 +5,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from iunet_bench import metrics
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -30,28 +31,64 @@ def test_smoke_job_logs_the_tracking_contract(tmp_path):
     runs = all_runs(client)
     assert len(runs) == 1
     run = runs[0]
+    run_id = run.info.run_id
     assert run.info.status == "FINISHED"
     assert run.data.params["interact.trainable"] == "['head', 'bottleneck']"
     assert run.data.params["session.rounds"] == str(SMOKE_ROUNDS)
-    for tag in ("git_commit", "data_fingerprint", "device", "held_out_cases"):
+    for tag in ("git_commit", "data_fingerprint", "device", "held_out_cases", "baseline_key"):
         assert run.data.tags.get(tag), tag
+    assert run.data.tags["failed_cases"] == "0"
 
-    curve = client.get_metric_history(run.info.run_id, "dsc")
-    assert [m.step for m in curve] == list(range(SMOKE_ROUNDS + 1))
-    assert all(0.0 <= m.value <= 1.0 for m in curve)
+    def history(key):
+        return [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+    curve = history("dsc")
+    assert len(curve) == SMOKE_ROUNDS + 1
+    assert all(0.0 <= v <= 1.0 for v in curve)
     cases = run.data.tags["held_out_cases"].split(",")
-    assert cases
-    for case in cases:
-        per_case = client.get_metric_history(run.info.run_id, f"dsc.{case}")
-        assert [m.step for m in per_case] == list(range(SMOKE_ROUNDS + 1))
-    for key in ("dsc_final", "dsc_gain", "noi_85", "noi_90", "dsc_auc", "round_seconds"):
-        assert key in run.data.metrics, key
-    first, last = curve[0].value, curve[-1].value
-    assert run.data.metrics["dsc_gain"] == pytest.approx(last - first)
-    loss = client.get_metric_history(run.info.run_id, "loss")
-    assert len(loss) == SMOKE_ROUNDS * 3  # interact.steps = 3 in the smoke experiment
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "rounds.csv", "curves.png"} <= artifacts
+    per_case = {case: history(f"dsc.{case}") for case in cases}
+    assert all(len(c) == SMOKE_ROUNDS + 1 for c in per_case.values())
+    # the mean curve is the mean of the per-case curves, and the summaries follow from them
+    assert curve == pytest.approx([sum(v) / len(cases) for v in zip(*per_case.values())])
+    m = run.data.metrics
+    assert m["dsc_gain"] == pytest.approx(curve[-1] - curve[0])
+    assert m["dsc_auc"] == pytest.approx(sum(metrics.auc(c) for c in per_case.values()) / len(cases))
+    assert m["noi_85"] == pytest.approx(sum(metrics.noi(c, 0.85) for c in per_case.values()) / len(cases))
+    assert m["round_seconds"] > 0
+    hd95 = history("hd95")
+    assert len(hd95) == SMOKE_ROUNDS + 1 and all(v >= 0 for v in hd95)
+    effort = history("effort_strokes")
+    assert len(effort) == SMOKE_ROUNDS + 1 and effort[0] == 0 and effort == sorted(effort)  # cumulative
+    assert len(history("train_loss")) == 150  # train.steps in the smoke experiment
+    assert len(history("loss")) == SMOKE_ROUNDS * 3  # interact.steps = 3 in the smoke experiment
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"config.yaml", "rounds.csv", "curves.png", "masks", "pictures"} <= artifacts
+    masks = {a.path for a in client.list_artifacts(run_id, "masks")}
+    assert masks == {f"masks/{case}.nii.gz" for case in cases}
+    pictures = client.list_artifacts(run_id, f"pictures/{cases[0]}")
+    assert len(pictures) == SMOKE_ROUNDS + 1  # session.pictures = 1: every round of the first case
+
+
+def test_a_sweep_job_with_a_bad_value_is_recorded_and_the_other_jobs_run(tmp_path):
+    proc = run_cli(
+        "-m",
+        "experiment=smoke",
+        "session.rounds=1",
+        "session.pictures=0",
+        "interact.trainable=[nosuch],[head]",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "interact.trainable" in proc.stderr
+    runs = all_runs(client_for(tmp_path))
+    parent = next(r for r in runs if r.data.tags.get("kind") == "sweep")
+    children = {r.data.params["interact.trainable"]: r for r in runs if r.data.tags.get("kind") == "job"}
+    assert set(children) == {"['nosuch']", "['head']"}
+    assert children["['nosuch']"].info.status == "FAILED"
+    assert "interact.trainable" in children["['nosuch']"].data.tags["error"]
+    assert children["['head']"].info.status == "FINISHED"
+    assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "1"
+    assert parent.data.tags["sweep"] == children["['head']"].data.tags["sweep"] == "multirun"
 
 
 def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(tmp_path):
@@ -96,4 +133,7 @@ def test_invalid_configuration_stops_before_compute_naming_the_key(tmp_path, ove
     proc = run_cli("experiment=smoke", *override.split(), cwd=tmp_path)
     assert proc.returncode == 2
     assert key in proc.stderr
-    assert not (tmp_path / "runs" / "cache").exists(), "nothing may be computed for an invalid config"
+    cache = tmp_path / "runs" / "cache"
+    written = [f for f in cache.rglob("*") if f.is_file()] if cache.exists() else []
+    assert not written, f"nothing may be computed for an invalid config: {written}"
+    assert not (tmp_path / "runs" / "mlflow.db").exists(), "no MLflow run for an invalid config"

@@ -28,6 +28,20 @@ def test_hd95_is_zero_for_identical_and_bounded_by_the_shift_in_mm():
     assert metrics.hd95(a, np.zeros_like(a), (1, 1, 1)) == float("inf")
 
 
+def test_hd95_is_the_95th_percentile_not_the_maximum():
+    # a 1-voxel-thick slab against a copy with one far outlier voxel: the maximum sees the outlier, HD95 not
+    a = np.zeros((1, 1, 400), bool)
+    a[0, 0, :200] = True
+    b = a.copy()
+    b[0, 0, 399] = True  # 199 voxels away from a's surface, at 1 mm
+    spacing = (1.0, 1.0, 1.0)
+    # surfaces (1-voxel structures are all surface): 200 voxels of a at distance 0, and b's 201 voxels, 200
+    # at 0 and one at 199: the 95th percentile of 401 distances is 0
+    assert metrics.hd95(a, b, spacing) == 0.0
+    b[0, 0, 370:400] = True  # now 30 far voxels of 430 distances: above 5 %, so HD95 reaches into them
+    assert metrics.hd95(a, b, spacing) > 100.0
+
+
 def test_noi_counts_rounds_until_threshold_and_caps_at_last_round():
     curve = [0.7, 0.8, 0.86, 0.91, 0.92]
     assert metrics.noi(curve, 0.85) == 2

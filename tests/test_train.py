@@ -1,7 +1,5 @@
 """Baseline training room: augmentation geometry and the cache lock (no network training here)."""
 
-import os
-import socket
 import subprocess
 import sys
 
@@ -9,7 +7,7 @@ import numpy as np
 import pytest
 
 from iunet_bench.train.augment import AugmentConfig, augment
-from iunet_bench.train.baseline import _Lock
+from iunet_bench.train.baseline import _Lock, train_config_from
 
 
 def test_augment_keeps_image_and_label_aligned_and_within_the_configured_motion():
@@ -31,17 +29,42 @@ def test_augment_keeps_image_and_label_aligned_and_within_the_configured_motion(
         assert np.all(np.abs(shift) <= 3.0 + 1.5)
 
 
-def test_a_lock_left_by_a_dead_process_is_broken_and_a_live_one_is_respected(tmp_path):
+HOLD = """
+import fcntl, sys, time
+fh = open(sys.argv[1], "a+")
+fcntl.flock(fh, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_baseline_lock_waits_for_a_live_holder_and_is_free_once_the_holder_is_killed(tmp_path):
     path = tmp_path / ".lock"
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    path.write_text(f"{socket.gethostname()} {int(dead.stdout)}", encoding="utf-8")
-    with _Lock(path, timeout=5):
-        assert path.read_text(encoding="utf-8") == f"{socket.gethostname()} {os.getpid()}"
-    assert not path.exists()
-    path.write_text(
-        f"{socket.gethostname()} {os.getpid()}", encoding="utf-8"
-    )  # held by a live process (this one)
-    with pytest.raises(TimeoutError), _Lock(path, timeout=1.5):
-        pass
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(TimeoutError), _Lock(path, timeout=1.0):
+            pass
+        holder.kill()  # a job killed while training: no stale lock may remain
+        holder.wait()
+        with _Lock(path, timeout=5.0):
+            pass
+    finally:
+        holder.kill()
+
+
+def test_train_config_names_bad_and_unknown_keys():
+    good = {"steps": 3, "batch_size": 2, "lr": 1e-3, "cache_dir": "x", "augment": {"noise_hu": 3.0}}
+    assert train_config_from(good).augment.noise_hu == 3.0
+    for change, key in [
+        ({"steps": -1}, "train.steps"),
+        ({"steps": 2.5}, "train.steps"),
+        ({"lr": 0}, "train.lr"),
+        ({"batch_size": True}, "train.batch_size"),
+        ({"augment": {"noise_hu": -1}}, "train.augment.noise_hu"),
+        ({"augment": {"hu_per_unit": 0}}, "train.augment.hu_per_unit"),
+        ({"augment": {"flip": 1}}, "train.augment.flip"),
+        ({"epochs": 3}, "train.epochs"),
+    ]:
+        with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+            train_config_from({**good, **change})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -31,22 +30,62 @@ class TrainConfig:
 
 
 def train_config_from(cfg: Mapping[str, Any]) -> TrainConfig:
-    a = dict(cfg.get("augment", {}))
+    """`train` mapping -> TrainConfig; a bad or unknown key raises ValueError naming `train.<key>`."""
+
+    def number(tree: Mapping, key: str, name: str, kind=float, minimum: float = 0.0, strict: bool = False):
+        value = tree.get(key)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is int:
+            ok = ok and float(value).is_integer()
+        if not ok or value < minimum or (strict and value == minimum):
+            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+            raise ValueError(
+                f"{name}: {value!r} must be {'an integer' if kind is int else 'a number'} {bound}"
+            )
+        return kind(value)
+
+    known = {"steps", "batch_size", "lr", "augment", "cache_dir"}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ValueError(f"train.{unknown[0]}: unknown key; allowed keys: {sorted(known)}")
+    a = dict(cfg.get("augment") or {})
+    fields = set(AugmentConfig.__dataclass_fields__)
+    unknown = sorted(set(a) - fields)
+    if unknown:
+        raise ValueError(f"train.augment.{unknown[0]}: unknown key; allowed keys: {sorted(fields)}")
+    augment_cfg = AugmentConfig(
+        **{k: number(a, k, f"train.augment.{k}", strict=(k == "hu_per_unit")) for k in fields if k in a}
+    )
     return TrainConfig(
-        steps=int(cfg["steps"]),
-        batch_size=int(cfg["batch_size"]),
-        lr=float(cfg["lr"]),
-        augment=AugmentConfig(**a),
+        steps=number(cfg, "steps", "train.steps", int),
+        batch_size=number(cfg, "batch_size", "train.batch_size", int, 1),
+        lr=number(cfg, "lr", "train.lr", strict=True),
+        augment=augment_cfg,
     )
 
 
-def cache_key(volumes: Sequence[Volume], model_cfg: Mapping, train_cfg: TrainConfig, seed: int) -> str:
+# Bump when a change to the model, the loss, the augmentation or the training loop changes trained weights:
+# baselines cached by older code then stop being reused.
+CACHE_VERSION = 1
+
+
+def cache_key(
+    volumes: Sequence[Volume],
+    model_cfg: Mapping,
+    train_cfg: TrainConfig,
+    seed: int,
+    precision: str = "float32",
+) -> str:
+    """Everything that determines the trained weights: code version, volumes, model/train config, seed, precision."""
     h = hashlib.sha256()
-    h.update(
-        json.dumps(
-            {"model": dict(model_cfg), "train": asdict(train_cfg), "seed": seed}, sort_keys=True, default=str
-        ).encode()
-    )
+    settings = {
+        "version": CACHE_VERSION,
+        "model": dict(model_cfg),
+        "train": asdict(train_cfg),
+        "seed": seed,
+        "precision": precision,
+    }
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for v in volumes:
         h.update(v.case_id.encode())
         h.update(np.ascontiguousarray(v.image).tobytes())
@@ -108,51 +147,37 @@ def train(
 
 
 class _Lock:
-    """An exclusive lock file, so parallel sweep jobs that need the same baseline train it once.
+    """An exclusive lock on a file (fcntl.flock), so parallel sweep jobs that need one baseline train it once.
 
-    The file holds "<host> <pid>"; a lock left by a process that no longer runs on this host (a killed
-    job) is broken instead of waited on.
+    The kernel releases the lock when its holder exits, however it exits (a killed job leaves no stale lock).
     """
 
     def __init__(self, path: Path, timeout: float = 6 * 3600):
         self.path, self.timeout = path, timeout
-        self.owner = f"{socket.gethostname()} {os.getpid()}"
-
-    def _stale(self) -> bool:
-        try:
-            host, pid = self.path.read_text(encoding="utf-8").split()
-        except (OSError, ValueError):
-            return False  # being written, or gone: try again
-        if host != socket.gethostname():
-            return False  # another machine's job: cannot tell, keep waiting
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
 
     def __enter__(self):
-        start = time.time()
+        import fcntl
+
+        self.fh = open(self.path, "a+")  # noqa: SIM115 - held until __exit__
+        start, told = time.time(), False
         while True:
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.write(fd, self.owner.encode())
-                os.close(fd)
+                fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return self
-            except FileExistsError:
-                if self._stale():
-                    self.path.unlink(missing_ok=True)
-                    continue
+            except BlockingIOError:
+                if not told:
+                    print(f"waiting for another job that holds {self.path}", flush=True)
+                    told = True
                 if time.time() - start > self.timeout:
-                    raise TimeoutError(
-                        f"waited {self.timeout:.0f} s for {self.path}; delete it if stale"
-                    ) from None
-                time.sleep(1.0)
+                    self.fh.close()
+                    raise TimeoutError(f"waited {self.timeout:.0f} s for {self.path}") from None
+                time.sleep(0.5)
 
     def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
+        import fcntl
+
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
 
 
 def load_or_train(
@@ -163,6 +188,7 @@ def load_or_train(
     seed: int,
     cache_dir: Path,
     on_step: Callable[[int, float], None] | None = None,
+    precision: str = "float32",
 ):
     """The baseline model for this configuration: from the cache if present, else trained and cached.
 
@@ -170,26 +196,30 @@ def load_or_train(
     """
     import keras
 
-    key = cache_key(volumes, model_cfg, train_cfg, seed)
+    key = cache_key(volumes, model_cfg, train_cfg, seed, precision)
     folder = Path(cache_dir) / key
-    weights = folder / "model.weights.h5"
+    weights, meta_path = folder / "model.weights.h5", folder / "meta.json"
     folder.mkdir(parents=True, exist_ok=True)
     with _Lock(folder / ".lock"):
-        model = build_model()
-        if weights.exists():
+        if meta_path.exists():  # written last: its presence means the weights are complete
+            model = build_model()
             model.load_weights(weights)
-            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
             return model, {"key": key, "hit": True, "losses": meta.get("losses", []), "path": str(folder)}
         keras.utils.set_random_seed(seed)
         model = build_model()
         t0 = time.time()
         losses = train(model, volumes, train_cfg, seed, on_step)
-        model.save_weights(weights)
+        partial = folder / "partial.weights.h5"
+        model.save_weights(partial)
+        os.replace(partial, weights)
         meta = {
             "key": key,
             "losses": losses,
             "seconds": time.time() - t0,
             "train_ids": [v.case_id for v in volumes],
         }
-        (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        partial_meta = folder / "meta.json.partial"
+        partial_meta.write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(partial_meta, meta_path)
         return model, {"key": key, "hit": False, "losses": losses, "path": str(folder)}
