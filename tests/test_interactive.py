@@ -1,7 +1,7 @@
 """The fine-tuning engine (iunet, bifseg): layer subsets, the eq. 3 loss, restoring, fast = straightforward.
 
-Tiny model (base 4, depth 2) on an 8x24x24 grid; every refiner is built on one shared model whose baseline
-weights are put back after each test.
+Tiny model (base 4, depth 2) on an 8x24x24 grid; every refiner is built on one shared model, and each test
+checks that the shared model is left exactly as it was (refiners fine-tune their own copy).
 """
 
 from __future__ import annotations
@@ -16,10 +16,18 @@ import yaml
 
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive import make_refiner
+from iunet_bench.interactive import refiner as refiner_module
 from iunet_bench.interactive.config import FinetuneConfig
 from iunet_bench.interactive.loss import interactive_loss
-from iunet_bench.interactive.refiner import IUnetRefiner, _optimizer, predict_mask
-from iunet_bench.models.groups import group_names, layers_in_groups
+from iunet_bench.interactive.refiner import (
+    IUnetRefiner,
+    _optimizer,
+    needs_loss_scaling,
+    own_copy,
+    predict_mask,
+)
+from iunet_bench.interactive.weights import weight_map
+from iunet_bench.models.groups import group_names, layers_in_groups, valid_groups
 from iunet_bench.models.split import split_at_frozen_frontier
 from iunet_bench.models.unet import UNetConfig, build_unet
 from iunet_bench.session import run_session
@@ -39,7 +47,8 @@ def model():
 
 @pytest.fixture(autouse=True)
 def baseline(request):
-    """Put the shared model's weights back after each test (refiners snapshot it when built)."""
+    """The shared model's weights; after each test that uses it, they must be bit-identical (the job's
+    model stays the baseline whatever a refiner did) and every layer still trainable."""
     if "model" not in request.fixturenames:
         yield None
         return
@@ -47,7 +56,8 @@ def baseline(request):
     saved = [w.numpy() for w in m.weights]
     yield saved
     for w, value in zip(m.weights, saved):
-        w.assign(value)
+        np.testing.assert_array_equal(w.numpy(), value, err_msg=f"the shared model's {w.path} changed")
+    assert all(layer.trainable for layer in m.layers)
 
 
 def volume(seed: int, case_id: str) -> Volume:
@@ -92,6 +102,8 @@ def robot():
         (["decoder.0"], True, ["encoder.0.relu1", "decoder.1.relu1"]),  # decoder.0.conv0 trains: no fold
         (["decoder.1"], True, ["encoder.1.relu1", "bottleneck.relu1", "decoder.0.conv0["]),
         (["all"], True, ["image"]),
+        (["bottleneck.conv1"], True, ["bottleneck.relu0", "decoder.1.conv0[", "decoder.0.conv0["]),
+        (["decoder.0.up"], True, ["decoder.1.relu1", "decoder.0.conv0["]),  # the skip folds into conv0
     ],
 )
 def test_split_at_the_frozen_frontier_reproduces_the_model_with_shared_layers(model, groups, fold, frontier):
@@ -145,7 +157,14 @@ def weights_by_path(m) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize(
     "groups, fast",
-    [(["head"], True), (["head", "bottleneck"], True), (["decoder.1"], True), (["encoder.0"], False)],
+    [
+        (["head"], True),
+        (["head", "bottleneck"], True),
+        (["decoder.1"], True),
+        (["encoder.0"], False),
+        (["bottleneck.conv1", "decoder.0.up"], True),  # single layers, as the paper's "a layer"
+        (["encoder.1.bn0"], False),  # a BatchNorm layer: its scale and offset train, its statistics never
+    ],
 )
 def test_gradients_reach_only_the_chosen_groups(model, groups, fast):
     refiner = IUnetRefiner(model, cfg(groups, fast=fast))
@@ -167,13 +186,46 @@ def test_gradients_reach_only_the_chosen_groups(model, groups, fast):
 
 def test_an_unknown_group_is_an_error_listing_the_valid_ones(model):
     with pytest.raises(
-        ValueError, match=r"interact\.trainable: unknown layer group\(s\) \['decoder\.7'\].*'head'"
-    ):
+        ValueError, match=r"interact\.trainable: unknown layer group\(s\) \['decoder\.7'\]"
+    ) as e:
         make_refiner(
             {**yaml.safe_load((ROOT / "conf/interact/iunet.yaml").read_text()), "trainable": ["decoder.7"]},
             model,
             group_names(model),
         )
+    message = str(e.value)
+    assert all(g in message for g in group_names(model))
+    assert len(message.splitlines()) < 15  # grouped: blocks, levels, one line of single layers per block
+
+
+@pytest.mark.parametrize(
+    "depth, convs, norm", [(2, 2, "batch"), (3, 1, "none"), (1, 3, "batch")], ids=lambda v: str(v)
+)
+def test_the_config_vocabulary_is_the_built_models(depth, convs, norm):
+    """`valid_groups(config)` (validation, no TensorFlow) and `group_names(model)` (the built network)
+    are one vocabulary, single layers included."""
+    c = UNetConfig(base_filters=2, depth=depth, convs_per_level=convs, norm=norm, pool_z_levels=(1,))
+    built = group_names(build_unet(GRID, c))
+    assert built == valid_groups(c)
+    assert "bottleneck.conv0" in built and f"decoder.{depth - 1}.up" in built
+    assert ("bottleneck.bn0" in built) == (norm == "batch")
+    assert (f"bottleneck.conv{convs}" in built) is False
+
+
+def test_a_callers_frozen_layer_still_trains_in_the_refiner(model):
+    """own_copy makes every layer trainable: a caller's `layer.trainable = False` (carried by get_config)
+    never silently drops variables from `interact.trainable`."""
+    caller = own_copy(model)
+    caller.get_layer("bottleneck.conv0").trainable = False
+    refiner = IUnetRefiner(caller, cfg(["bottleneck"]))
+    kernel = refiner.model.get_layer("bottleneck.conv0").kernel
+    assert any(v is kernel for v in refiner.variables)
+    before = kernel.numpy()
+    vol = volume(0, "a")
+    refiner.start(vol, predict_mask(model, vol.image))
+    refiner.refine(strokes(vol, 0))
+    assert not np.array_equal(before, kernel.numpy())
+    assert caller.get_layer("bottleneck.conv0").trainable is False  # the caller's flag is left alone
 
 
 # ---------------------------------------------------------------------------------------------- sessions
@@ -202,9 +254,37 @@ def test_restoring_between_cases_leaves_no_trace(model, baseline):
     for w, value in zip(refiner.model.weights, baseline):
         np.testing.assert_array_equal(w.numpy(), value)
     assert int(refiner.optimizer.iterations.numpy()) == 0
+    assert refiner._round.experimental_get_tracing_count() == 1  # one trace for all rounds and cases
 
 
-@pytest.mark.parametrize("groups", [["head", "bottleneck"], ["decoder.1"], ["all"]])
+def test_round_inputs_are_the_accumulated_scribbles_on_the_previous_prediction(model):
+    """Round 2's target is the round-1 prediction (not the initial one) with the union of both rounds'
+    scribbles pasted in, and its weight map is that of the union (not of round 2's strokes only)."""
+    refiner = IUnetRefiner(model, cfg(["head", "bottleneck"], steps=5, lr=5e-2))
+    vol = volume(7, "g")
+    initial = predict_mask(model, vol.image)
+    refiner.start(vol, initial)
+    first = refiner.refine(strokes(vol, 0))
+    seen = []
+    original = refiner.round_inputs
+    refiner.round_inputs = lambda interaction: seen.append(original(interaction)) or seen[-1]
+    refiner.refine(strokes(vol, 1))
+    target, w = seen[0]
+
+    s0, s1 = strokes(vol, 0), strokes(vol, 1)
+    union = Interaction((s0.add | s1.add) & ~s1.remove, (s0.remove | s1.remove) & ~s1.add)
+    expected = union.paste(first)
+    np.testing.assert_array_equal(target[..., 1], expected)
+    np.testing.assert_array_equal(target[..., 0], 1 - expected)
+    np.testing.assert_array_equal(w, weight_map(vol.image, union.scribbles, vol.spacing, refiner.cfg.weights))
+    # The checks can tell: the alternatives differ here.
+    assert not np.array_equal(union.paste(initial), expected)
+    assert not np.array_equal(w, weight_map(vol.image, s1.scribbles, vol.spacing, refiner.cfg.weights))
+
+
+@pytest.mark.parametrize(
+    "groups", [["head", "bottleneck"], ["decoder.1"], ["all"], ["head", "bottleneck.conv1"]]
+)
 def test_fast_path_gives_the_straightforward_results(model, groups):
     fast = IUnetRefiner(model, cfg(groups, fast=True))
     straight = IUnetRefiner(model, cfg(groups, fast=False))
@@ -245,23 +325,65 @@ def test_every_method_runs_in_the_session_loop_and_logs_the_same_metrics(model, 
         assert len(r.losses) == spec.get("steps", 0)
 
 
-def test_mixed_precision_runs_the_same_engine():
-    """mixed_float16 (GPU) gets loss scaling; mixed_bfloat16 runs on the CPU too, so the engine's dtype
-    plumbing (cached features, skip shares, float32 loss) is exercised here."""
+def test_loss_scaling_follows_the_model_not_the_global_policy(model):
+    """A model computing in float16 gets a LossScaleOptimizer whatever the global policy says now (a float32
+    job after a mixed one in the same process, or the reverse): the refiner asks its own copy."""
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        assert isinstance(_optimizer(1e-3), keras.optimizers.LossScaleOptimizer)
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        m16 = build_unet(GRID, UNetConfig(base_filters=4, depth=2, pool_z_levels=(1,)))  # symbolic only
+        assert not needs_loss_scaling(model)
+        assert not isinstance(_optimizer(1e-3, model), keras.optimizers.LossScaleOptimizer)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert needs_loss_scaling(m16) and needs_loss_scaling(own_copy(m16))
+    assert isinstance(_optimizer(1e-3, own_copy(m16)), keras.optimizers.LossScaleOptimizer)
+
+
+def test_the_loss_scaling_path_restores_and_matches_the_straightforward_one(model, monkeypatch):
+    """The float16 path's optimizer (Adam inside a LossScaleOptimizer, with its own scale and step counter)
+    forced under float32, where every kernel runs on the CPU: cases b, a, b give bit-identical curves (its
+    state is restored too) and the fast path equals the straightforward one."""
+    monkeypatch.setattr(refiner_module, "needs_loss_scaling", lambda m: True)
+    fast = IUnetRefiner(model, cfg(["head", "bottleneck"], fast=True))
+    straight = IUnetRefiner(model, cfg(["head", "bottleneck"], fast=False))
+    for r in (fast, straight):
+        assert isinstance(r.optimizer, keras.optimizers.LossScaleOptimizer)
+        own = {id(r.optimizer.step_counter), id(r.optimizer.dynamic_scale)}
+        assert own <= {id(v) for v in r.optimizer.variables}  # restored with the rest at `start`
+    a, b = volume(1, "a"), volume(2, "b")
+    alone = curve(fast, model, b)
+    curve(fast, model, a)
+    after_a = curve(fast, model, b)
+    assert alone[0] == after_a[0] and alone[1] == after_a[1]
+    np.testing.assert_array_equal(alone[2], after_a[2])
+    assert float(fast.optimizer.dynamic_scale.numpy()) == 2.0**15  # scaled, finite: the scale held
+    assert int(fast.optimizer.step_counter.numpy()) > 0
+    fast.start(a, predict_mask(model, a.image))
+    assert int(fast.optimizer.step_counter.numpy()) == 0
+    s_losses, s_dsc, s_prob = curve(straight, model, b)
+    np.testing.assert_allclose(alone[0], s_losses, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(alone[2], s_prob, atol=1e-5)
+    assert alone[0][0][0] != alone[0][-1][-1]  # it did train
+    assert fast._round.experimental_get_tracing_count() == 1
+    assert straight._step.experimental_get_tracing_count() == 1
+    assert straight._predict.experimental_get_tracing_count() == 1
+
+
+def test_mixed_precision_runs_the_same_engine():
+    """mixed_bfloat16 runs on the CPU too, so the engine's dtype plumbing (cached features, skip shares,
+    float32 loss) is exercised here."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
         keras.utils.set_random_seed(1)
         m = build_unet(GRID, UNetConfig(base_filters=4, depth=2, pool_z_levels=(1,)))
         fast = IUnetRefiner(m, cfg(["head", "bottleneck"], fast=True))
         straight = IUnetRefiner(m, cfg(["head", "bottleneck"], fast=False))
         assert {t.dtype for t in fast.split.tail.inputs} == {"bfloat16"}
+        assert not isinstance(fast.optimizer, keras.optimizers.LossScaleOptimizer)  # bfloat16: no scaling
         f_losses, _, f_prob = curve(fast, m, volume(6, "f"), rounds=1)
         s_losses, _, s_prob = curve(straight, m, volume(6, "f"), rounds=1)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert not isinstance(_optimizer(1e-3), keras.optimizers.LossScaleOptimizer)
     assert f_prob.dtype == np.float32
     np.testing.assert_allclose(f_losses, s_losses, rtol=2e-2)  # bfloat16 has 8 bits of mantissa
     assert np.mean(np.abs(f_prob - s_prob)) < 1e-2

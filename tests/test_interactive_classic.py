@@ -14,7 +14,7 @@ from iunet_bench.interactive.classic import (
     random_walker_seeds,
 )
 from iunet_bench.interactive.config import PasteConfig, RandomWalkerConfig
-from iunet_bench.interactive.weights import WeightConfig, uncertain_band
+from iunet_bench.interactive.weights import Geodesic, WeightConfig, uncertain_band
 from iunet_bench.metrics import dsc
 from simulators.interaction import Interaction
 
@@ -83,6 +83,10 @@ def test_random_walker_seeds_keep_the_prediction_except_the_contradicted_class_n
     assert (labels[free & ~strokes] == 0).all()
     kept = ~free & ~strokes
     np.testing.assert_array_equal(labels[kept], np.where(prediction[kept], FOREGROUND, BACKGROUND))
+    cached = Geodesic(vol.image, vol.spacing, cfg.weights.intensity_weight)  # as the refiner keeps per case
+    for _ in range(2):
+        again = random_walker_seeds(vol.image, prediction, Interaction(add, remove), vol.spacing, cfg, cached)
+        np.testing.assert_array_equal(again, labels)
 
 
 def test_random_walker_recovers_a_missed_blob_from_one_stroke_and_beats_paste():

@@ -20,12 +20,13 @@ from iunet_bench.interactive.config import (
     RandomWalkerConfig,
     finetune_config_from,
 )
+from iunet_bench.models.config import UNetConfig
 from iunet_bench.models.groups import valid_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / "conf" / "interact").glob("*.yaml"))
 DOCS = ROOT / "README.md"
-GROUPS = valid_groups(3)
+GROUPS = valid_groups(UNetConfig(depth=3))
 
 
 def load(name: str) -> dict:
@@ -64,9 +65,16 @@ def test_each_preset_is_valid_and_sets_every_key_of_its_method(path):
 
 
 def test_iunet_preset_is_the_paper_setting():
+    """Sections 2.5-2.6: head + bottleneck, lr 1e-4, weights 3 / 0 / 1 with the band at 0.2, lambda 0.1.
+
+    `weights.mode: both` departs from eq. 3 as printed (which weights only the overlap term) on purpose:
+    with the weight in the denominator too, a weight of 0 really removes a voxel from the Dice, as the
+    text's reason for it asks (the band is "a region of segmentation uncertainty"); as printed, such a
+    voxel would still count in the denominator. `numerator` keeps the printed form for comparison."""
     c = finetune_config_from(load("iunet"), GROUPS)
-    assert c.trainable == ("head", "bottleneck") and c.lr == 1e-4
+    assert c.trainable == ("head", "bottleneck") and c.lr == 1e-4 and c.lambda_volume == 0.1
     assert (c.weights.scribble, c.weights.uncertain, c.weights.threshold) == (3.0, 0.0, 0.2)
+    assert c.weight_mode == "both"
     assert finetune_config_from(load("bifseg"), GROUPS).trainable == ("all",)
 
 
@@ -74,7 +82,9 @@ def test_iunet_preset_is_the_paper_setting():
 def test_every_method_composes_with_the_smoke_experiment(compose, method):
     cfg = compose("experiment=smoke", f"interact={method}")
     depth = int(cfg.model.depth)
-    parsed = finetune_config_from(OmegaConf.to_container(cfg.interact, resolve=True), valid_groups(depth))
+    m = cfg.model
+    model = UNetConfig(depth=depth, norm=m.norm, convs_per_level=int(m.convs_per_level))
+    parsed = finetune_config_from(OmegaConf.to_container(cfg.interact, resolve=True), valid_groups(model))
     if method in ("iunet", "bifseg"):
         assert parsed.steps == 3  # the experiment's value reaches the learning methods
 
@@ -85,8 +95,23 @@ def test_an_unknown_group_names_the_valid_ones():
     ) as e:
         finetune_config_from({**load("iunet"), "trainable": ["head", "decoder.5"]}, GROUPS)
     assert all(g in str(e.value) for g in GROUPS)
+    assert len(str(e.value).splitlines()) < 15  # grouped, not one name a line
     with pytest.raises(ValueError, match=r"interact\.trainable: empty"):
         finetune_config_from({**load("iunet"), "trainable": []}, GROUPS)
+    with pytest.raises(ValueError, match=r"interact\.trainable: expected a list"):
+        finetune_config_from({**load("iunet"), "trainable": 3}, GROUPS)
+
+
+def test_single_layers_are_groups_as_the_model_config_names_them():
+    """The paper opens "a layer in the deepest section": `bottleneck.conv1`, `decoder.0.conv1`, ... are
+    valid, as the configured model (depth, convs_per_level, norm) will name them, and nothing else."""
+    c = finetune_config_from({**load("iunet"), "trainable": ["bottleneck.conv1", "decoder.0.conv1"]}, GROUPS)
+    assert c.trainable == ("bottleneck.conv1", "decoder.0.conv1")
+    assert {"decoder.2.up", "encoder.1.bn0", "bottleneck.bn1"} <= set(GROUPS)
+    one_conv_no_norm = valid_groups(UNetConfig(depth=2, convs_per_level=1, norm="none"))
+    for bad in ("bottleneck.conv1", "bottleneck.bn0", "decoder.2", "decoder.0.conv7"):
+        with pytest.raises(ValueError, match=re.escape(f"unknown layer group(s) ['{bad}']")):
+            finetune_config_from({**load("iunet"), "trainable": [bad]}, one_conv_no_norm)
 
 
 def test_an_unknown_key_is_named_and_other_methods_keys_are_ignored():
@@ -133,9 +158,10 @@ def test_validation_does_not_import_tensorflow():
     code = (
         "import sys, yaml, pathlib\n"
         "from iunet_bench.interactive import finetune_config_from\n"
+        "from iunet_bench.models.config import UNetConfig\n"
         "from iunet_bench.models.groups import valid_groups\n"
         "for p in sorted(pathlib.Path('conf/interact').glob('*.yaml')):\n"
-        "    finetune_config_from(yaml.safe_load(p.read_text()), valid_groups(3))\n"
+        "    finetune_config_from(yaml.safe_load(p.read_text()), valid_groups(UNetConfig(depth=3)))\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

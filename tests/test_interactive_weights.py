@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iunet_bench.interactive.weights import WeightConfig, geodesic_distance, uncertain_band, weight_map
+from iunet_bench.interactive.weights import (
+    Geodesic,
+    WeightConfig,
+    geodesic_distance,
+    uncertain_band,
+    weight_map,
+)
 
 SPACING = (2.0, 1.0, 0.5)
 
@@ -71,6 +77,24 @@ def test_geodesic_distance_grows_across_an_intensity_edge():
     edged = geodesic_distance(image, seed, (1.0, 1.0, 1.0), intensity_weight=10.0)[0, 0]
     np.testing.assert_allclose(edged[:13], flat[:13])  # the same before the edge
     assert edged[20] - flat[20] > 5.0  # the edge adds length beyond it
+
+
+def test_a_geodesic_kept_per_case_gives_bit_identical_distances_and_weights():
+    """The refiners build one `Geodesic` per case (cost map and path graph) and reuse it every round."""
+    image, both = noisy_image(2), two_strokes()
+    one = np.zeros_like(both)
+    one[3, 10, 10:15] = True
+    cfg = WeightConfig(intensity_weight=6.0)
+    cached = Geodesic(image, SPACING, cfg.intensity_weight)
+    first = cached.distance(both)
+    for seeds in (one, both, one):  # reuse after other seeds; an earlier result is not overwritten
+        np.testing.assert_array_equal(cached.distance(seeds), geodesic_distance(image, seeds, SPACING, 6.0))
+        np.testing.assert_array_equal(
+            weight_map(image, seeds, SPACING, cfg, cached), weight_map(image, seeds, SPACING, cfg)
+        )
+    np.testing.assert_array_equal(first, geodesic_distance(image, both, SPACING, 6.0))
+    with pytest.raises(ValueError, match="another image, spacing or weight"):
+        weight_map(image, both, SPACING, WeightConfig(intensity_weight=1.0), cached)
 
 
 @pytest.mark.parametrize("threshold", [-0.1, 1.5])

@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive.base import ScribbleMemory
 from iunet_bench.interactive.config import PasteConfig, RandomWalkerConfig
-from iunet_bench.interactive.weights import uncertain_band
+from iunet_bench.interactive.weights import Geodesic, uncertain_band
 from simulators.interaction import Interaction
 
 BACKGROUND, FOREGROUND = 1, 2  # random-walker labels; 0 = unseeded
@@ -39,21 +39,29 @@ class PasteRefiner:
 
 
 def random_walker_seeds(
-    image: np.ndarray, prediction: np.ndarray, scribbles: Interaction, spacing, cfg: RandomWalkerConfig
+    image: np.ndarray,
+    prediction: np.ndarray,
+    scribbles: Interaction,
+    spacing,
+    cfg: RandomWalkerConfig,
+    geodesic: Geodesic | None = None,
 ) -> np.ndarray:
     """Labels for the walker: FOREGROUND/BACKGROUND on seeds, 0 where the walker decides.
 
     Seeds: the scribbles, and the previous prediction's voxels except (a) those within `boundary_voxels`
     of its boundary and (b) those of the class a scribble contradicts inside that scribble's geodesic band
-    (background near an "add" stroke, foreground near a "remove" stroke).
+    (background near an "add" stroke, foreground near a "remove" stroke). geodesic: the image's
+    `Geodesic`, built once per case (None: built here).
     """
     pred = prediction.astype(bool)
     fg, bg = pred.copy(), ~pred
     if cfg.boundary_voxels > 0:
         fg &= ndi.distance_transform_edt(pred) > cfg.boundary_voxels
         bg &= ndi.distance_transform_edt(~pred) > cfg.boundary_voxels
-    bg &= ~uncertain_band(image, scribbles.add, spacing, cfg.weights)
-    fg &= ~uncertain_band(image, scribbles.remove, spacing, cfg.weights)
+    if geodesic is None and cfg.weights.threshold > 0:
+        geodesic = Geodesic(image, spacing, cfg.weights.intensity_weight)
+    bg &= ~uncertain_band(image, scribbles.add, spacing, cfg.weights, geodesic)
+    fg &= ~uncertain_band(image, scribbles.remove, spacing, cfg.weights, geodesic)
     labels = np.zeros(image.shape, np.uint8)
     labels[fg] = FOREGROUND
     labels[bg] = BACKGROUND
@@ -73,13 +81,17 @@ class RandomWalkerRefiner:
         self.volume = volume
         self.prediction = initial_prediction.astype(np.uint8)
         self.memory = ScribbleMemory(volume.image.shape, self.cfg.accumulate)
+        w = self.cfg.weights
+        self.geodesic = (
+            Geodesic(volume.image, volume.spacing, w.intensity_weight) if w.threshold > 0 else None
+        )
 
     def refine(self, interaction: Interaction) -> np.ndarray:
         from skimage.segmentation import random_walker
 
         v = self.volume
         labels = random_walker_seeds(
-            v.image, self.prediction, self.memory.update(interaction), v.spacing, self.cfg
+            v.image, self.prediction, self.memory.update(interaction), v.spacing, self.cfg, self.geodesic
         )
         present = set(np.unique(labels)) - {0}
         if (labels > 0).all() or len(present) < 2:  # nothing to decide, or only one class seeded

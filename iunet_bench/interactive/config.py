@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iunet_bench.interactive.weights import WeightConfig
+from iunet_bench.models.groups import check_groups
 
+# How the weight map enters the Dice of eq. 3 (`interact.weights.mode`); train/loss.py reads it from here.
 WEIGHT_MODES = ("both", "numerator")
 
 
@@ -131,7 +133,8 @@ def _geodesic(cfg: Mapping[str, Any], scribble: float = 3.0, uncertain: float = 
 def finetune_config_from(cfg: Mapping[str, Any], valid_groups: list[str]):
     """`interact` mapping -> the method's config, raising ValueError that names the key and allowed values.
 
-    `valid_groups`: the layer groups of the model (`models.groups.valid_groups(depth)` before it exists).
+    `valid_groups`: the layer groups of the model (`models.groups.valid_groups(unet_config)` before it
+    exists, `models.groups.group_names(model)` after).
     """
     method = cfg.get("method")
     if method not in METHODS:
@@ -154,13 +157,9 @@ def finetune_config_from(cfg: Mapping[str, Any], valid_groups: list[str]):
         trainable = cfg.get("trainable")
         if isinstance(trainable, str):
             trainable = [trainable]
-        if not trainable:
-            raise ValueError(f"interact.trainable: empty; choose one or more of {valid_groups}")
-        unknown = [g for g in trainable if g not in valid_groups]
-        if unknown:
-            raise ValueError(
-                f"interact.trainable: unknown layer group(s) {unknown}; valid for this model: {valid_groups}"
-            )
+        if trainable is not None and not isinstance(trainable, (list, tuple)):
+            raise ValueError(f"interact.trainable: expected a list of layer group names, got {trainable!r}")
+        check_groups(list(trainable or []), valid_groups)
     mode = cfg["weights"]["mode"]
     if mode not in WEIGHT_MODES:
         raise ValueError(f"interact.weights.mode: {mode!r} is not one of {list(WEIGHT_MODES)}")

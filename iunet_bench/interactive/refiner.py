@@ -10,7 +10,7 @@ caller's model stays the baseline.
 Two paths compute the same thing:
 
 - straightforward (`fast=False`): every step runs the whole network forward and backward from the image,
-  one compiled step per Python iteration, then a full prediction;
+  one compiled step per Python iteration, then a compiled full prediction;
 - fast (`fast=True`, the default): the model is split at its frozen frontier (`models.split`): the frozen
   prefix, with the skip connections' share of frozen decoder convolutions, runs once per case at `start`
   (the image never changes within a session), and one compiled function per refiner (built and warmed
@@ -27,7 +27,7 @@ import numpy as np
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive.base import ScribbleMemory
 from iunet_bench.interactive.config import FinetuneConfig
-from iunet_bench.interactive.weights import weight_map
+from iunet_bench.interactive.weights import Geodesic, weight_map
 from simulators.interaction import Interaction
 
 __all__ = ["FinetuneConfig", "IUnetRefiner", "predict_mask"]
@@ -41,20 +41,33 @@ def predict_mask(model, image: np.ndarray) -> np.ndarray:
 
 def own_copy(model):
     """A copy of `model` with its own weights, for the refiner to fine-tune: the caller's model stays the
-    baseline whatever a case did, so a prediction made with it between cases never sees a case's tuning."""
+    baseline whatever a case did, so a prediction made with it between cases never sees a case's tuning.
+
+    Every layer of the copy is trainable whatever the caller froze (get_config carries `trainable`): which
+    variables train is decided by `interact.trainable` alone, never silently narrowed by a caller's flag.
+    """
     import keras
 
     copy = keras.Model.from_config(model.get_config())  # new layers, same names; never a compile state
-    copy.set_weights(model.get_weights())
+    copy.set_weights(model.get_weights())  # before the flags change: same flags, same weight order
+    copy.trainable = True
+    for layer in copy.layers:
+        layer.trainable = True
     return copy
 
 
-def _optimizer(lr: float):
-    """Adam; wrapped in loss scaling when the global policy computes in float16 (GPU mixed precision)."""
+def needs_loss_scaling(model) -> bool:
+    """Whether any layer with weights computes in float16 (mixed_float16): decided from the model itself,
+    not the global policy, so a float32 job after a mixed one in the same process gets plain Adam."""
+    return any(layer.weights and layer.compute_dtype == "float16" for layer in model.layers)
+
+
+def _optimizer(lr: float, model):
+    """Adam; wrapped in loss scaling when `model` computes in float16 (GPU mixed precision)."""
     import keras
 
     opt = keras.optimizers.Adam(lr)
-    if keras.mixed_precision.global_policy().compute_dtype == "float16":
+    if needs_loss_scaling(model):
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
 
@@ -67,33 +80,34 @@ class IUnetRefiner:
     foreground probability map; `build_seconds`: one-time cost of compiling the round function.
     """
 
-    def __init__(self, model, cfg: FinetuneConfig, fast: bool | None = None):
+    def __init__(self, model, cfg: FinetuneConfig):
         import tensorflow as tf
 
-        from iunet_bench.models.groups import layers_in_groups
+        from iunet_bench.models.groups import layers_in_groups, trainable_variables
         from iunet_bench.models.split import FrozenSplit, split_at_frozen_frontier
 
         self.cfg = cfg
         self.name = cfg.method
         self.model = own_copy(model)
-        self.fast = cfg.fast if fast is None else bool(fast)
+        self.fast = cfg.fast
         model = self.model
-        trained = layers_in_groups(model, list(cfg.trainable))
-        self.variables = [v for layer in trained for v in layer.trainable_weights]
+        groups = list(cfg.trainable)
+        self.variables = trainable_variables(model, groups)
         if not self.variables:
-            raise ValueError(f"interact.trainable: groups {list(cfg.trainable)} have no trainable weights")
+            raise ValueError(f"interact.trainable: groups {groups} have no trainable weights")
         self.grid = tuple(int(n) for n in model.inputs[0].shape[1:4])
         self._baseline = [w.numpy() for w in model.weights]
-        self.optimizer = _optimizer(cfg.lr)
+        self.optimizer = _optimizer(cfg.lr, model)
         self.optimizer.build(self.variables)
         self._opt_initial = [v.numpy() for v in self.optimizer.variables]
+        self._image_spec = tf.TensorSpec((1, *self.grid, 1), model.inputs[0].dtype)
         self._targets = [
             tf.TensorSpec((1, *self.grid, 2), tf.float32),
             tf.TensorSpec((1, *self.grid), tf.float32),
         ]
         t0 = time.perf_counter()
         if self.fast:
-            self.split = split_at_frozen_frontier(model, trained)
+            self.split = split_at_frozen_frontier(model, layers_in_groups(model, groups))
             self._build_fast()
         else:
             self.split = FrozenSplit(None, model, [model.inputs[0].name])
@@ -102,6 +116,7 @@ class IUnetRefiner:
         self.build_seconds = time.perf_counter() - t0
         self.losses: list[float] = []
         self.probability: np.ndarray | None = None
+        self.geodesic: Geodesic | None = None
 
     def _warm_up(self) -> None:
         """Run one round on a blank image, then restore: TensorFlow optimises a traced graph at its first
@@ -115,7 +130,7 @@ class IUnetRefiner:
             self._round(self._prefix(x), y, w)
         else:
             self._step(x, y, w)
-            self.model(x, training=False)
+            self._predict(x)
         self._restore()
 
     def _restore(self) -> None:
@@ -148,21 +163,25 @@ class IUnetRefiner:
         import tensorflow as tf
 
         model = self.model
-        image = tf.TensorSpec((1, *self.grid, 1), model.inputs[0].dtype)
 
-        @tf.function(input_signature=[image, *self._targets])
+        @tf.function(input_signature=[self._image_spec, *self._targets])
         def step(x, target, weight):
             return self._train_step(lambda: model(x, training=False), target, weight)
 
-        self._step = step
+        @tf.function(input_signature=[self._image_spec])
+        def predict(x):
+            return tf.cast(model(x, training=False), tf.float32)[0, ..., 1]
+
+        step.get_concrete_function()  # trace now, once: not in the first round's time
+        predict.get_concrete_function()
+        self._step, self._predict = step, predict
 
     def _build_fast(self) -> None:
         import tensorflow as tf
 
         split, steps = self.split, self.cfg.steps
         specs = [tf.TensorSpec((1, *t.shape[1:]), t.dtype) for t in split.tail.inputs]
-        image = tf.TensorSpec((1, *self.grid, 1), self.model.inputs[0].dtype)
-        self._prefix = tf.function(split.features, input_signature=[image])
+        self._prefix = tf.function(split.features, input_signature=[self._image_spec])
         self._prefix.get_concrete_function()
 
         @tf.function(input_signature=[specs, *self._targets])
@@ -177,13 +196,11 @@ class IUnetRefiner:
         run_round.get_concrete_function()  # trace now, once: not in the first round's time
         self._round = run_round
 
-    def _features(self, image: np.ndarray) -> list:
+    def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
+        """Restore the baseline weights and optimizer state; compute what depends on the image alone (the
+        frozen prefix's features, the geodesic graph of the weight map) once for this case."""
         import tensorflow as tf
 
-        return self._prefix(tf.constant(image[None, ..., None], dtype=self.model.inputs[0].dtype))
-
-    def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
-        """Restore the baseline weights and optimizer state; compute the frozen prefix for this image."""
         self._restore()
         if tuple(volume.image.shape) != self.grid:
             raise ValueError(
@@ -193,13 +210,22 @@ class IUnetRefiner:
         self.prediction = initial_prediction.astype(np.uint8)
         self.memory = ScribbleMemory(volume.image.shape, self.cfg.accumulate)
         self.losses, self.probability = [], None
-        self._inputs = self._features(volume.image) if self.fast else None
+        w = self.cfg.weights
+        self.geodesic = (
+            Geodesic(volume.image, volume.spacing, w.intensity_weight) if w.threshold > 0 else None
+        )
+        x = tf.constant(volume.image[None, ..., None], dtype=self.model.inputs[0].dtype)
+        self._inputs = self._prefix(x) if self.fast else x
 
     def round_inputs(self, interaction: Interaction) -> tuple[np.ndarray, np.ndarray]:
-        """(one-hot target Y' (z, y, x, 2), weight map (z, y, x)) for this round; updates the scribble memory."""
+        """(one-hot target Y' (z, y, x, 2), weight map (z, y, x)) for this round; updates the scribble memory.
+
+        Y' = the previous round's prediction with the (accumulated) scribbles pasted in; the weight map is
+        that of the same (accumulated) scribbles."""
         scribbles = self.memory.update(interaction)
         target = scribbles.paste(self.prediction).astype(np.float32)
-        w = weight_map(self.volume.image, scribbles.scribbles, self.volume.spacing, self.cfg.weights)
+        v = self.volume
+        w = weight_map(v.image, scribbles.scribbles, v.spacing, self.cfg.weights, self.geodesic)
         return np.stack([1 - target, target], -1), w
 
     def refine(self, interaction: Interaction) -> np.ndarray:
@@ -209,12 +235,11 @@ class IUnetRefiner:
         y, wt = tf.constant(target[None]), tf.constant(w[None])
         if self.fast:
             losses, prob = self._round(self._inputs, y, wt)
-            self.losses = [float(v) for v in losses.numpy()]
-            self.probability = prob.numpy()
-        else:
-            x = tf.constant(self.volume.image[None, ..., None], dtype=self.model.inputs[0].dtype)
-            self.losses = [float(self._step(x, y, wt)) for _ in range(self.cfg.steps)]
-            probs = self.model(x, training=False)
-            self.probability = np.asarray(probs, np.float32)[0, ..., 1]
+        else:  # one compiled step per Python iteration; losses read back once, after the loop
+            steps = [self._step(self._inputs, y, wt) for _ in range(self.cfg.steps)]
+            prob = self._predict(self._inputs)
+            losses = tf.stack(steps) if steps else tf.zeros((0,), tf.float32)
+        self.losses = [float(v) for v in losses.numpy()]
+        self.probability = prob.numpy()
         self.prediction = (self.probability >= 0.5).astype(np.uint8)
         return self.prediction

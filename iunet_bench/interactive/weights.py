@@ -26,44 +26,77 @@ class WeightConfig:
             raise ValueError(f"interact.geodesic.intensity_weight: {self.intensity_weight} must be >= 0")
 
 
-def geodesic_distance(image: np.ndarray, seeds: np.ndarray, spacing, intensity_weight: float) -> np.ndarray:
-    """Geodesic distance (mm-weighted) from the seed voxels over a cost that grows with the image gradient.
-
-    The local cost of crossing a voxel is 1 + intensity_weight * |grad I| (gradient per mm), so the
-    distance combines Euclidean length (intensity_weight = 0) and intensity change. Minimum-cost paths
-    over the 26-neighbourhood (scikit-image MCP_Geometric, step lengths scaled by the voxel spacing).
-    """
+def geodesic_cost(image: np.ndarray, spacing, intensity_weight: float) -> np.ndarray:
+    """The local cost of crossing each voxel: 1 + intensity_weight * |grad I| (gradient per mm)."""
     spacing = tuple(float(s) for s in spacing)
     image = image.astype(np.float32)
     magnitude = np.zeros(image.shape, np.float32)
     for axis, step in enumerate(spacing):
         if image.shape[axis] > 1:  # a single slice has no gradient across it
             magnitude += np.gradient(image, step, axis=axis) ** 2
-    magnitude = np.sqrt(magnitude)
-    cost = 1.0 + intensity_weight * magnitude
-    mcp = MCP_Geometric(cost, fully_connected=True, sampling=spacing)
-    starts = np.argwhere(seeds)
-    distance, _ = mcp.find_costs(starts)
-    return distance
+    return 1.0 + intensity_weight * np.sqrt(magnitude)
 
 
-def uncertain_band(image: np.ndarray, scribbles: np.ndarray, spacing, cfg: WeightConfig) -> np.ndarray:
+class Geodesic:
+    """Geodesic distances (mm-weighted) over one image, for any seeds: the cost map and the minimum-cost-path
+    graph are built once (per case: the image never changes within a session), `distance(seeds)` per round.
+
+    The cost combines Euclidean length (intensity_weight = 0) and intensity change (`geodesic_cost`);
+    minimum-cost paths over the 26-neighbourhood (scikit-image MCP_Geometric, step lengths scaled by the
+    voxel spacing). Reusing the MCP object gives bit-identical distances to a fresh one (tested).
+    """
+
+    def __init__(self, image: np.ndarray, spacing, intensity_weight: float):
+        self.shape = tuple(image.shape)
+        self.spacing = tuple(float(s) for s in spacing)
+        self.intensity_weight = float(intensity_weight)
+        cost = geodesic_cost(image, self.spacing, self.intensity_weight)
+        self._mcp = MCP_Geometric(cost, fully_connected=True, sampling=self.spacing)
+
+    def distance(self, seeds: np.ndarray) -> np.ndarray:
+        distance, _ = self._mcp.find_costs(np.argwhere(seeds))
+        return distance.copy()  # scikit-image returns its own buffer, overwritten by the next call
+
+    def matches(self, image: np.ndarray, spacing, cfg: WeightConfig) -> bool:
+        return (
+            self.shape == tuple(image.shape)
+            and self.spacing == tuple(float(s) for s in spacing)
+            and self.intensity_weight == float(cfg.intensity_weight)
+        )
+
+
+def geodesic_distance(image: np.ndarray, seeds: np.ndarray, spacing, intensity_weight: float) -> np.ndarray:
+    """Geodesic distance from the seed voxels (see `Geodesic`), building the graph for this call only."""
+    return Geodesic(image, spacing, intensity_weight).distance(seeds)
+
+
+def uncertain_band(
+    image: np.ndarray, scribbles: np.ndarray, spacing, cfg: WeightConfig, geodesic: Geodesic | None = None
+) -> np.ndarray:
     """Voxels outside the scribbles whose geodesic distance to them, normalised by its maximum over the
-    volume, is below `cfg.threshold`: the region of segmentation uncertainty around the user's strokes."""
+    volume, is below `cfg.threshold`: the region of segmentation uncertainty around the user's strokes.
+
+    geodesic: the image's `Geodesic`, built once per case (None: built for this call)."""
     band = np.zeros(image.shape, bool)
     if cfg.threshold <= 0 or not scribbles.any():
         return band
-    d = geodesic_distance(image, scribbles, spacing, cfg.intensity_weight)
+    if geodesic is None:
+        geodesic = Geodesic(image, spacing, cfg.intensity_weight)
+    elif not geodesic.matches(image, spacing, cfg):
+        raise ValueError("uncertain_band: the cached Geodesic was built for another image, spacing or weight")
+    d = geodesic.distance(scribbles)
     top = float(d.max())
     if top > 0:
         band = (d / top < cfg.threshold) & ~scribbles
     return band
 
 
-def weight_map(image: np.ndarray, scribbles: np.ndarray, spacing, cfg: WeightConfig) -> np.ndarray:
+def weight_map(
+    image: np.ndarray, scribbles: np.ndarray, spacing, cfg: WeightConfig, geodesic: Geodesic | None = None
+) -> np.ndarray:
     """The float32 weight map for one round's (accumulated) scribbles: `cfg.scribble` on them,
     `cfg.uncertain` in their `uncertain_band`, 1 elsewhere."""
     w = np.ones(image.shape, np.float32)
-    w[uncertain_band(image, scribbles, spacing, cfg)] = cfg.uncertain
+    w[uncertain_band(image, scribbles, spacing, cfg, geodesic)] = cfg.uncertain
     w[scribbles] = cfg.scribble
     return w
