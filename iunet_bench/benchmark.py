@@ -126,13 +126,27 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     try:
         dataset = build_dataset(_container(cfg.data))
         robot = make_annotator(_container(cfg.simulator))
-        finetune = finetune_config_from(_container(cfg.interact), valid_groups(depth))
+        finetune = finetune_config_from(_container(cfg.interact), valid_groups(unet_config(cfg)))
         train_cfg = train_config_from(_container(cfg.train))
     except ConfigError:
         raise
     except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from exc
     return {"dataset": dataset, "robot": robot, "finetune": finetune, "train": train_cfg}
+
+
+def unet_config(cfg: DictConfig):
+    """The model's configuration (TF-free), shared by validation and the job."""
+    from iunet_bench.models.config import UNetConfig
+
+    m = cfg.model
+    return UNetConfig(
+        base_filters=int(m.base_filters),
+        depth=int(m.depth),
+        norm=str(m.norm),
+        convs_per_level=int(m.convs_per_level),
+        pool_z_levels=tuple(int(v) for v in m.pool_z_levels),
+    )
 
 
 def configure_tensorflow(cfg: DictConfig) -> str:
@@ -275,7 +289,6 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
 
     from iunet_bench.interactive import make_refiner
     from iunet_bench.interactive.refiner import predict_mask
-    from iunet_bench.models.config import UNetConfig
     from iunet_bench.models.groups import group_names
     from iunet_bench.models.unet import build_unet
     from iunet_bench.report import plot_curves
@@ -293,13 +306,7 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
         failures.add(f.case_id, "load", f.error)
 
     model_cfg = _container(cfg.model)
-    unet_cfg = UNetConfig(
-        base_filters=int(model_cfg["base_filters"]),
-        depth=int(model_cfg["depth"]),
-        norm=model_cfg["norm"],
-        convs_per_level=int(model_cfg["convs_per_level"]),
-        pool_z_levels=tuple(model_cfg["pool_z_levels"]),
-    )
+    unet_cfg = unet_config(cfg)
     grid = tuple(int(g) for g in cfg.data.preprocess.grid)
     bar = tqdm(total=parsed["train"].steps, desc="baseline training", disable=not progress, leave=False)
 

@@ -16,21 +16,16 @@ import yaml
 
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive import make_refiner
-from iunet_bench.interactive import refiner as refiner_module
 from iunet_bench.interactive.config import FinetuneConfig
 from iunet_bench.interactive.loss import interactive_loss
-from iunet_bench.interactive.refiner import (
-    IUnetRefiner,
-    _optimizer,
-    needs_loss_scaling,
-    own_copy,
-    predict_mask,
-)
+from iunet_bench.interactive.refiner import IUnetRefiner, own_copy, predict_mask
 from iunet_bench.interactive.weights import weight_map
 from iunet_bench.models.groups import group_names, layers_in_groups, valid_groups
 from iunet_bench.models.split import split_at_frozen_frontier
 from iunet_bench.models.unet import UNetConfig, build_unet
 from iunet_bench.session import run_session
+from iunet_bench.train import optim
+from iunet_bench.train.optim import make_optimizer, needs_loss_scaling
 from simulators import make_annotator
 from simulators.interaction import Interaction
 
@@ -332,18 +327,18 @@ def test_loss_scaling_follows_the_model_not_the_global_policy(model):
     try:
         m16 = build_unet(GRID, UNetConfig(base_filters=4, depth=2, pool_z_levels=(1,)))  # symbolic only
         assert not needs_loss_scaling(model)
-        assert not isinstance(_optimizer(1e-3, model), keras.optimizers.LossScaleOptimizer)
+        assert not isinstance(make_optimizer(1e-3, model), keras.optimizers.LossScaleOptimizer)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert needs_loss_scaling(m16) and needs_loss_scaling(own_copy(m16))
-    assert isinstance(_optimizer(1e-3, own_copy(m16)), keras.optimizers.LossScaleOptimizer)
+    assert isinstance(make_optimizer(1e-3, own_copy(m16)), keras.optimizers.LossScaleOptimizer)
 
 
 def test_the_loss_scaling_path_restores_and_matches_the_straightforward_one(model, monkeypatch):
     """The float16 path's optimizer (Adam inside a LossScaleOptimizer, with its own scale and step counter)
     forced under float32, where every kernel runs on the CPU: cases b, a, b give bit-identical curves (its
     state is restored too) and the fast path equals the straightforward one."""
-    monkeypatch.setattr(refiner_module, "needs_loss_scaling", lambda m: True)
+    monkeypatch.setattr(optim, "needs_loss_scaling", lambda m: True)
     fast = IUnetRefiner(model, cfg(["head", "bottleneck"], fast=True))
     straight = IUnetRefiner(model, cfg(["head", "bottleneck"], fast=False))
     for r in (fast, straight):

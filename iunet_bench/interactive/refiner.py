@@ -28,6 +28,7 @@ from iunet_bench.data.case import Volume
 from iunet_bench.interactive.base import ScribbleMemory
 from iunet_bench.interactive.config import FinetuneConfig
 from iunet_bench.interactive.weights import Geodesic, weight_map
+from iunet_bench.train import optim
 from simulators.interaction import Interaction
 
 __all__ = ["FinetuneConfig", "IUnetRefiner", "predict_mask"]
@@ -56,22 +57,6 @@ def own_copy(model):
     return copy
 
 
-def needs_loss_scaling(model) -> bool:
-    """Whether any layer with weights computes in float16 (mixed_float16): decided from the model itself,
-    not the global policy, so a float32 job after a mixed one in the same process gets plain Adam."""
-    return any(layer.weights and layer.compute_dtype == "float16" for layer in model.layers)
-
-
-def _optimizer(lr: float, model):
-    """Adam; wrapped in loss scaling when `model` computes in float16 (GPU mixed precision)."""
-    import keras
-
-    opt = keras.optimizers.Adam(lr)
-    if needs_loss_scaling(model):
-        opt = keras.optimizers.LossScaleOptimizer(opt)
-    return opt
-
-
 class IUnetRefiner:
     """Fine-tunes `cfg.trainable` layer groups of its own copy of `model` (`self.model`) on one image
     (iunet; bifseg = all groups). The `model` passed in is never changed.
@@ -97,7 +82,7 @@ class IUnetRefiner:
             raise ValueError(f"interact.trainable: groups {groups} have no trainable weights")
         self.grid = tuple(int(n) for n in model.inputs[0].shape[1:4])
         self._baseline = [w.numpy() for w in model.weights]
-        self.optimizer = _optimizer(cfg.lr, model)
+        self.optimizer = optim.make_optimizer(cfg.lr, model)
         self.optimizer.build(self.variables)
         self._opt_initial = [v.numpy() for v in self.optimizer.variables]
         self._image_spec = tf.TensorSpec((1, *self.grid, 1), model.inputs[0].dtype)

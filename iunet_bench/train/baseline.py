@@ -115,15 +115,15 @@ def train(
     on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Train `model` in place for `cfg.steps` steps; returns the loss per step."""
-    import keras
     import tensorflow as tf
 
     from iunet_bench.train.loss import soft_dice_loss
+    from iunet_bench.train.optim import make_optimizer
 
     if not volumes:
         raise ValueError("baseline training: no training volumes (check data.split and the data set)")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
-    optimizer = keras.optimizers.Adam(cfg.lr)
+    optimizer = make_optimizer(cfg.lr, model)  # loss-scaled under mixed_float16
     variables = model.trainable_variables
 
     @tf.function(reduce_retracing=True)
@@ -131,8 +131,8 @@ def train(
         with tf.GradientTape() as tape:
             p = model(x, training=True)
             loss = soft_dice_loss(y, tf.cast(p, tf.float32))
-        grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables))
+            scaled = optimizer.scale_loss(loss)
+        optimizer.apply(tape.gradient(scaled, variables), variables)
         return loss
 
     losses = []
