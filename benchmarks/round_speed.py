@@ -412,7 +412,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=float))
+    out.write_text(json.dumps(report, indent=2, default=float), encoding="utf-8")
 
     print(
         f"\nseconds per round on {grid}, {fcfg.steps} steps, median of {args.reps} interleaved repetitions:"

@@ -444,7 +444,7 @@ def _write_rounds_csv(path: Path, records) -> None:
 
     rows = [r.row() for r in records]
     keys = sorted({k for row in rows for k in row}, key=lambda k: (k not in ("case_id", "round", "dsc"), k))
-    with path.open("w", newline="") as fh:
+    with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)

@@ -110,7 +110,7 @@ def build_report(runs: list[RunCurves], out: Path) -> str:
                 p,
             ]
         )
-    with (out / "report.csv").open("w", newline="") as fh:
+    with (out / "report.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(rows)

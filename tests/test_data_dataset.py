@@ -100,7 +100,7 @@ def test_manifest_lists_cases_and_a_missing_file_fails_only_its_case(tmp_path):
     root = make_folder(tmp_path / "data", n=3)
     rows = ["case_id,image,label"] + [f"p{i},images/case{i}.nii.gz,labels/case{i}.nii.gz" for i in range(3)]
     rows.append("p9,images/nowhere.nii.gz,labels/case0.nii.gz")
-    (root / "cases.csv").write_text("\n".join(rows) + "\n")
+    (root / "cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     ds = build_dataset(data_cfg(root, tmp_path, manifest="cases.csv"))
     assert ds.case_ids == ["p0", "p1", "p2", "p9"]
     volumes, failures = ds.volumes(ds.case_ids)
@@ -128,7 +128,7 @@ def write_msd(root, labels=None, modality="CT", values=(1, 2), n=2):
         )
     (root / "imagesTr" / "._pancreas_000.nii.gz").write_bytes(b"macOS junk that dataset.json does not list")
     meta = {"labels": labels, "modality": {"0": modality}, "training": training}
-    (root / "dataset.json").write_text(json.dumps(meta))
+    (root / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
     return root
 
 
@@ -395,7 +395,7 @@ def _raise(exc):
 @pytest.mark.parametrize("where", ["under_a_file", "a_file", "read_only"])
 def test_a_cache_dir_that_cannot_be_written_is_a_config_error(tmp_path, monkeypatch, where):
     root = make_folder(tmp_path / "data", n=2)
-    (tmp_path / "plain").write_text("not a folder")
+    (tmp_path / "plain").write_text("not a folder", encoding="utf-8")
     cache = {"under_a_file": tmp_path / "plain" / "cache", "a_file": tmp_path / "plain"}.get(where)
     if where == "read_only":
         cache = tmp_path / "ro"
@@ -489,7 +489,7 @@ def test_a_manifest_listing_a_case_twice(tmp_path):
     root = make_folder(tmp_path / "data", n=3)
     rows = ["case_id,image,label"] + [f"p{i},images/case{i}.nii.gz,labels/case{i}.nii.gz" for i in range(3)]
     rows += ["p0,images/case0.nii.gz,labels/case0.nii.gz", "p1,images/case2.nii.gz,labels/case2.nii.gz"]
-    (root / "cases.csv").write_text("\n".join(rows) + "\n")
+    (root / "cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     ds = build_dataset(data_cfg(root, tmp_path, manifest="cases.csv"))
     assert ds.case_ids == ["p0", "p1", "p2"]
     assert any("p0" in n and "kept once" in n for n in ds.notes)
@@ -541,7 +541,9 @@ def test_auto_intensity_reads_the_dicom_modality_tag(tmp_path, modalities, resol
         lab = sitk.GetImageFromArray(label)
         lab.CopyInformation(img)
         sitk.WriteImage(lab, str(root / f"s{i}.nii.gz"))
-        (root / f"s{i}" / "0_notes.txt").write_text("not DICOM: the modality comes from the next file")
+        (root / f"s{i}" / "0_notes.txt").write_text(
+            "not DICOM: the modality comes from the next file", encoding="utf-8"
+        )
     cfg = data_cfg(root, tmp_path, source="dicom", preprocess={**PRE, "intensity": "auto"})
     ds = build_dataset(cfg)
     assert ds.modalities == modalities

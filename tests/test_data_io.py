@@ -87,7 +87,7 @@ def test_volume_keys_follow_the_source_of_the_code_that_computes_volumes(tmp_pat
         cache_module.CODE_MODULES
     )
     module = tmp_path / "fake_preprocess_step.py"
-    module.write_text("SCALE = 1\n")
+    module.write_text("SCALE = 1\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(cache_module, "CODE_MODULES", (*cache_module.CODE_MODULES, "fake_preprocess_step"))
     args = ({"file": "abc"}, {"sigma": 0.75}, {"values": [0, 1]})
@@ -95,7 +95,7 @@ def test_volume_keys_follow_the_source_of_the_code_that_computes_volumes(tmp_pat
         cache_module.code_digest.cache_clear()
         key = volume_key(*args)
         assert volume_key(*args) == key
-        module.write_text("SCALE = 2\n")  # an edit of a listed module
+        module.write_text("SCALE = 2\n", encoding="utf-8")  # an edit of a listed module
         cache_module.code_digest.cache_clear()
         assert volume_key(*args) != key
     finally:

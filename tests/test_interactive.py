@@ -82,7 +82,9 @@ def cfg(groups, steps=3, lr=1e-2, **kw) -> FinetuneConfig:
 
 
 def robot():
-    return make_annotator(yaml.safe_load((ROOT / "conf" / "simulator" / "scribble_ideal.yaml").read_text()))
+    return make_annotator(
+        yaml.safe_load((ROOT / "conf" / "simulator" / "scribble_ideal.yaml").read_text(encoding="utf-8"))
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the split
@@ -184,7 +186,10 @@ def test_an_unknown_group_is_an_error_listing_the_valid_ones(model):
         ValueError, match=r"interact\.trainable: unknown layer group\(s\) \['decoder\.7'\]"
     ) as e:
         make_refiner(
-            {**yaml.safe_load((ROOT / "conf/interact/iunet.yaml").read_text()), "trainable": ["decoder.7"]},
+            {
+                **yaml.safe_load((ROOT / "conf/interact/iunet.yaml").read_text(encoding="utf-8")),
+                "trainable": ["decoder.7"],
+            },
             model,
             group_names(model),
         )
@@ -303,7 +308,7 @@ def test_zero_steps_is_the_baseline_prediction(model):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "conf" / "interact").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_method_runs_in_the_session_loop_and_logs_the_same_metrics(model, path):
-    spec = yaml.safe_load(path.read_text())
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     if "steps" in spec:
         spec["steps"] = 2
     refiner = make_refiner(spec, model, group_names(model))

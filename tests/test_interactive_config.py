@@ -30,7 +30,7 @@ GROUPS = valid_groups(UNetConfig(depth=3))
 
 
 def load(name: str) -> dict:
-    return yaml.safe_load((ROOT / "conf" / "interact" / f"{name}.yaml").read_text())
+    return yaml.safe_load((ROOT / "conf" / "interact" / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
 def flat(cfg: dict, prefix: str = "") -> dict:
@@ -56,7 +56,7 @@ def test_the_four_methods_have_presets():
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
 def test_each_preset_is_valid_and_sets_every_key_of_its_method(path):
-    cfg = yaml.safe_load(path.read_text())
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert cfg["method"] == path.stem
     assert set(cfg) == KEYS[cfg["method"]]  # self-contained: nothing left to a default
     parsed = finetune_config_from(cfg, GROUPS)
@@ -161,7 +161,7 @@ def test_validation_does_not_import_tensorflow():
         "from iunet_bench.models.config import UNetConfig\n"
         "from iunet_bench.models.groups import valid_groups\n"
         "for p in sorted(pathlib.Path('conf/interact').glob('*.yaml')):\n"
-        "    finetune_config_from(yaml.safe_load(p.read_text()), valid_groups(UNetConfig(depth=3)))\n"
+        "    finetune_config_from(yaml.safe_load(p.read_text(encoding='utf-8')), valid_groups(UNetConfig(depth=3)))\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -172,7 +172,7 @@ def test_validation_does_not_import_tensorflow():
 
 def docs_table() -> dict[str, str]:
     rows = {}
-    for line in DOCS.read_text().splitlines():
+    for line in DOCS.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 3 and cells[0].startswith("`interact.") and cells[0].endswith("`"):
             rows[cells[0].strip("`").removeprefix("interact.")] = cells[1].strip("`")
@@ -183,7 +183,7 @@ def test_docs_table_documents_every_key_with_the_presets_values():
     rows = docs_table()
     documented = set()
     for path in PRESETS:
-        for key, value in flat(yaml.safe_load(path.read_text())).items():
+        for key, value in flat(yaml.safe_load(path.read_text(encoding="utf-8"))).items():
             assert key in rows, f"{key} of {path.name} is missing from {DOCS.name}"
             documented.add(key)
             if key != "method":

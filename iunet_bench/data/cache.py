@@ -118,7 +118,7 @@ def content_digest(path: Path, memo_dir: Path | None) -> str:
     if memo_dir is not None:
         memo = memo_dir / (hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:32] + ".txt")
         try:
-            known = memo.read_text().strip()
+            known = memo.read_text(encoding="utf-8").strip()
             if re.fullmatch(r"[0-9a-f]{64}", known):
                 return known
         except OSError:

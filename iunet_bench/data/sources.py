@@ -109,7 +109,7 @@ def list_msd(cfg: DataConfig) -> Listing:
             f"data.root: {path} is missing; an MSD data set has dataset.json, imagesTr/ and labelsTr/"
         )
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
         entries = meta["training"]
         known = tuple(sorted(int(k) for k in meta.get("labels", {"0": "", "1": ""})))
         modalities = tuple(str(v) for v in dict(meta.get("modality", {"0": "CT"})).values())
@@ -187,7 +187,7 @@ def _manifest(cfg: DataConfig, manifest: Path, notes: list[str]) -> list[CaseRef
     path = manifest if manifest.is_absolute() else cfg.root / manifest
     if not path.is_file():
         raise ValueError(f"data.manifest: {path} does not exist")
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
         header = set(rows[0]) if rows else set()
     missing = {"case_id", "image", "label"} - header
