@@ -50,14 +50,12 @@ def _check(
     ok = ok and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
     if not ok:
         what = "an integer" if kind is int else "a number"
-        bounds = " ".join(
-            b
-            for b in (
-                f">= {minimum:g}" if minimum is not None else "",
-                f"<= {maximum:g}" if maximum is not None else "",
-            )
-            if b
-        )
+        if minimum is not None and maximum is not None:
+            bounds = f"in [{minimum:g}, {maximum:g}]"
+        elif minimum is not None:
+            bounds = f">= {minimum:g}"
+        else:
+            bounds = f"<= {maximum:g}" if maximum is not None else ""
         raise ConfigError(
             f"{key}: {value!r} must be {'null or ' if nullable else ''}{what} {bounds}".rstrip()
         )
@@ -304,6 +302,10 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
     test_vols, bad_test = dataset.volumes(test_ids)
     for f in bad + bad_test:
         failures.add(f.case_id, "load", f.error)
+    if not train_vols or not test_vols:
+        missing = "training" if not train_vols else "held-out"
+        tracker.set_tags({"error": f"no {missing} case could be loaded (see failures.json)"})
+        return Summary("", [], {}, failures.items)
 
     model_cfg = _container(cfg.model)
     unet_cfg = unet_config(cfg)

@@ -69,9 +69,16 @@ def read_curves(client, run) -> RunCurves:
     )
 
 
+# When a preset's name differs between runs, its name says it all: its other keys are not listed.
+PRESET_KEYS = {"simulator": "simulator.name", "interact": "interact.method", "data": "data.source"}
+
+
 def varying_params(runs: list[RunCurves]) -> list[str]:
+    """The params that differ between runs, a differing preset standing for all of its keys."""
     keys = sorted({k for r in runs for k in r.params})
-    return [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
+    varying = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
+    collapsed = {group for group, name in PRESET_KEYS.items() if name in varying}
+    return [k for k in varying if k in PRESET_KEYS.values() or k.split(".")[0] not in collapsed]
 
 
 def wilcoxon_vs_best(runs: list[RunCurves]) -> tuple[str, dict[str, float]]:
@@ -107,6 +114,7 @@ def build_report(runs: list[RunCurves], out: Path) -> str:
                 r.name,
                 *[r.params.get(k, "") for k in varying],
                 *[f"{r.summary.get(k, float('nan')):.3f}" for k in SUMMARY_KEYS],
+                r.failed_cases,
                 p,
             ]
         )
@@ -137,18 +145,21 @@ def plot_curves(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     for curve in (background or {}).values():
         ax.plot(range(len(curve)), curve, color="0.75", lw=1)
-    for label, curve in series.items():
-        ax.plot(range(len(curve)), curve, marker="o", ms=3, lw=2, label=label)
+    styles = ["-", "--", ":", "-."]
+    for i, (label, curve) in enumerate(series.items()):  # styles and markers keep overlapping curves visible
+        ax.plot(range(len(curve)), curve, ls=styles[i % 4], marker="osD^v<>"[i % 7], ms=4, lw=2, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round (0 = baseline)")
     ax.set_ylabel("DSC")
     if ylim:
         ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,5 +1,6 @@
 """The whole loop as a user runs it, checked through what MLflow holds afterwards."""
 
+import csv
 from pathlib import Path
 
 import mlflow
@@ -116,7 +117,12 @@ def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(t
         a.path for a in client.list_artifacts(parent.info.run_id, "report")
     }
     table = client.download_artifacts(parent.info.run_id, "report/report.csv", str(tmp_path))
-    assert len(Path(table).read_text(encoding="utf-8").strip().splitlines()) == 1 + 5
+    with open(table, newline="", encoding="utf-8") as fh:
+        header, *rows = list(csv.reader(fh))
+    assert len(rows) == 5 and all(len(row) == len(header) for row in rows)
+    assert {row[header.index("failed_cases")] for row in rows} == {"0"}
+    assert sorted(row[header.index("interact.trainable")] for row in rows) == subsets
+    assert [row[header.index("p_vs_best")] for row in rows].count("best") == 1
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,25 @@ def test_same_seed_gives_bit_identical_curves_including_baseline_training(smoke_
     }
 
 
+def test_when_no_case_loads_the_job_reports_each_reason_and_trains_nothing(compose, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from iunet_bench.data import dataset as dataset_module
+
+    def unreadable(self, ref):
+        raise OSError(f"{ref.case_id}: disk on fire")
+
+    monkeypatch.setattr(dataset_module.Dataset, "_volume", unreadable)
+    cfg = compose("experiment=smoke")
+    summary = benchmark.run(cfg)
+    assert summary.curve == []
+    assert {f["stage"] for f in summary.failures} == {"load"}
+    assert all("disk on fire" in f["error"] for f in summary.failures)
+    run = mlflow.MlflowClient(str(cfg.tracking.uri)).get_run(summary.run_id)
+    assert run.info.status == "FAILED"
+    assert "no training case" in run.data.tags["error"]
+    assert not (tmp_path / "runs" / "cache" / "baseline").exists()
+
+
 def test_when_every_case_fails_the_run_is_failed_and_the_reasons_are_kept(smoke_cfg, monkeypatch):
     from simulators.scribble import ScribbleRobot
 
