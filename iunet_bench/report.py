@@ -126,11 +126,13 @@ def build_report(runs: list[RunCurves], out: Path) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
     n_cases = min((len(r.final_by_case) for r in runs), default=0)
+    note = (
+        f"\n(p_vs_best: two-sided Wilcoxon signed-rank of per-case final DSC against the best run by dsc_auc, "
+        f"over {n_cases} paired cases, uncorrected for the {max(len(runs) - 1, 0)} comparisons"
+    )
     if n_cases < 6:
-        lines.append(
-            f"\n(p_vs_best: Wilcoxon signed-rank over {n_cases} paired cases; below 6 cases no "
-            "two-sided test can reach p < 0.05.)"
-        )
+        note += "; below 6 cases no two-sided test can reach p < 0.05"
+    lines.append(note + ".)")
     return "\n".join(lines)
 
 
