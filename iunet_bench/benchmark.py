@@ -285,9 +285,8 @@ class _Failures:
 def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: bool) -> Summary:
     from tqdm.auto import tqdm
 
-    from iunet_bench.interactive import make_refiner
+    from iunet_bench.interactive import build_refiner
     from iunet_bench.interactive.refiner import predict_mask
-    from iunet_bench.models.groups import group_names
     from iunet_bench.models.unet import build_unet
     from iunet_bench.report import plot_curves
     from iunet_bench.session import run_session
@@ -333,7 +332,7 @@ def _run_job(cfg, parsed, tracker, out: Path, train_ids, test_ids, progress: boo
 
     # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
     initial_predictions = {v.case_id: predict_mask(model, v.image) for v in test_vols}
-    refiner = make_refiner(_container(cfg.interact), model, group_names(model))
+    refiner = build_refiner(parsed["finetune"], model)  # validated before any compute
     curves: dict[str, list[float]] = {}
     records_all = []
     rounds = int(cfg.session.rounds)

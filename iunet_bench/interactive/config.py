@@ -181,8 +181,12 @@ def finetune_config_from(cfg: Mapping[str, Any], valid_groups: list[str]):
 
 
 def make_refiner(cfg: Mapping[str, Any], model, valid_groups: list[str]):
-    """The refiner for the `interact` config: built once per job, then `start` per case, `refine` per round."""
-    parsed = finetune_config_from(cfg, valid_groups)
+    """The refiner for an `interact` mapping: built once per job, then `start` per case, `refine` per round."""
+    return build_refiner(finetune_config_from(cfg, valid_groups), model)
+
+
+def build_refiner(parsed, model):
+    """The refiner for an already validated config (what `finetune_config_from` returned)."""
     if isinstance(parsed, PasteConfig):
         from iunet_bench.interactive.classic import PasteRefiner
 
