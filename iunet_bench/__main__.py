@@ -1,4 +1,8 @@
-"""`python -m iunet_bench [overrides]`: one benchmark job (or a multirun with `+sweep=...`)."""
+"""`python -m iunet_bench [overrides]`: one benchmark job (or a multirun with `+sweep=...`).
+
+Hydra composes `conf/`; the result is validated here, once, into a typed `JobConfig`, and the job below
+never sees the raw DictConfig.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,10 @@ import traceback
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from iunet_bench.benchmark import ConfigError, format_table, run
-
-
-def _in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+from iunet_bench.config import ConfigError, load_config
+from iunet_bench.runtime import in_multirun
 
 
 def _terminate(signum, frame):  # a scheduler's SIGTERM ends the job like Ctrl-C: runs are closed as KILLED
@@ -28,16 +26,21 @@ def _terminate(signum, frame):  # a scheduler's SIGTERM ends the job like Ctrl-C
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    from iunet_bench.job import run
+    from iunet_bench.results import format_table
+
     signal.signal(signal.SIGTERM, _terminate)
-    multirun = _in_multirun()
+    multirun = in_multirun()
+    raw = OmegaConf.to_container(cfg, resolve=True)
     try:
-        summary = run(cfg)
+        config = load_config(raw, note=sys.stderr)
+        summary = run(config)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         if multirun:  # one bad job never stops the other jobs of a sweep
             from iunet_bench.tracking import record_failed_job
 
-            record_failed_job(cfg, f"configuration error: {exc}")
+            record_failed_job(raw, f"configuration error: {exc}")
             return None
         sys.exit(2)
     except Exception:
@@ -49,7 +52,7 @@ def main(cfg: DictConfig) -> float | None:
         print(f"FAILED case {f['case_id']} ({f['stage']}): {f['error']}", file=sys.stderr)
     print(format_table(summary))
     print(
-        f"MLflow run {summary.run_id}. See all runs with:\n  mlflow ui --backend-store-uri {cfg.tracking.uri}"
+        f"MLflow run {summary.run_id}. See all runs with:\n  mlflow ui --backend-store-uri {config.tracking.uri}"
     )
     if not summary.curve and not multirun:
         sys.exit(1)

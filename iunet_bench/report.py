@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from iunet_bench.plots import plot_curves
+
 SUMMARY_KEYS = ("dsc_baseline", "dsc_final", "dsc_gain", "noi_85", "noi_90", "dsc_auc", "round_seconds")
 
 
@@ -134,37 +136,6 @@ def build_report(runs: list[RunCurves], out: Path) -> str:
         note += "; below 6 cases no two-sided test can reach p < 0.05"
     lines.append(note + ".)")
     return "\n".join(lines)
-
-
-def plot_curves(
-    path: Path,
-    series: dict[str, list[float]],
-    background: dict[str, list[float]] | None = None,
-    ylim: tuple[float, float] | None = None,
-) -> None:
-    """DSC-per-round curves, one labelled line per series, optional thin grey ones behind (e.g. per case)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for curve in (background or {}).values():
-        ax.plot(range(len(curve)), curve, color="0.75", lw=1)
-    styles = ["-", "--", ":", "-."]
-    for i, (label, curve) in enumerate(series.items()):  # styles and markers keep overlapping curves visible
-        ax.plot(range(len(curve)), curve, ls=styles[i % 4], marker="osD^v<>"[i % 7], ms=4, lw=2, label=label)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("round (0 = baseline)")
-    ax.set_ylabel("DSC")
-    if ylim:
-        ax.set_ylim(*ylim)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _label(run: RunCurves, varying: list[str]) -> str:

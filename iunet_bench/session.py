@@ -9,15 +9,32 @@ then carried forward (the user is done, the segmentation stays), so every curve 
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from pydantic import Field
 
 from iunet_bench import metrics
 from iunet_bench.data.case import Volume
+from iunet_bench.interactive.base import Refiner
+from iunet_bench.rng import derive_rng
+from iunet_bench.schema import Float, Int, Schema
+from simulators import Annotator
 from simulators.interaction import Interaction
+
+
+class SessionConfig(Schema):
+    """The `session` keys: how many rounds, on how many cases, when a case stops."""
+
+    rounds: Int = Field(
+        10, ge=0, description="interaction rounds per case (round 0, the baseline prediction, is extra)"
+    )
+    max_cases: Int | None = Field(None, ge=1, description="use at most this many held-out cases (null = all)")
+    target_dsc: Float | None = Field(
+        None, ge=0, le=1, description="stop a case once its DSC reaches this; its curve is carried forward"
+    )
+    pictures: Int = Field(2, ge=0, description="cases for which a slice picture of every round is logged")
 
 
 @dataclass
@@ -46,21 +63,18 @@ def hd95_capped(volume: Volume, prediction: np.ndarray) -> float:
     return min(metrics.hd95(volume.label, prediction, volume.spacing), diagonal)
 
 
-def case_rng(seed: int, case_id: str, round_: int) -> np.random.Generator:
-    """A generator that depends only on (seed, case, round): order of cases never changes a curve."""
-    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(case_id.encode()), round_]))
-
-
 def run_session(
     volume: Volume,
     initial_prediction: np.ndarray,
-    robot,
-    refiner,
+    robot: Annotator,
+    refiner: Refiner,
     rounds: int,
     seed: int,
     target_dsc: float | None = None,
     on_round: Callable[[RoundRecord, np.ndarray, Interaction | None], None] | None = None,
 ) -> list[RoundRecord]:
+    """The records of rounds 0..`rounds` of one case. The robot of round r draws from
+    `derive_rng(seed, case id, r)`, so the order of cases never changes a curve."""
     reference = volume.label
     prediction = initial_prediction.astype(np.uint8)
     refiner.start(volume, prediction)
@@ -78,7 +92,11 @@ def run_session(
         if not stopped:
             t0 = time.perf_counter()
             interaction = robot.annotate(
-                volume.image, reference, prediction, case_rng(seed, volume.case_id, r), spacing=volume.spacing
+                volume.image,
+                reference,
+                prediction,
+                derive_rng(seed, volume.case_id, r),
+                spacing=volume.spacing,
             )
             robot_s = time.perf_counter() - t0
             stopped = interaction.is_empty
@@ -86,8 +104,9 @@ def run_session(
             records.append(RoundRecord(volume.case_id, r, last.dsc, last.hd95, stopped=True))
             continue
         t0 = time.perf_counter()
-        prediction = refiner.refine(interaction)
+        result = refiner.refine(interaction)
         refine_s = time.perf_counter() - t0
+        prediction = result.prediction
         rec = RoundRecord(
             volume.case_id,
             r,
@@ -96,7 +115,7 @@ def run_session(
             refine_s,
             robot_s,
             interaction.effort.as_dict(),
-            list(getattr(refiner, "losses", [])),
+            list(result.losses),
         )
         records.append(rec)
         if on_round:

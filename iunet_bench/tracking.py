@@ -12,23 +12,54 @@ import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
-from hydra.experimental.callback import Callback
+from pydantic import Field, field_validator
+
+from iunet_bench.runtime import in_multirun, sweep_dir
+from iunet_bench.schema import Schema, flatten
 
 PARENT_FILE = "mlflow_parent_run_id"
+TRACKING_SCHEMES = (
+    "sqlite:///",
+    "file:",
+    "http://",
+    "https://",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+)
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """{'a': {'b': 1}} -> {'a.b': '1'}; lists become their string form."""
-    out: dict[str, str] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = str(value)
-    return out
+class TrackingConfig(Schema):
+    """The `tracking` keys: where runs go and what they are called."""
+
+    uri: str = Field(
+        "sqlite:///runs/mlflow.db",
+        description="MLflow tracking URI: `sqlite:///...`, `file:...`, a shared server `http://host:5000`, or a "
+        "database URL",
+    )
+    experiment: str = Field("iunet_bench", min_length=1, description="MLflow experiment name")
+    artifact_root: str | None = Field(
+        "runs/mlartifacts",
+        description="artifact location of a new experiment in a local store (a tracking server uses its own)",
+    )
+    run_name: str | None = Field(None, description="run name (null: method, layer subset and robot)")
+    sweep: str | None = Field(None, description="sweep name, logged as the `sweep` tag (set by `+sweep=...`)")
+
+    @field_validator("uri")
+    @classmethod
+    def _scheme(cls, uri: str) -> str:
+        if not uri.startswith(TRACKING_SCHEMES):
+            raise ValueError(
+                f"must start with one of {list(TRACKING_SCHEMES)} (e.g. sqlite:///runs/mlflow.db)"
+            )
+        return uri
+
+
+def params(config: Mapping) -> dict[str, str]:
+    """MLflow params: the flattened config, every value as text."""
+    return {k: str(v) for k, v in flatten(config).items()}
 
 
 def git_commit() -> str:
@@ -136,113 +167,37 @@ def metric_key(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
 
 
-def sweep_name(cfg) -> str:
+def sweep_name(tracking: TrackingConfig) -> str:
     """The `sweep` tag: the sweep file's name, "multirun" for an ad-hoc `-m`, "" for a single run."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if cfg.tracking.sweep:
-        return str(cfg.tracking.sweep)
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return "multirun"
-    return ""
-
-
-def tracking_settings(cfg) -> tuple[str, str, str | None]:
-    t = cfg.tracking
-    return str(t.uri), str(t.experiment), (str(t.artifact_root) if t.artifact_root else None)
-
-
-def _sweep_parent_file(cfg) -> Path:
-    return Path(str(cfg.hydra.sweep.dir)) / PARENT_FILE
-
-
-class SweepCallback(Callback):
-    """Hydra callback: before a multirun's jobs start, create the MLflow store and the sweep's parent run.
-
-    Runs in the launching process, so parallel jobs (joblib, submitit, Ray) never race to create the
-    sqlite schema. The parent run id goes to a file in the sweep folder, where every job finds it.
-    """
-
-    def on_multirun_start(self, config, **kwargs) -> None:
-        import atexit
-
-        uri, experiment, artifacts = tracking_settings(config)
-        sweep = str(config.tracking.sweep or "multirun")
-        tracker = Tracker(
-            uri,
-            experiment,
-            artifacts,
-            run_name=f"{sweep} {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            tags={"sweep": sweep, "git_commit": git_commit(), "kind": "sweep"},
-        )
-        path = _sweep_parent_file(config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(tracker.run_id, encoding="utf-8")
-        # If the launcher dies before on_multirun_end, the parent must not stay RUNNING for ever.
-        atexit.register(_close_if_running, uri, tracker.run_id)
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        import mlflow
-
-        path = _sweep_parent_file(config)
-        if not path.exists():
-            return
-        uri, _, _ = tracking_settings(config)
-        client = mlflow.MlflowClient(uri)
-        parent = path.read_text(encoding="utf-8").strip()
-        children = client.search_runs(
-            [client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
-        )
-        finished = [r for r in children if r.info.status == "FINISHED"]
-        try:  # the comparison table and curves go to the parent run; a failure here loses no job's data
-            from iunet_bench.report import report
-
-            folder = Path(str(config.hydra.sweep.dir)) / "report"
-            print(report(uri, str(config.tracking.experiment), None, parent, folder))
-            client.log_artifacts(parent, str(folder), "report")
-        except (SystemExit, Exception) as exc:  # noqa: BLE001
-            print(f"sweep report not written: {exc}")
-        client.set_tag(parent, "failed_jobs", str(len(children) - len(finished)))
-        client.set_terminated(parent, "FINISHED" if finished else "FAILED")
-
-
-def _close_if_running(uri: str, run_id: str) -> None:
-    import mlflow
-
-    with contextlib.suppress(Exception):
-        client = mlflow.MlflowClient(uri)
-        if client.get_run(run_id).info.status == "RUNNING":
-            client.set_terminated(run_id, "FAILED")
+    if tracking.sweep:
+        return tracking.sweep
+    return "multirun" if in_multirun() else ""
 
 
 def parent_run_id_for_job() -> str | None:
     """The sweep's parent run id when this job is part of a Hydra multirun, else None."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return None
-    hc = HydraConfig.get()
-    if hc.mode != RunMode.MULTIRUN:
-        return None
-    path = Path(hc.sweep.dir) / PARENT_FILE
-    return path.read_text(encoding="utf-8").strip() if path.exists() else None
+    folder = sweep_dir()
+    path = folder / PARENT_FILE if folder is not None else None
+    return path.read_text(encoding="utf-8").strip() if path is not None and path.exists() else None
 
 
-def record_failed_job(cfg, error: str) -> None:
-    """A FAILED run for a sweep job that could not start (e.g. a bad value), so the sweep shows it."""
-    from omegaconf import OmegaConf
+def record_failed_job(raw: Mapping, error: str) -> None:
+    """A FAILED run for a sweep job whose configuration is invalid, so the sweep shows it: logged where the
+    job's `tracking` keys point if they are valid, else to the default store."""
+    from iunet_bench.schema import ConfigError, validate
 
     with contextlib.suppress(Exception):  # the job is failing already; tracking trouble must not hide why
-        uri, experiment, artifacts = tracking_settings(cfg)
+        try:
+            t = validate(TrackingConfig, raw.get("tracking") or {}, "tracking.")
+        except ConfigError:
+            t = TrackingConfig()
         tracker = Tracker(
-            uri,
-            experiment,
-            artifacts,
+            t.uri,
+            t.experiment,
+            t.artifact_root,
             run_name="invalid configuration",
             parent_run_id=parent_run_id_for_job(),
-            tags={"sweep": sweep_name(cfg), "kind": "job", "error": error[:5000]},
+            tags={"sweep": sweep_name(t), "kind": "job", "error": error[:5000]},
         )
-        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=False)))
+        tracker.log_params(params(raw))
         tracker.end("FAILED")

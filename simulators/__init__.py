@@ -16,15 +16,14 @@ predictions, to exercise the robots without a model).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from simulators.box import jittered_box
 from simulators.click import ClickRobot, ClickStyle
-from simulators.config import SimulatorConfigError, parse, sections
-from simulators.effort import TimeModel
+from simulators.config import ClickSimulator, ScribbleSimulator, make_annotator
+from simulators.effort import ClickTime, TimeModel
 from simulators.errors import ErrorAnalysis, ErrorRegion, analyse_errors
 from simulators.interaction import Effort, Interaction, Stroke
 from simulators.noise import Noise
@@ -35,7 +34,9 @@ from simulators.strokes import StrokeStyle
 __all__ = [
     "Annotator",
     "ClickRobot",
+    "ClickSimulator",
     "ClickStyle",
+    "ClickTime",
     "Effort",
     "ErrorAnalysis",
     "ErrorRegion",
@@ -43,7 +44,7 @@ __all__ = [
     "Noise",
     "Policy",
     "ScribbleRobot",
-    "SimulatorConfigError",
+    "ScribbleSimulator",
     "Stroke",
     "StrokeStyle",
     "TimeModel",
@@ -62,20 +63,3 @@ class Annotator(Protocol):
         rng: np.random.Generator,
         spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> Interaction: ...
-
-
-def make_annotator(cfg: Mapping[str, Any]) -> Annotator:
-    """Build a robot from the `simulator` config group (a plain, possibly nested mapping).
-
-    Keys it omits take their defaults; unknown keys and bad values raise `SimulatorConfigError` (a
-    ValueError) naming `simulator.<key>` and what is allowed. See README.md (Configuration).
-    """
-    values = parse(cfg)
-    parts = sections(values)
-    if values["kind"] == "click":
-        return ClickRobot(
-            clicks=parts["clicks"], policy=parts["policy"], noise=parts["noise"], time=parts["time"]
-        )
-    return ScribbleRobot(
-        policy=parts["policy"], strokes=parts["strokes"], noise=parts["noise"], time=parts["time"]
-    )

@@ -27,25 +27,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 from scipy import ndimage as ndi
 
-from simulators.effort import TimeModel, build_interaction
+from iunet_bench.schema import Int, Schema
+from simulators.effort import ClickTime, build_interaction
 from simulators.errors import STRUCT_2D, ErrorAnalysis, analyse_errors, to_volume
 from simulators.interaction import ADD, POLARITIES, REMOVE, Interaction, Stroke
-from simulators.noise import Noise, jitter_point
-from simulators.policy import Policy
+from simulators.noise import ClickNoise, jitter_point
+from simulators.policy import ClickPolicy
 from simulators.strokes import paint, path_mask
 
 CLICK_RULES = ("ritm", "center")
 
 
-@dataclass(frozen=True)
-class ClickStyle:
-    rule: str = "ritm"  # ritm | center
-    per_round: int = 1  # clicks per round
-    radius_voxels: int = 1  # a click paints a disk of this radius on its slice (0 = one voxel)
+class ClickStyle(Schema):
+    rule: Literal["ritm", "center"] = Field(
+        "ritm",
+        description="ritm: deepest error voxel of either polarity (RITM clicker, 3D); center: centre of the "
+        "largest components",
+    )
+    per_round: Int = Field(1, ge=1, description="clicks per round")
+    radius_voxels: Int = Field(1, ge=0, description="a click paints a disk of this radius on its axial slice")
 
 
 def _depth_mm(mask: np.ndarray, spacing) -> np.ndarray:
@@ -118,9 +124,9 @@ class ClickRobot:
     """Click robot (see the module docstring). Defaults: the ideal RITM clicker."""
 
     clicks: ClickStyle = field(default_factory=ClickStyle)
-    policy: Policy = field(default_factory=Policy)  # only `min_region_voxels` is used
-    noise: Noise = field(default_factory=Noise)  # only `jitter_voxels` and `wrong_label_rate` are used
-    time: TimeModel = field(default_factory=TimeModel)
+    policy: ClickPolicy = field(default_factory=ClickPolicy)
+    noise: ClickNoise = field(default_factory=ClickNoise)
+    time: ClickTime = field(default_factory=ClickTime)
 
     def annotate(
         self,

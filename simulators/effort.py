@@ -15,34 +15,53 @@ estimated minutes can be compared with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
+from pydantic import Field
 
+from iunet_bench.schema import Float, Schema
 from simulators.interaction import ADD, Effort, Interaction, Stroke
 
 
-@dataclass(frozen=True)
-class TimeModel:
-    seconds_per_stroke: float = 1.5
-    seconds_per_cm: float = 0.5
-    seconds_per_slice: float = 4.0
-    seconds_per_click: float = 1.5
-    wait_seconds: float = 2.0
+class _Time(Schema):
+    """The time model's shared terms; each robot's model adds its own gestures' (the other's count 0)."""
+
+    seconds_per_slice: Float = Field(
+        4.0, ge=0, description="estimated seconds to scroll to and inspect one slice"
+    )
+    wait_seconds: Float = Field(
+        2.0, ge=0, description="estimated wait for the updated segmentation, per round"
+    )
 
     def seconds(self, strokes: int, length_mm: float, slices: int, clicks: int) -> float:
         if strokes == 0 and clicks == 0:
             return 0.0
+        per = {
+            k: getattr(self, k, 0.0) for k in ("seconds_per_stroke", "seconds_per_cm", "seconds_per_click")
+        }
         return float(
             self.seconds_per_slice * slices
-            + self.seconds_per_stroke * strokes
-            + self.seconds_per_cm * length_mm / 10.0
-            + self.seconds_per_click * clicks
+            + per["seconds_per_stroke"] * strokes
+            + per["seconds_per_cm"] * length_mm / 10.0
+            + per["seconds_per_click"] * clicks
             + self.wait_seconds
         )
 
 
-def measure_effort(add: np.ndarray, remove: np.ndarray, strokes: Sequence[Stroke], time: TimeModel) -> Effort:
+class TimeModel(_Time):
+    """The scribble robot's time model."""
+
+    seconds_per_stroke: Float = Field(1.5, ge=0, description="estimated seconds to aim and start one stroke")
+    seconds_per_cm: Float = Field(0.5, ge=0, description="estimated seconds per centimetre drawn")
+
+
+class ClickTime(_Time):
+    """The click robot's time model."""
+
+    seconds_per_click: Float = Field(1.5, ge=0, description="estimated seconds per click")
+
+
+def measure_effort(add: np.ndarray, remove: np.ndarray, strokes: Sequence[Stroke], time: _Time) -> Effort:
     """Effort of one round from its painted masks and its gesture records."""
     n_strokes = sum(1 for s in strokes if not s.is_click)
     n_clicks = sum(1 for s in strokes if s.is_click)
@@ -61,7 +80,7 @@ def measure_effort(add: np.ndarray, remove: np.ndarray, strokes: Sequence[Stroke
     )
 
 
-def build_interaction(shape: tuple[int, int, int], strokes: Sequence[Stroke], time: TimeModel) -> Interaction:
+def build_interaction(shape: tuple[int, int, int], strokes: Sequence[Stroke], time: _Time) -> Interaction:
     """Paint the gestures in order (a later gesture paints over an earlier one, as in a paint tool) and
     account the round's effort."""
     add, remove = np.zeros(shape, bool), np.zeros(shape, bool)

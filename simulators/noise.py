@@ -22,36 +22,52 @@ its randomness only from the passed `numpy.random.Generator`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import Field
 from scipy import ndimage as ndi
 
+from iunet_bench.schema import Float, Int, Schema
 from simulators.strokes import connect, depth, step_lengths
 
 
-@dataclass(frozen=True)
-class Noise:
-    """Rates and sizes of the human-like errors (all rates are per stroke or per click)."""
+class ClickNoise(Schema):
+    """Rates and sizes of the human-like errors of a click (per click)."""
 
-    jitter_voxels: float = (
-        0.0  # standard deviation of the smooth offset of stroke points (clicks: of the click)
+    jitter_voxels: Float = Field(
+        0.0,
+        ge=0,
+        description="standard deviation (voxels) of the smooth random offset of stroke points (never more than "
+        "the room inside the region), or of a click",
     )
-    jitter_smoothness_mm: float = 10.0  # length along the stroke over which the offset is smoothed
-    break_rate: float = 0.0  # share of strokes with a gap
-    gap_mm: float = 6.0  # length of a gap
-    overshoot_rate: float = 0.0  # share of strokes that cross the region's border
-    overshoot_voxels: int = 2  # how far past the border an overshooting stroke goes
-    wrong_label_rate: float = 0.0  # share of strokes (or clicks) given the other label
+    wrong_label_rate: Float = Field(
+        0.0, ge=0, le=1, description="share of strokes or clicks given the other label"
+    )
 
     @property
     def is_ideal(self) -> bool:
-        return (
-            self.jitter_voxels == 0
-            and self.break_rate == 0
-            and self.overshoot_rate == 0
-            and (self.wrong_label_rate == 0)
-        )
+        return self.jitter_voxels == 0 and self.wrong_label_rate == 0
+
+
+class Noise(ClickNoise):
+    """Rates and sizes of the human-like errors of a stroke (all rates are per stroke)."""
+
+    jitter_smoothness_mm: Float = Field(
+        10.0, ge=0.1, description="length along a stroke over which jitter is smoothed"
+    )
+    break_rate: Float = Field(0.0, ge=0, le=1, description="share of strokes broken by a gap")
+    gap_mm: Float = Field(
+        6.0,
+        ge=0,
+        description="length of the gap in a broken stroke (at least the brush width); strokes under two gaps stay whole",
+    )
+    overshoot_rate: Float = Field(
+        0.0, ge=0, le=1, description="share of strokes that run over the region's border"
+    )
+    overshoot_voxels: Int = Field(2, ge=1, description="how far past the border an overshooting stroke runs")
+
+    @property
+    def is_ideal(self) -> bool:
+        return super().is_ideal and self.break_rate == 0 and self.overshoot_rate == 0
 
 
 def _inside(points: np.ndarray, region: np.ndarray) -> np.ndarray:

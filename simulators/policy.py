@@ -29,24 +29,69 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
+from iunet_bench.schema import Int, Schema
 from simulators.errors import ErrorAnalysis, ErrorRegion
 from simulators.interaction import ADD, POLARITIES, REMOVE
 
 
-@dataclass(frozen=True)
-class Policy:
-    region: str = "largest"  # largest | worst_slice | random
-    polarity: str = "both"  # both | larger
-    count: str = "fixed"  # fixed | per_size
-    scribbles: int = 1  # count=fixed: strokes per polarity per round
-    voxels_per_scribble: int = 100  # count=per_size: one stroke per this many voxels of a region
-    max_scribbles: int = 10  # cap on strokes per polarity per round
-    min_region_voxels: int = 10  # smaller error components are not worth a stroke
-    slice: str = "worst"  # worst | random
-    min_slice_gap: int = 2  # preferred minimum distance between two strokes' slices on one region
+class ClickPolicy(Schema):
+    min_region_voxels: Int = Field(
+        10,
+        ge=1,
+        description="error components smaller than this are not worth an interaction; none left = the user stops",
+    )
+
+
+class Policy(ClickPolicy):
+    """What the scribble robot draws each round (the click robot uses `min_region_voxels` only)."""
+
+    region: Literal["largest", "worst_slice", "random"] = Field(
+        "largest",
+        description="which error component is scribbled first: largest volume, largest single cross-section, "
+        "or random weighted by volume",
+    )
+    polarity: Literal["both", "larger"] = Field(
+        "both", description="scribble add and remove errors every round, or only the polarity with more error"
+    )
+    count: Literal["fixed", "per_size"] = Field(
+        "fixed",
+        description="strokes per polarity: a fixed number, or ceil(N / voxels_per_scribble) per component of N voxels",
+    )
+    scribbles: Int = Field(
+        1,
+        ge=1,
+        description="strokes per polarity per round when count = fixed (a component takes at most one per slice "
+        "cutting it; what one cannot take goes to the others)",
+    )
+    voxels_per_scribble: Int = Field(
+        100,
+        ge=1,
+        description="count = per_size: one stroke per this many voxels of a component (DeepIGeoS: 100)",
+    )
+    max_scribbles: Int = Field(10, ge=1, description="cap on strokes per polarity per round")
+    slice: Literal["worst", "random"] = Field(
+        "worst",
+        description="slice of a component: largest cross-section first, or random weighted by cross-section area",
+    )
+    min_slice_gap: Int = Field(
+        2,
+        ge=1,
+        description="preferred minimum distance (slices) between two strokes on one component in one plane",
+    )
+
+    @model_validator(mode="after")
+    def _cap(self) -> Policy:
+        if self.scribbles > self.max_scribbles:
+            raise ValueError(
+                f"simulator.policy.scribbles: {self.scribbles} is more than simulator.policy.max_scribbles "
+                f"({self.max_scribbles})"
+            )
+        return self
 
 
 REGION_ORDERS = ("largest", "worst_slice", "random")

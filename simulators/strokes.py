@@ -29,30 +29,66 @@ and inside), while deliberate overshoot pixels (noise) are thickened without tha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import BeforeValidator, Field, field_validator
 from scipy import ndimage as ndi
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
+from skimage.graph import pixel_graph
 from skimage.measure import find_contours
 from skimage.morphology import skeletonize
 
+from iunet_bench.schema import Float, Int, Schema
 from simulators.errors import STRUCT_2D, largest_component_2d
 
 SHAPES = ("skeleton", "centreline", "contour", "line")
 
 
-@dataclass(frozen=True)
-class StrokeStyle:
+Shape = Literal["skeleton", "centreline", "contour", "line"]
+Plane = Literal["axial", "coronal", "sagittal"]
+
+
+def _distinct(value):
+    """A name or a list of distinct names, as a tuple (a repeated name is refused)."""
+    items = (value,) if isinstance(value, str) else value
+    if isinstance(items, (list, tuple)) and len(set(items)) != len(items):
+        raise ValueError("names must be distinct")
+    return tuple(items) if isinstance(items, (list, tuple)) else items
+
+
+class StrokeStyle(Schema):
     """How strokes look: shape(s), brush thickness, distance from the border, length limits, planes."""
 
-    shape: tuple[str, ...] = ("skeleton",)  # one is drawn per stroke; several = chosen at random per stroke
-    thickness: int = 1  # brush width in voxels (odd): 1 = a one-voxel line
-    margin_voxels: int = 1  # voxels kept between the centre line and the region's border (where possible)
-    min_length_mm: float = 0.0  # shorter strokes are not drawn (the region is too small on that slice)
-    max_length_mm: float | None = None  # longer paths keep their central part; None = no limit
-    planes: tuple[str, ...] = ("axial",)  # axial | coronal | sagittal: the slices the user draws on
+    shape: Annotated[tuple[Shape, ...], BeforeValidator(_distinct)] = Field(
+        ("skeleton",),
+        min_length=1,
+        description="stroke shape: skeleton longest path (DAVIS), centreline, contour, straight line; a list = "
+        "one chosen at random per stroke",
+    )
+    thickness: Int = Field(1, ge=1, description="brush width in voxels (odd: a brush has a centre voxel)")
+    margin_voxels: Int = Field(
+        1, ge=0, description="voxels kept between a stroke's centre line and the region's border (less in thin regions)"
+    )
+    min_length_mm: Float = Field(
+        0.0,
+        ge=0,
+        description="strokes shorter than this are not drawn (a round whose strokes are all too short is empty: stop)",
+    )
+    max_length_mm: Float | None = Field(
+        None, ge=0, description="longer strokes keep their central part; null = no limit"
+    )
+    planes: Annotated[tuple[Plane, ...], BeforeValidator(_distinct)] = Field(
+        ("axial",), min_length=1, description="planes the user draws on"
+    )
+
+    @field_validator("thickness")
+    @classmethod
+    def _odd(cls, thickness: int) -> int:
+        if thickness % 2 == 0:
+            raise ValueError("must be odd (a brush has a centre voxel)")
+        return thickness
 
     @property
     def radius(self) -> float:
@@ -117,29 +153,21 @@ def truncate(path: np.ndarray, max_length_mm: float | None, spacing2: tuple[floa
 # ---------------------------------------------------------------------------------------------- graph
 
 
-_HALF_NEIGHBOURS = ((0, 1), (1, -1), (1, 0), (1, 1))
-
-
 def _pixel_graph(mask: np.ndarray, spacing2) -> tuple[np.ndarray, csr_matrix]:
     """(coords (n, 2), sparse symmetric graph) of the 8-connected pixels of `mask` (node i = coords[i], in
-    raster order); edge weight = step length in mm."""
-    coords = np.argwhere(mask)
-    index = np.full((mask.shape[0] + 2, mask.shape[1] + 2), -1, np.int64)
-    index[1:-1, 1:-1][mask] = np.arange(len(coords))
-    src, dst, w = [], [], []
-    for dr, dc in _HALF_NEIGHBOURS:
-        a = index[1:-1, 1:-1]
-        b = index[1 + dr : index.shape[0] - 1 + dr, 1 + dc : index.shape[1] - 1 + dc]
-        ok = (a >= 0) & (b >= 0)
-        src.append(a[ok])
-        dst.append(b[ok])
-        w.append(np.full(int(ok.sum()), np.hypot(dr * spacing2[0], dc * spacing2[1])))
-    src, dst, w = np.concatenate(src), np.concatenate(dst), np.concatenate(w)
-    n = len(coords)
-    graph = csr_matrix(
-        (np.concatenate([w, w]), (np.concatenate([src, dst]), np.concatenate([dst, src]))), (n, n)
-    )
-    return coords, graph
+    raster order); edge weight = step length in mm, `np.hypot(dr * row_mm, dc * col_mm)`."""
+    # The adjacency is skimage's; its own weights (the square root of a sum of squares) differ from
+    # np.hypot in the last bit for some spacings, which can flip a Dijkstra tie, so each edge gets the
+    # hypot of its step, looked up from the pixels' raveled indices (the image values).
+    width = mask.shape[1]
+    step_mm = np.array([[np.hypot(dr * spacing2[0], dc * spacing2[1]) for dc in (0, 1)] for dr in (0, 1)])
+
+    def edge_mm(i: np.ndarray, j: np.ndarray, _distance: np.ndarray) -> np.ndarray:
+        return step_mm[np.abs(j // width - i // width), np.abs(j % width - i % width)]
+
+    index = np.arange(mask.size, dtype=np.int64).reshape(mask.shape)
+    graph, nodes = pixel_graph(index, mask=mask, edge_function=edge_mm, connectivity=2)
+    return np.stack(np.unravel_index(nodes, mask.shape), axis=1), graph
 
 
 def _node_weighted(graph: csr_matrix, node_cost: np.ndarray) -> csr_matrix:

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 import iunet_bench.data.cache as cache_module
 import iunet_bench.data.dataset as dataset_module
 from iunet_bench.data import CaseError, build_dataset
+from iunet_bench.schema import ConfigError
 
 SHAPE = (10, 24, 28)  # z-y-x
 PRE = {"sigma": 0.75, "window": [-160, 240], "margin": 0.05, "grid": [8, 16, 16]}
@@ -237,55 +238,218 @@ def test_a_folder_without_pairs_is_a_clear_error(tmp_path):
     root = tmp_path / "data"
     write(root / "images" / "a.nii.gz", volume_pair(0)[0])
     write(root / "labels" / "b.nii.gz", volume_pair(0)[1])
-    with pytest.raises(ValueError, match=r"no image/label pairs.*images"):
+    with pytest.raises(ConfigError, match=r"^data\.root: no image/label pairs.*images"):
         build_dataset(data_cfg(root, tmp_path))
 
 
-@pytest.mark.parametrize(
-    ("change", "key"),
-    [
-        ({"source": "nifti"}, "data.source"),
-        ({"root": None}, "data.root"),
-        ({"root": "/no/such/folder"}, "data.root"),
-        ({"split": {"folds": 1, "fold": 0}}, "data.split.folds"),
-        ({"split": {"folds": 3, "fold": 3}}, "data.split.fold"),
-        ({"split": {"folds": 9, "fold": 0}}, "data.split.folds"),  # more folds than cases
-        ({"preprocess": {**PRE, "grid": [8, 16]}}, "data.preprocess.grid"),
-        ({"preprocess": {**PRE, "window": [240, -160]}}, "data.preprocess.window"),
-        ({"preprocess": {**PRE, "intensity": "minmax"}}, "data.preprocess.intensity"),
-        ({"preprocess": {**PRE, "orientation": "XYZ"}}, "data.preprocess.orientation"),
-        ({"preprocess": {**PRE, "label_interpolation": "cubic"}}, "data.preprocess.label_interpolation"),
-        ({"preprocess": {**PRE, "sigmaa": 1.0}}, "data.preprocess.sigmaa"),
-        ({"crop": "auto"}, "data.crop"),
-        ({"colour": "blue"}, "data.colour"),
-        ({"label_pattern": "{case_id}.nii.gz"}, "data.label_pattern"),  # a key of another source
-        ({"foreground": [0]}, "data.foreground"),
-        ({"manifest": "missing.csv"}, "data.manifest"),
-    ],
-)
-def test_config_errors_name_the_key_before_any_image_is_read(tmp_path, monkeypatch, change, key):
+def _bad(change, key, shows, allowed=(), id=None):
+    return pytest.param(change, key, shows, allowed, id=id or key)
+
+
+PHANTOM = {"source": "phantom", "phantom": {"n_cases": 4}}
+BAD_VALUES = [
+    # every source
+    _bad({"source": "nifti"}, "data.source", "'nifti'", ("phantom", "msd", "folder", "dicom")),
+    _bad({"root": None}, "data.root", "None", id="data.root-null"),
+    _bad({"root": "/no/such/folder"}, "data.root", "'/no/such/folder'", ("existing folder",)),
+    _bad({"seed": -1}, "data.seed", "-1", ("greater than or equal to 0",)),
+    _bad({"seed": "3"}, "data.seed", "'3'", ("integer",), id="data.seed-text"),
+    _bad({"seed": True}, "data.seed", "True", ("integer",), id="data.seed-bool"),
+    _bad({"cache_dir": 3}, "data.cache_dir", "3", ("path",)),
+    _bad({"crop": "auto"}, "data.crop", "'auto'", ("reference", "robot_box")),
+    _bad({"box_jitter": 2.0}, "data.box_jitter", "2.0", ("less than or equal to 1",)),
+    _bad({"foreground": [0]}, "data.foreground", "[0]", (">= 1",)),
+    _bad({"foreground": []}, "data.foreground", "[]", ("at least 1",), id="data.foreground-empty"),
+    _bad({"label_values": [-1]}, "data.label_values", "[-1]", (">= 0",)),
+    _bad({"geometry_tolerance": 0.9}, "data.geometry_tolerance", "0.9", ("less than or equal to 0.5",)),
+    _bad({"colour": "blue"}, "data.colour", "unknown key", ("root", "preprocess", "split")),
+    # data.split
+    _bad({"split": {"folds": 1, "fold": 0}}, "data.split.folds", "1", ("greater than or equal to 2",)),
+    _bad({"split": {"folds": True}}, "data.split.folds", "True", ("integer",), id="data.split.folds-bool"),
+    _bad({"split": {"folds": 3, "fold": 3}}, "data.split.fold", "3", ("[0, 2]",)),
+    _bad(
+        {"split": {"folds": 9, "fold": 0}}, "data.split.folds", "9", ("found 4",), id="more-folds-than-cases"
+    ),
+    _bad({"split": {"folds": 2, "k": 1}}, "data.split.k", "unknown key", ("folds", "fold")),
+    # data.preprocess
+    _bad({"preprocess": {**PRE, "grid": [8, 16]}}, "data.preprocess.grid", "missing", id="grid-two-values"),
+    _bad({"preprocess": {**PRE, "grid": [1, 16, 16]}}, "data.preprocess.grid", "[1, 16, 16]", (">= 2",)),
+    _bad(
+        {"preprocess": {**PRE, "grid": [8.5, 16, 16]}},
+        "data.preprocess.grid",
+        "8.5",
+        ("integer",),
+        id="grid-float",
+    ),
+    _bad(
+        {"preprocess": {**PRE, "window": [240, -160]}},
+        "data.preprocess.window",
+        "[240, -160]",
+        ("lo below hi",),
+    ),
+    _bad({"preprocess": {"percentiles": [0, 101]}}, "data.preprocess.percentiles", "[0, 101]", ("[0, 100]",)),
+    _bad(
+        {"preprocess": {**PRE, "intensity": "minmax"}},
+        "data.preprocess.intensity",
+        "'minmax'",
+        ("window", "percentile", "zscore", "auto"),
+    ),
+    _bad({"preprocess": {**PRE, "orientation": "XYZ"}}, "data.preprocess.orientation", "'XYZ'", ("R/L",)),
+    _bad(
+        {"preprocess": {**PRE, "label_interpolation": "cubic"}},
+        "data.preprocess.label_interpolation",
+        "'cubic'",
+        ("linear", "nearest"),
+    ),
+    _bad(
+        {"preprocess": {**PRE, "sigma": -1.0}},
+        "data.preprocess.sigma",
+        "-1.0",
+        ("greater than or equal to 0",),
+    ),
+    _bad(
+        {"preprocess": {**PRE, "margin": 0.9}},
+        "data.preprocess.margin",
+        "0.9",
+        ("less than or equal to 0.5",),
+    ),
+    _bad({"preprocess": {"zscore_clip": 0}}, "data.preprocess.zscore_clip", "0", ("0.1",)),
+    _bad({"preprocess": {**PRE, "sigmaa": 1.0}}, "data.preprocess.sigmaa", "unknown key", ("sigma", "grid")),
+    # keys of one source (folder, dicom, msd): values, and what listing finds
+    _bad({"images_dir": 3}, "data.images_dir", "3", ("string",)),
+    _bad(
+        {"images_dir": "nowhere"},
+        "data.images_dir",
+        "nowhere",
+        ("not an existing folder",),
+        id="no-images-dir",
+    ),
+    _bad({"labels_dir": "nowhere"}, "data.labels_dir", "nowhere", ("not an existing folder",)),
+    _bad({"image_suffix": 0}, "data.image_suffix", "0", ("string",)),
+    _bad({"manifest": "missing.csv"}, "data.manifest", "missing.csv", ("does not exist",)),
+    _bad(
+        {"source": "dicom", "label_pattern": "label.nii.gz"},
+        "data.label_pattern",
+        "'label.nii.gz'",
+        ("{case_id}",),
+    ),
+    _bad({"source": "msd"}, "data.root", "dataset.json", ("is missing",), id="msd-without-dataset.json"),
+    _bad({"source": "msd", "foreground": [0]}, "data.foreground", "[0]", (">= 1",), id="msd-foreground"),
+    # data.phantom
+    _bad({**PHANTOM, "phantom": {"fatness": 1.0}}, "data.phantom.fatness", "unknown key", ("fat_thickness",)),
+    _bad(
+        {**PHANTOM, "phantom": {"touch_fraction": 2.0}}, "data.phantom.touch_fraction", "2.0", ("less than",)
+    ),
+    _bad(
+        {**PHANTOM, "phantom": {"n_cases": 0}}, "data.phantom.n_cases", "0", ("greater than or equal to 1",)
+    ),
+    _bad({**PHANTOM, "phantom": {"shape": [4, 96, 96]}}, "data.phantom.shape", "[4, 96, 96]", ("8 voxels",)),
+    _bad({**PHANTOM, "phantom": {"spacing": [0, 1, 1]}}, "data.phantom.spacing", "0", ("greater than 0",)),
+    _bad(
+        {**PHANTOM, "phantom": {"z_spacing": [3.0, 1.0]}},
+        "data.phantom.z_spacing",
+        "[3.0, 1.0]",
+        ("lo <= hi",),
+    ),
+    _bad({**PHANTOM, "phantom": {"noise_hu": "loud"}}, "data.phantom.noise_hu", "'loud'", ("number",)),
+]
+
+
+@pytest.mark.parametrize(("change", "key", "shows", "allowed"), BAD_VALUES)
+def test_config_errors_name_the_key_and_value_before_any_image_is_read(
+    tmp_path, monkeypatch, change, key, shows, allowed
+):
     root = make_folder(tmp_path / "data", n=4)
     monkeypatch.setattr(dataset_module, "read_case", lambda *a, **k: pytest.fail("read an image"))
-    with pytest.raises(ValueError, match=key.replace(".", r"\.")) as info:
+    monkeypatch.setattr(dataset_module, "phantom_case", lambda *a, **k: pytest.fail("made a phantom"))
+    with pytest.raises(ConfigError) as info:
         build_dataset({**data_cfg(root, tmp_path), **change})
-    message = str(info.value)
-    if key in ("data.source", "data.crop", "data.preprocess.intensity"):
-        assert "[" in message  # the allowed values are listed
+    assert isinstance(info.value, ValueError)
+    (problem,) = info.value.problems  # one bad value, one problem
+    assert problem.startswith(key) and str(info.value) == problem, problem
+    assert shows in problem, problem  # the value (or the file) is shown
+    for word in allowed:  # and what is allowed (for a choice: every allowed value)
+        assert word in problem, problem
 
 
-def test_phantom_sizes_set_by_an_experiment_are_ignored_for_real_sources(tmp_path):
+def test_every_bad_key_is_reported_in_one_error(tmp_path):
+    root = make_folder(tmp_path / "data", n=4)
+    bad = {
+        "seed": -1,
+        "crop": "auto",
+        "box_jitter": 2.0,
+        "colour": "blue",
+        "split": {"folds": 1, "fold": 0},
+        "preprocess": {**PRE, "sigma": -1.0, "intensity": "minmax", "grid": [1, 16, 16]},
+        "images_dir": 3,
+    }
+    with pytest.raises(ConfigError) as info:
+        build_dataset({**data_cfg(root, tmp_path), **bad})
+    keys = [
+        "data.seed",
+        "data.crop",
+        "data.box_jitter",
+        "data.colour",
+        "data.split.folds",
+        "data.preprocess.sigma",
+        "data.preprocess.intensity",
+        "data.preprocess.grid",
+        "data.images_dir",
+    ]
+    problems = info.value.problems
+    assert sorted(p.split(":")[0] for p in problems) == sorted(keys), problems
+    for p in problems:
+        assert p in str(info.value)
+    phantom = {
+        "source": "phantom",
+        "cache_dir": str(tmp_path / "cache"),
+        "phantom": {"fatness": 1.0, "touch_fraction": 2.0},
+        "preprocess": {**PRE, "window": [240, -160]},
+    }
+    with pytest.raises(ConfigError) as info:
+        build_dataset(phantom)
+    assert sorted(p.split(":")[0] for p in info.value.problems) == [
+        "data.phantom.fatness",
+        "data.phantom.touch_fraction",
+        "data.preprocess.window",
+    ]
+
+
+def test_keys_of_other_sources_are_ignored_and_only_unknown_keys_are_errors(tmp_path):
+    """An experiment sets e.g. phantom sizes whichever source a user picks."""
     root = make_folder(tmp_path / "data", n=4)
     plain = build_dataset(data_cfg(root, tmp_path))
-    with_phantom = build_dataset({**data_cfg(root, tmp_path), "phantom": {"n_cases": 3}})
-    assert with_phantom.case_ids == plain.case_ids
+    others = {"phantom": {"n_cases": 3}, "label_pattern": "{case_id}.nii.gz"}
+    with_others = build_dataset({**data_cfg(root, tmp_path), **others})
+    assert with_others.case_ids == plain.case_ids and with_others.fingerprint == plain.fingerprint
+    assert not hasattr(with_others.config, "phantom") and not hasattr(with_others.config, "label_pattern")
+    msd = write_msd(tmp_path / "Task07", n=2)
+    ds = build_dataset(
+        data_cfg(msd, tmp_path, source="msd", manifest="cases.csv", images_dir="x", split={"folds": 2})
+    )
+    assert ds.case_ids == ["pancreas_000", "pancreas_001"]
+    phantom = {
+        "source": "phantom",
+        "cache_dir": str(tmp_path / "cache"),
+        "images_dir": "x",
+        "manifest": "m.csv",
+    }
+    assert len(build_dataset({**phantom, "phantom": {"n_cases": 3}, "split": {"folds": 3}}).case_ids) == 3
+    with pytest.raises(ConfigError, match=r"data\.label_patern: unknown key"):
+        build_dataset({**data_cfg(root, tmp_path), "label_patern": "{case_id}.nii.gz"})
 
 
-def test_unknown_phantom_key_and_bad_phantom_values(tmp_path):
-    base = {"source": "phantom", "seed": 0, "split": {"folds": 2, "fold": 0}, "preprocess": PRE}
-    with pytest.raises(ValueError, match=r"data\.phantom\.fatness"):
-        build_dataset({**base, "phantom": {"fatness": 1.0}})
-    with pytest.raises(ValueError, match=r"data\.phantom\.touch_fraction"):
-        build_dataset({**base, "phantom": {"touch_fraction": 2.0}})
+def test_a_validated_schema_is_accepted_as_is(tmp_path):
+    from iunet_bench.data.config import DataConfig, FolderData
+    from iunet_bench.schema import validate_group
+
+    root = make_folder(tmp_path / "data", n=4)
+    cfg = validate_group(DataConfig, data_cfg(root, tmp_path), "data")
+    assert isinstance(cfg, FolderData)
+    assert (cfg.split.folds, cfg.split.fold, cfg.images_dir) == (2, 0, "images")
+    assert cfg.cache_folder == (tmp_path / "cache").resolve()
+    ds = build_dataset(cfg)
+    assert ds.config is cfg and ds.case_ids == build_dataset(data_cfg(root, tmp_path)).case_ids
 
 
 # ---------------------------------------------------------------------- split, laziness, cache, fingerprint
@@ -337,13 +501,41 @@ def test_cache_hit_skips_preprocessing_and_a_change_misses(tmp_path, monkeypatch
         np.testing.assert_array_equal(a.label, b.label)
         assert (a.crop, a.case_shape, a.spacing) == (b.crop, b.case_shape, b.spacing)
         assert a.meta == b.meta
+    # the box jitter and seed only matter for robot boxes: with the reference crop they are hits
+    _, failures = build_dataset(data_cfg(root, tmp_path, box_jitter=0.3, seed=5)).volumes(["case0"])
+    assert failures == []
     # another setting, or changed file content, is a miss (here: preprocessing is called, and fails)
     _, failures = build_dataset(data_cfg(root, tmp_path, preprocess={**PRE, "sigma": 0.5})).volumes(["case0"])
+    assert len(failures) == 1 and "preprocessed again" in failures[0].error
+    _, failures = build_dataset(data_cfg(root, tmp_path, crop="robot_box")).volumes(["case0"])
     assert len(failures) == 1 and "preprocessed again" in failures[0].error
     image, _ = volume_pair(5)
     write(root / "images" / "case1.nii.gz", image)
     _, failures = build_dataset(data_cfg(root, tmp_path)).volumes(["case0", "case1"])
     assert [f.case_id for f in failures] == ["case1"]
+    # a damaged entry is made again, never trusted
+    (entry,) = (p for p in (tmp_path / "cache").glob("case0-*") if p.is_dir())
+    (entry / "volume.npz").write_bytes(b"not a volume")
+    _, failures = build_dataset(data_cfg(root, tmp_path)).volumes(["case0"])
+    assert len(failures) == 1 and "preprocessed again" in failures[0].error
+
+
+def test_robot_box_crops_are_seeded_and_keyed_by_jitter_and_seed(tmp_path, monkeypatch):
+    root = make_folder(tmp_path / "data", n=2)
+    cfg = data_cfg(root, tmp_path, crop="robot_box", box_jitter=0.3)
+    (a,), failures = build_dataset(cfg).volumes(["case0"])
+    assert failures == [] and a.meta["box"] == "robot_box"
+    (reference,), _ = build_dataset(data_cfg(root, tmp_path)).volumes(["case0"])
+    assert reference.meta["box"] == "reference"
+    calls = []
+    real = dataset_module.preprocess
+    monkeypatch.setattr(dataset_module, "preprocess", lambda *args: calls.append(args[3]) or real(*args))
+    (again,), _ = build_dataset(cfg).volumes(["case0"])
+    assert calls == [] and again.crop == a.crop  # a hit
+    crops = {build_dataset({**cfg, "seed": s}).volumes(["case0"])[0][0].crop for s in range(1, 6)}
+    build_dataset({**cfg, "box_jitter": 0.1}).volumes(["case0"])
+    assert calls == ["robot_box"] * 6  # every other seed and jitter: made again
+    assert len(crops | {a.crop}) > 1  # the seed moves the box
 
 
 def test_fingerprint_follows_file_content(tmp_path):
@@ -363,7 +555,10 @@ def test_default_cache_lives_under_runs_of_the_working_directory(tmp_path, monke
     ds = build_dataset({**cfg, "split": {"folds": 2, "fold": 0}, "preprocess": PRE})
     volumes, failures = ds.volumes(ds.case_ids[:1])
     assert failures == [] and len(volumes) == 1
-    assert list((tmp_path / "runs" / "cache" / "preprocess").glob("phantom_000-*.npz"))
+    assert ds.config.cache_dir is None
+    assert ds.config.cache_folder == (tmp_path / "runs" / "cache" / "preprocess").resolve()
+    (entry,) = (p for p in (tmp_path / "runs" / "cache" / "preprocess").glob("phantom_000-*") if p.is_dir())
+    assert entry.is_dir() and (entry / "volume.npz").is_file()
 
 
 @pytest.mark.parametrize("group", ["phantom", "msd", "folder", "dicom"])
@@ -417,7 +612,8 @@ def test_failed_cache_writes_warn_once_and_every_case_still_loads(tmp_path, monk
     def disk_full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cache_module, "_atomic_write", disk_full)
+    monkeypatch.setattr(cache_module, "atomic_write", disk_full)  # file digests
+    monkeypatch.setattr(dataset_module, "save_volume", disk_full)  # preprocessed volumes
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = build_dataset(data_cfg(root, tmp_path, cache_dir=str(tmp_path / "full")))
@@ -429,6 +625,9 @@ def test_failed_cache_writes_warn_once_and_every_case_still_loads(tmp_path, monk
     assert sum("file digests" in m for m in messages) == 1, messages
     assert all("data.cache_dir" in m and "No space left" in m for m in messages), messages
     assert not list((tmp_path / "full").rglob("*.npz"))
+    assert [
+        p.name for p in (tmp_path / "full").iterdir() if p.is_dir()
+    ] == []  # no entry, no temporary folder
 
 
 def test_the_fingerprint_says_which_files_cannot_be_hashed(tmp_path, monkeypatch):

@@ -5,9 +5,12 @@ import os
 import numpy as np
 import pytest
 
+import iunet_bench.cache as project_cache
 import iunet_bench.data.cache as cache_module
+import iunet_bench.data.dataset as dataset_module
 import iunet_bench.data.io as io_module
-from iunet_bench.data.cache import content_digest, volume_key
+from iunet_bench.data import build_dataset
+from iunet_bench.data.cache import content_digest, volume_cache
 from iunet_bench.data.io import CaseError, label_to_mask, label_values
 
 
@@ -82,22 +85,90 @@ def test_digest_memo_sees_a_same_size_rewrite_that_keeps_the_mtime(tmp_path):
     assert second != first and second == content_digest(f, None)
 
 
-def test_volume_keys_follow_the_source_of_the_code_that_computes_volumes(tmp_path, monkeypatch):
-    assert {"iunet_bench.data.preprocess", "iunet_bench.data.io", "simulators.box"} <= set(
-        cache_module.CODE_MODULES
+@pytest.fixture
+def fresh_code_digest():
+    """code_digest is computed once per process: forget it around a test that fakes an edit."""
+    project_cache.code_digest.cache_clear()
+    yield
+    project_cache.code_digest.cache_clear()
+
+
+def edited(monkeypatch, module: str) -> None:
+    """Pretend the source file of `module` was edited (a comment added) since the cache was written."""
+    real = project_cache._source
+    monkeypatch.setattr(
+        project_cache, "_source", lambda name: real(name) + b"\n# edited\n" if name == module else real(name)
     )
-    module = tmp_path / "fake_preprocess_step.py"
-    module.write_text("SCALE = 1\n", encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cache_module, "CODE_MODULES", (*cache_module.CODE_MODULES, "fake_preprocess_step"))
-    args = ({"file": "abc"}, {"sigma": 0.75}, {"values": [0, 1]})
-    try:
-        cache_module.code_digest.cache_clear()
-        key = volume_key(*args)
-        assert volume_key(*args) == key
-        module.write_text("SCALE = 2\n", encoding="utf-8")  # an edit of a listed module
-        cache_module.code_digest.cache_clear()
-        assert volume_key(*args) != key
-    finally:
-        monkeypatch.undo()
-        cache_module.code_digest.cache_clear()
+    project_cache.code_digest.cache_clear()
+
+
+def test_the_data_code_and_libraries_are_in_every_volume_key():
+    assert {
+        "iunet_bench.data.preprocess",
+        "iunet_bench.data.io",
+        "iunet_bench.data.case",
+        "iunet_bench.data.phantom",
+        "iunet_bench.data.cache",
+        "iunet_bench.data.dataset",
+        "simulators.box",
+    } <= set(cache_module.CODE_MODULES)
+    assert {"numpy", "scipy", "SimpleITK"} <= set(cache_module.LIBRARIES)
+    for name in cache_module.CODE_MODULES:
+        assert project_cache._source(name), name  # a real source file is hashed, not just the name
+
+
+@pytest.mark.parametrize("module", cache_module.CODE_MODULES)
+def test_volume_keys_follow_the_source_of_the_code_that_computes_volumes(
+    tmp_path, monkeypatch, fresh_code_digest, module
+):
+    cache = volume_cache(tmp_path)
+    payload = {"content": "abc", "preprocess": {"sigma": 0.75}, "mapping": {"values": [0, 1]}}
+    key = cache.key(payload)
+    assert cache.key(payload) == key and volume_cache(tmp_path / "elsewhere").key(payload) == key
+    assert cache.key({**payload, "content": "abd"}) != key
+    assert cache.key({**payload, "preprocess": {"sigma": 0.5}}) != key
+    edited(monkeypatch, module)  # an edit of a listed module, even a comment
+    assert cache.key(payload) != key
+    monkeypatch.undo()
+    project_cache.code_digest.cache_clear()
+    assert cache.key(payload) == key
+
+
+def test_volume_keys_follow_the_library_versions(tmp_path, monkeypatch, fresh_code_digest):
+    cache = volume_cache(tmp_path)
+    key = cache.key({"content": "abc"})
+    real = project_cache._version
+    monkeypatch.setattr(project_cache, "_version", lambda lib: "0.0" if lib == "scipy" else real(lib))
+    project_cache.code_digest.cache_clear()
+    assert cache.key({"content": "abc"}) != key
+
+
+def test_an_edit_of_the_data_code_recomputes_a_cached_volume(tmp_path, monkeypatch, fresh_code_digest):
+    cfg = {
+        "source": "phantom",
+        "seed": 0,
+        "cache_dir": str(tmp_path / "cache"),
+        "phantom": {"n_cases": 2, "shape": [8, 32, 32]},
+        "split": {"folds": 2, "fold": 0},
+        "preprocess": {"grid": [8, 16, 16]},
+    }
+    (first,), failures = build_dataset(cfg).volumes(["phantom_000"])
+    assert failures == []
+    entries = sorted(p.name for p in (tmp_path / "cache").glob("phantom_000-*") if p.is_dir())
+    assert len(entries) == 1 and (tmp_path / "cache" / entries[0] / "volume.npz").is_file()
+    calls = []
+    real = dataset_module.preprocess
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].case_id)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "preprocess", counted)
+    (again,), failures = build_dataset(cfg).volumes(["phantom_000"])
+    assert failures == [] and calls == []  # unchanged code: the cached volume is used
+    np.testing.assert_array_equal(again.image, first.image)
+    edited(monkeypatch, "iunet_bench.data.preprocess")
+    (recomputed,), failures = build_dataset(cfg).volumes(["phantom_000"])
+    assert failures == [] and calls == ["phantom_000"]  # an edited data module: made again, not served
+    np.testing.assert_array_equal(recomputed.image, first.image)
+    assert len([p for p in (tmp_path / "cache").glob("phantom_000-*") if p.is_dir()]) == 2

@@ -3,17 +3,20 @@
 Phantoms here use a coarse grid over the default field of view (80 x 150 x 150 mm) to stay fast.
 """
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from iunet_bench.data import build_dataset
-from iunet_bench.data.phantom import PhantomConfig, make_phantoms, phantom_case
+from iunet_bench.data.phantom import PhantomConfig, make_phantoms, phantom_case, phantom_key
 
 SMALL = PhantomConfig(shape=(20, 96, 96), spacing=(4.0, 1.5625, 1.5625), z_spacing=(2.0, 6.0))
+
+
+def replace(cfg: PhantomConfig, **changes) -> PhantomConfig:
+    """`cfg` with `changes`, validated (the config is a frozen pydantic schema)."""
+    return PhantomConfig.model_validate({**cfg.model_dump(), **changes})
 
 
 def test_same_seed_same_phantom_and_cases_do_not_depend_on_n_cases():
@@ -117,11 +120,11 @@ def test_phantom_data_set_preprocesses_to_the_model_grid(tmp_path):
 
 
 def _mean_pairwise_dice_on_the_model_grid(cfg, n=4):
-    from iunet_bench.data.preprocess import PreprocessConfig, preprocess
+    from iunet_bench.data.preprocess import PreprocessConfig, crop_box, preprocess
 
-    labels = [
-        preprocess(phantom_case(cfg, 0, i), PreprocessConfig(grid=(8, 24, 24))).label > 0 for i in range(n)
-    ]
+    pre = PreprocessConfig(grid=(8, 24, 24))
+    cases = [phantom_case(cfg, 0, i) for i in range(n)]
+    labels = [preprocess(c, pre, crop_box(c.label, pre.margin)).label > 0 for c in cases]
     pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :]]
     return np.mean([2 * np.sum(a & b) / (a.sum() + b.sum()) for a, b in pairs])
 
@@ -131,3 +134,37 @@ def test_shape_variability_makes_cases_less_alike_after_cropping():
     alike = _mean_pairwise_dice_on_the_model_grid(replace(SMALL, shape_variability=0.0))
     varied = _mean_pairwise_dice_on_the_model_grid(replace(SMALL, shape_variability=1.5))
     assert varied < alike - 0.05
+
+
+def test_phantom_key_holds_what_makes_the_phantom_and_the_generator_code(monkeypatch):
+    import iunet_bench.cache as cache
+
+    key = phantom_key(SMALL, 7, 2)
+    assert phantom_key(SMALL, 7, 2) == key
+    assert phantom_key(replace(SMALL, n_cases=3), 7, 2) == key  # a case does not depend on n_cases
+    for other in (
+        phantom_key(replace(SMALL, noise_hu=5.0), 7, 2),
+        phantom_key(SMALL, 8, 2),
+        phantom_key(SMALL, 7, 1),
+    ):
+        assert other != key
+    real = cache._source
+    monkeypatch.setattr(
+        cache, "_source", lambda m: real(m) + b"\n# edited" if m == "iunet_bench.data.phantom" else real(m)
+    )
+    cache.code_digest.cache_clear()
+    try:
+        assert phantom_key(SMALL, 7, 2) != key  # an edit of the generator is another phantom
+    finally:
+        monkeypatch.undo()
+        cache.code_digest.cache_clear()
+    assert phantom_key(SMALL, 7, 2) == key
+
+
+def test_bad_phantom_settings_are_rejected():
+    with pytest.raises(ValueError, match="shape"):
+        PhantomConfig(shape=(4, 96, 96))
+    with pytest.raises(ValueError, match="z_spacing"):
+        PhantomConfig(z_spacing=(3.0, 1.0))
+    with pytest.raises(ValueError, match="frozen"):
+        SMALL.noise_hu = 1.0

@@ -1,6 +1,7 @@
 """Canonical orientation and the preprocessing steps, on small synthetic arrays (fast, no files)."""
 
 import itertools
+import zlib
 from dataclasses import replace
 
 import numpy as np
@@ -19,10 +20,12 @@ from iunet_bench.data.preprocess import (
     intensity_range,
     preprocess,
     resample,
+    robot_box,
     smooth_region,
     to_case_grid,
     window_to_unit,
 )
+from simulators.box import jittered_box
 
 
 def _direction(perm, signs):
@@ -172,10 +175,28 @@ def _blob_case(shape=(30, 80, 90), spacing=(2.5, 0.8, 0.8)):
     )
 
 
+def _reference(case, cfg):
+    """The paper's crop: the reference label's bounding box plus the margin."""
+    return preprocess(case, cfg, crop_box(case.label, cfg.margin))
+
+
+def test_preprocess_config_defaults_and_frozen_copies():
+    cfg = PreprocessConfig()
+    assert cfg.grid == (16, 48, 48)  # the YAML default (the paper's [24, 64, 64] is experiment=paper)
+    assert (cfg.sigma, cfg.window, cfg.margin) == (0.75, (-160.0, 240.0), 0.05)  # the paper's values
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.sigma = 0.5
+    other = cfg.model_copy(update={"sigma": 0.5})
+    assert other.sigma == 0.5 and cfg.sigma == 0.75
+    for removed in ("crop", "box_jitter", "seed"):  # the crop box is an argument of preprocess now
+        with pytest.raises(ValueError, match=removed):
+            PreprocessConfig(**{removed: 0})
+
+
 def test_preprocess_produces_the_model_grid_and_its_spacing():
     case = _blob_case()
     cfg = PreprocessConfig(grid=(16, 48, 48))
-    v = preprocess(case, cfg)
+    v = _reference(case, cfg)
     assert v.image.shape == v.label.shape == (16, 48, 48)
     assert v.image.dtype == np.float32 and v.label.dtype == np.uint8
     assert v.image.min() >= -1.0 and v.image.max() <= 1.0
@@ -191,7 +212,7 @@ def test_preprocess_produces_the_model_grid_and_its_spacing():
 @pytest.mark.parametrize("interpolation", ["linear", "nearest"])
 def test_to_case_grid_inverts_crop_and_resampling(interpolation):
     case = _blob_case()
-    v = preprocess(case, PreprocessConfig(grid=(16, 48, 48), label_interpolation=interpolation))
+    v = _reference(case, PreprocessConfig(grid=(16, 48, 48), label_interpolation=interpolation))
     back = to_case_grid(v, v.label)
     assert back.shape == case.label.shape
     assert all(v.crop[i] > 0 and v.crop[i + 3] < case.label.shape[i] for i in range(3))  # a real crop
@@ -209,19 +230,26 @@ def test_to_case_grid_inverts_crop_and_resampling(interpolation):
 
 def test_robot_box_crop_uses_the_box_robot_with_a_seeded_generator():
     case = _blob_case()
-    cfg = PreprocessConfig(grid=(8, 24, 24), crop="robot_box", box_jitter=0.2, seed=3)
-    a, b = preprocess(case, cfg), preprocess(case, cfg)
-    assert a.crop == b.crop and a.meta["box"] == "robot_box"
-    others = {
-        preprocess(case, PreprocessConfig(grid=(8, 24, 24), crop="robot_box", box_jitter=0.2, seed=s)).crop
-        for s in range(6)
-    }
+    cfg = PreprocessConfig(grid=(8, 24, 24))
+    box = robot_box(case, 0.2, 3, cfg.margin)
+    assert robot_box(case, 0.2, 3, cfg.margin) == box  # seeded: the same box every time
+    # the box robot's box (simulators.box.jittered_box) drawn with the per-case generator of seed 3 (the
+    # numbers of the former case_rng(seed, case_id, "robot_box")), grown by the margin
+    rng = np.random.default_rng([3, zlib.crc32(b"blob"), zlib.crc32(b"robot_box")])
+    drawn = jittered_box(case.label.astype(bool), rng, 0.2, tuple(case.spacing))
+    assert box == grow_box(tuple(int(b) for b in drawn), case.label.shape, cfg.margin)
+    a, b = preprocess(case, cfg, box, "robot_box"), preprocess(case, cfg, box, "robot_box")
+    assert a.crop == b.crop == box and a.meta["box"] == "robot_box"
+    np.testing.assert_array_equal(a.image, b.image)
+    assert _reference(case, cfg).meta["box"] == "reference"
+    others = {robot_box(case, 0.2, s, cfg.margin) for s in range(6)}
     assert len(others) > 1  # the jitter moves the box
+    assert robot_box(case, 0.0, 3, 0.0) == crop_box(case.label, 0.0)  # no jitter: the reference's box
 
 
 def test_a_case_without_geometry_maps_back_with_its_own_spacing():
     case = replace(_blob_case(), geometry=None)
-    v = preprocess(case, PreprocessConfig(grid=(8, 24, 24)))
+    v = _reference(case, PreprocessConfig(grid=(8, 24, 24)))
     img = to_original_image(v, v.label)
     assert img.GetSpacing() == pytest.approx(case.spacing[::-1])  # x-y-z, not 1 mm
     assert img.GetSize() == case.label.shape[::-1]

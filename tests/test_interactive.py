@@ -15,14 +15,15 @@ import tensorflow as tf
 import yaml
 
 from iunet_bench.data.case import Volume
-from iunet_bench.interactive import make_refiner
-from iunet_bench.interactive.config import FinetuneConfig
+from iunet_bench.interactive import Refinement, build_refiner
+from iunet_bench.interactive.config import InteractConfig, IUnetInteract
 from iunet_bench.interactive.loss import interactive_loss
 from iunet_bench.interactive.refiner import IUnetRefiner, own_copy, predict_mask
 from iunet_bench.interactive.weights import weight_map
 from iunet_bench.models.groups import group_names, layers_in_groups, valid_groups
 from iunet_bench.models.split import split_at_frozen_frontier
 from iunet_bench.models.unet import UNetConfig, build_unet
+from iunet_bench.schema import validate_group
 from iunet_bench.session import run_session
 from iunet_bench.train import optim
 from iunet_bench.train.optim import make_optimizer, needs_loss_scaling
@@ -77,8 +78,12 @@ def strokes(vol: Volume, k: int) -> Interaction:
     return Interaction(add, remove & ~add)
 
 
-def cfg(groups, steps=3, lr=1e-2, **kw) -> FinetuneConfig:
-    return FinetuneConfig(trainable=tuple(groups), steps=steps, lr=lr, **kw)
+def cfg(groups, steps=3, lr=1e-2, **kw) -> IUnetInteract:
+    return IUnetInteract(trainable=tuple(groups), steps=steps, lr=lr, **kw)
+
+
+def preset(name: str) -> dict:
+    return yaml.safe_load((ROOT / "conf" / "interact" / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
 def robot():
@@ -170,32 +175,33 @@ def test_gradients_reach_only_the_chosen_groups(model, groups, fast):
     trained = layers_in_groups(tuned, groups)
     vol = volume(0, "a")
     refiner.start(vol, predict_mask(model, vol.image))
-    refiner.refine(strokes(vol, 0))
+    result = refiner.refine(strokes(vol, 0))
     after = weights_by_path(tuned)
     trainable_paths = {v.path for layer in trained for v in layer.trainable_weights}
     changed = {p for p in before if not np.array_equal(before[p], after[p])}
     assert changed <= trainable_paths  # everything else (BatchNorm statistics included) is bit-identical
     for layer in trained:  # and every chosen layer did learn
         assert {v.path for v in layer.trainable_weights} & changed, layer.name
-    assert len(refiner.losses) == 3
+    assert isinstance(result, Refinement) and len(result.losses) == 3
+    assert all(type(v) is float for v in result.losses)
+    assert not hasattr(refiner, "losses")  # a round's losses come with its result only
     assert all(np.array_equal(original[p], w) for p, w in weights_by_path(model).items())
 
 
 def test_an_unknown_group_is_an_error_listing_the_valid_ones(model):
+    """At build time (the job's schema checks the names earlier, tests/test_config.py): a name the built
+    model lacks, or no name at all, is a ValueError listing the model's groups."""
+    config = validate_group(InteractConfig, {**preset("iunet"), "trainable": ["decoder.7"]}, "interact")
     with pytest.raises(
         ValueError, match=r"interact\.trainable: unknown layer group\(s\) \['decoder\.7'\]"
     ) as e:
-        make_refiner(
-            {
-                **yaml.safe_load((ROOT / "conf/interact/iunet.yaml").read_text(encoding="utf-8")),
-                "trainable": ["decoder.7"],
-            },
-            model,
-            group_names(model),
-        )
+        build_refiner(config, model)
     message = str(e.value)
     assert all(g in message for g in group_names(model))
     assert len(message.splitlines()) < 15  # grouped: blocks, levels, one line of single layers per block
+    with pytest.raises(ValueError, match=r"interact\.trainable: empty") as e:  # the schema refuses it too
+        IUnetRefiner(model, cfg(["head"]).model_copy(update={"trainable": ()}))
+    assert all(g in str(e.value) for g in group_names(model))
 
 
 @pytest.mark.parametrize(
@@ -204,7 +210,8 @@ def test_an_unknown_group_is_an_error_listing_the_valid_ones(model):
 def test_the_config_vocabulary_is_the_built_models(depth, convs, norm):
     """`valid_groups(config)` (validation, no TensorFlow) and `group_names(model)` (the built network)
     are one vocabulary, single layers included."""
-    c = UNetConfig(base_filters=2, depth=depth, convs_per_level=convs, norm=norm, pool_z_levels=(1,))
+    z = (1,) if depth > 1 else ()  # pool z at level 1 where there is one (the schema refuses a missing level)
+    c = UNetConfig(base_filters=2, depth=depth, convs_per_level=convs, norm=norm, pool_z_levels=z)
     built = group_names(build_unet(GRID, c))
     assert built == valid_groups(c)
     assert "bottleneck.conv0" in built and f"decoder.{depth - 1}.up" in built
@@ -236,8 +243,12 @@ def curve(refiner, model, vol, rounds=3):
     refiner.start(vol, predict_mask(model, vol.image))
     losses, dscs = [], []
     for k in range(rounds):
-        pred = refiner.refine(strokes(vol, k))
-        losses.append(list(refiner.losses))
+        result = refiner.refine(strokes(vol, k))
+        pred = result.prediction
+        assert pred.dtype == np.uint8  # and it is what the next round's target starts from
+        np.testing.assert_array_equal(pred, refiner.prediction)
+        np.testing.assert_array_equal(pred, refiner.probability >= 0.5)
+        losses.append(list(result.losses))
         dscs.append(2 * np.sum(pred & vol.label) / (pred.sum() + vol.label.sum()))
     return losses, dscs, refiner.probability.copy()
 
@@ -264,7 +275,7 @@ def test_round_inputs_are_the_accumulated_scribbles_on_the_previous_prediction(m
     vol = volume(7, "g")
     initial = predict_mask(model, vol.image)
     refiner.start(vol, initial)
-    first = refiner.refine(strokes(vol, 0))
+    first = refiner.refine(strokes(vol, 0)).prediction
     seen = []
     original = refiner.round_inputs
     refiner.round_inputs = lambda interaction: seen.append(original(interaction)) or seen[-1]
@@ -276,10 +287,32 @@ def test_round_inputs_are_the_accumulated_scribbles_on_the_previous_prediction(m
     expected = union.paste(first)
     np.testing.assert_array_equal(target[..., 1], expected)
     np.testing.assert_array_equal(target[..., 0], 1 - expected)
-    np.testing.assert_array_equal(w, weight_map(vol.image, union.scribbles, vol.spacing, refiner.cfg.weights))
+    c = refiner.cfg
+    np.testing.assert_array_equal(
+        w, weight_map(vol.image, union.scribbles, vol.spacing, c.weights, c.geodesic)
+    )
     # The checks can tell: the alternatives differ here.
     assert not np.array_equal(union.paste(initial), expected)
-    assert not np.array_equal(w, weight_map(vol.image, s1.scribbles, vol.spacing, refiner.cfg.weights))
+    assert not np.array_equal(w, weight_map(vol.image, s1.scribbles, vol.spacing, c.weights, c.geodesic))
+
+
+def test_refine_is_round_inputs_then_run_round(model):
+    """`refine` = the public `round_inputs` + `run_round` (what a benchmark times): the same losses and
+    probabilities, bit for bit, from the same start."""
+    refiner = IUnetRefiner(model, cfg(["head", "bottleneck"]))
+    vol = volume(8, "h")
+    initial = predict_mask(model, vol.image)
+    refiner.start(vol, initial)
+    by_refine = [refiner.refine(strokes(vol, k)) for k in range(2)]
+    probability = refiner.probability.copy()
+    refiner.start(vol, initial)
+    for k, result in enumerate(by_refine):
+        losses, prob = refiner.run_round(*refiner.round_inputs(strokes(vol, k)))
+        assert losses.dtype == np.float32 and prob.dtype == np.float32 and prob.shape == GRID
+        assert tuple(float(v) for v in losses) == result.losses
+        refiner.prediction = (prob >= 0.5).astype(np.uint8)  # what `refine` keeps for the next round
+        np.testing.assert_array_equal(refiner.prediction, result.prediction)
+    np.testing.assert_array_equal(prob, probability)
 
 
 @pytest.mark.parametrize(
@@ -302,8 +335,8 @@ def test_zero_steps_is_the_baseline_prediction(model):
     vol = volume(4, "d")
     refiner.start(vol, predict_mask(model, vol.image))
     out = refiner.refine(strokes(vol, 0))
-    assert refiner.losses == []
-    np.testing.assert_array_equal(out, predict_mask(model, vol.image))
+    assert out.losses == ()
+    np.testing.assert_array_equal(out.prediction, predict_mask(model, vol.image))
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "conf" / "interact").glob("*.yaml")), ids=lambda p: p.stem)
@@ -311,7 +344,9 @@ def test_every_method_runs_in_the_session_loop_and_logs_the_same_metrics(model, 
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     if "steps" in spec:
         spec["steps"] = 2
-    refiner = make_refiner(spec, model, group_names(model))
+    config = validate_group(InteractConfig, spec, "interact")
+    assert config.method == spec["method"] == path.stem
+    refiner = build_refiner(config, model)
     assert refiner.name == spec["method"]
     if spec["method"] == "bifseg":  # every layer, so nothing is frozen upstream
         assert len(refiner.variables) == len(model.trainable_variables) and refiner.split.prefix is None

@@ -3,23 +3,30 @@
 import mlflow
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
-from iunet_bench import benchmark
+from iunet_bench import job
+from iunet_bench.config import load_config
+from iunet_bench.results import format_table
 
 pytestmark = pytest.mark.slow
+
+
+def config_of(compose, *overrides):
+    return load_config(OmegaConf.to_container(compose(*overrides), resolve=True))
 
 
 @pytest.fixture
 def smoke_cfg(compose, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # runs/ (store, caches, job folders) lands in the temporary folder
     monkeypatch.setenv("CI", "1")
-    return compose("experiment=smoke")
+    return config_of(compose, "experiment=smoke")
 
 
 def test_same_seed_gives_bit_identical_curves_including_baseline_training(smoke_cfg, compose):
-    first = benchmark.run(smoke_cfg)
+    first = job.run(smoke_cfg)
     # a fresh cache: the baseline is trained again, so training determinism is tested too
-    second = benchmark.run(compose("experiment=smoke", "train.cache_dir=runs/cache/other"))
+    second = job.run(config_of(compose, "experiment=smoke", "train.cache_dir=runs/cache/other"))
     client = mlflow.MlflowClient(str(smoke_cfg.tracking.uri))
     assert [client.get_run(s.run_id).data.tags["baseline_cached"] for s in (first, second)] == [
         "False",
@@ -41,15 +48,15 @@ def test_when_no_case_loads_the_job_reports_each_reason_and_trains_nothing(compo
         raise OSError(f"{ref.case_id}: disk on fire")
 
     monkeypatch.setattr(dataset_module.Dataset, "_volume", unreadable)
-    cfg = compose("experiment=smoke")
-    summary = benchmark.run(cfg)
+    cfg = config_of(compose, "experiment=smoke")
+    summary = job.run(cfg)
     assert summary.curve == []
     assert {f["stage"] for f in summary.failures} == {"load"}
     assert all("disk on fire" in f["error"] for f in summary.failures)
     run = mlflow.MlflowClient(str(cfg.tracking.uri)).get_run(summary.run_id)
     assert run.info.status == "FAILED"
     assert "no training case" in run.data.tags["error"]
-    assert not (tmp_path / "runs" / "cache" / "baseline").exists()
+    assert not list((tmp_path / "runs" / "cache" / "baseline").glob("baseline-*"))  # nothing trained
 
 
 def test_when_every_case_fails_the_run_is_failed_and_the_reasons_are_kept(smoke_cfg, monkeypatch):
@@ -59,7 +66,7 @@ def test_when_every_case_fails_the_run_is_failed_and_the_reasons_are_kept(smoke_
         raise RuntimeError("robot lost its pen")
 
     monkeypatch.setattr(ScribbleRobot, "annotate", broken)
-    summary = benchmark.run(smoke_cfg)
+    summary = job.run(smoke_cfg)
     assert summary.curve == []
     client = mlflow.MlflowClient(str(smoke_cfg.tracking.uri))
     run = client.get_run(summary.run_id)
@@ -67,7 +74,7 @@ def test_when_every_case_fails_the_run_is_failed_and_the_reasons_are_kept(smoke_
     assert run.info.status == "FAILED"
     assert run.data.tags["failed_cases"] == str(len(held_out)) == str(len(summary.failures))
     assert "failures.json" in {a.path for a in client.list_artifacts(summary.run_id)}
-    assert "no case finished" in benchmark.format_table(summary)
+    assert "no case finished" in format_table(summary)
 
 
 def test_a_failing_case_is_recorded_and_the_other_cases_still_log(smoke_cfg, monkeypatch):
@@ -85,7 +92,7 @@ def test_a_failing_case_is_recorded_and_the_other_cases_still_log(smoke_cfg, mon
         return real(self, image, reference, prediction, rng, spacing=spacing)
 
     monkeypatch.setattr(ScribbleRobot, "annotate", flaky)
-    summary = benchmark.run(smoke_cfg)
+    summary = job.run(smoke_cfg)
     assert len(summary.failures) == 1
     assert summary.failures[0]["stage"] == "session"
     assert "robot lost its pen" in summary.failures[0]["error"]

@@ -1,10 +1,11 @@
-"""The README's configuration tables document every key a user may set, for every preset of every group."""
+"""README.md's configuration tables are the schema's (generated), and document every key of every preset."""
 
 import re
 
 import pytest
 from omegaconf import OmegaConf
 
+from iunet_bench import docs
 from tests.conftest import CONF, ROOT, composed
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -21,6 +22,11 @@ def leaves(tree, prefix=""):
 
 def documented(key: str) -> bool:
     return re.search(rf"\| `{re.escape(key)}` \|", README) is not None
+
+
+def test_readme_tables_are_generated_from_the_schema():
+    assert docs.render(README) == README, "README.md is out of date: run python -m iunet_bench.docs"
+    assert len(re.findall(r"<!-- config-table: \w+ -->", README)) == len(docs.tables())
 
 
 @pytest.mark.parametrize("group", GROUPS)

@@ -1,11 +1,15 @@
 """The round loop with a real robot and the no-learning `paste` refiner (no TensorFlow, fast)."""
 
+import zlib
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
 from iunet_bench import metrics
+from iunet_bench.interactive.base import Refinement
 from iunet_bench.interactive.classic import PasteRefiner
+from iunet_bench.rng import derive_rng
 from iunet_bench.session import run_session
 from simulators import make_annotator
 from tests.conftest import group
@@ -60,3 +64,65 @@ def test_perfect_prediction_needs_no_interaction(volume):
     records = run_session(volume, volume.label.copy(), ideal_robot(), PasteRefiner(), rounds=3, seed=0)
     assert [r.dsc for r in records] == [1.0] * 4
     assert all(r.stopped for r in records[1:])
+
+
+class RecordingRobot:
+    """The ideal robot, noting the state of the generator each round hands it (before it draws)."""
+
+    def __init__(self):
+        self.robot, self.states = ideal_robot(), []
+
+    def annotate(self, image, reference, prediction, rng, spacing=(1.0, 1.0, 1.0)):
+        self.states.append(rng.bit_generator.state)
+        return self.robot.annotate(image, reference, prediction, rng, spacing=spacing)
+
+
+class LossyPaste(PasteRefiner):
+    """paste, reporting made-up losses per round: the session must log what `refine` returned."""
+
+    def refine(self, interaction):
+        self.rounds = getattr(self, "rounds", 0) + 1
+        return Refinement(super().refine(interaction).prediction, (1.0 / self.rounds, 0.5 / self.rounds))
+
+
+def test_round_r_draws_from_seed_case_and_round_only(volume):
+    """The robot of round r gets `derive_rng(seed, case id, r)`, the numbers of the former
+    `session.case_rng` (SeedSequence of seed, CRC-32 of the case id, round): a case's curve never depends
+    on which cases ran before it."""
+    initial = wrong_prediction(volume.label)
+    robot = RecordingRobot()
+    records = run_session(volume, initial, robot, PasteRefiner(), rounds=3, seed=7)
+    rounds = [r.round for r in records[1:] if not r.stopped]
+    assert len(robot.states) == len(rounds) >= 2
+    for r, state in zip(rounds, robot.states):
+        assert state == derive_rng(7, volume.case_id, r).bit_generator.state
+        former = np.random.default_rng(np.random.SeedSequence([7, zlib.crc32(volume.case_id.encode()), r]))
+        assert state == former.bit_generator.state
+    again = RecordingRobot()
+    run_session(volume, initial, again, PasteRefiner(), rounds=3, seed=7)
+    assert again.states == robot.states
+    other = RecordingRobot()
+    run_session(volume, initial, other, PasteRefiner(), rounds=3, seed=8)
+    assert other.states[0] != robot.states[0]
+
+
+def test_the_record_of_a_round_holds_the_losses_its_refinement_returned(volume):
+    initial = wrong_prediction(volume.label)
+    seen = []
+    records = run_session(
+        volume,
+        initial,
+        ideal_robot(),
+        LossyPaste(),
+        rounds=3,
+        seed=0,
+        on_round=lambda rec, *_: seen.append(rec),
+    )
+    active = [r for r in records[1:] if not r.stopped]
+    assert active and records[0].losses == []
+    assert [r.losses for r in active] == [[1.0 / k, 0.5 / k] for k in range(1, len(active) + 1)]
+    assert seen == [r for r in records if not r.stopped]  # round 0 too
+    assert active[0].row()["loss_last"] == 0.5
+    plain = run_session(volume, initial, ideal_robot(), PasteRefiner(), rounds=3, seed=0)
+    assert [r.dsc for r in plain] == [r.dsc for r in records]  # the losses change nothing else
+    assert all(r.losses == [] for r in plain)

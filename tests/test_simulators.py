@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
 from iunet_bench.data.phantom import PhantomConfig, make_phantoms
-from iunet_bench.data.preprocess import PreprocessConfig, preprocess
+from iunet_bench.data.preprocess import PreprocessConfig, crop_box, preprocess
 from simulators import Interaction, make_annotator
 from simulators.box import bounding_box, jittered_box
 from simulators.errors import analyse_errors
@@ -45,7 +45,8 @@ def with_changes(name: str, **sections) -> dict:
 @cache
 def phantom_volumes():
     cases = make_phantoms(PhantomConfig(n_cases=2, shape=(24, 64, 64)), seed=5)
-    return tuple(preprocess(c, PreprocessConfig(grid=(16, 48, 48))) for c in cases)
+    cfg = PreprocessConfig(grid=(16, 48, 48))
+    return tuple(preprocess(c, cfg, crop_box(c.label, cfg.margin)) for c in cases)
 
 
 predictions = st.tuples(
@@ -876,3 +877,22 @@ def test_real_labels_with_realistic_wrong_predictions(op):
         sloppy = make_annotator(preset("scribble_sloppy"))
         it = sloppy.annotate(None, ref, pred, np.random.default_rng(1), spacing=spacing)
         assert not it.is_empty and not np.any(it.add & it.remove)
+
+
+def test_pixel_graph_links_the_8_neighbours_with_exact_hypot_step_lengths():
+    """Edge weights are np.hypot of the step in mm, bit for bit: skimage's own weights (sqrt of a sum of
+    squares) differ in the last bit for spacings like this one, which can flip a shortest-path tie."""
+    from simulators.strokes import _pixel_graph
+
+    spacing2 = (1.982, 1.53)
+    assert np.hypot(*spacing2) != np.sqrt(spacing2[0] ** 2 + spacing2[1] ** 2)  # a spacing where it matters
+    mask = np.random.default_rng(0).random((9, 11)) < 0.6
+    coords, graph = _pixel_graph(mask, spacing2)
+    np.testing.assert_array_equal(coords, np.argwhere(mask))
+    expected = {}
+    for i, p in enumerate(coords):
+        for j, q in enumerate(coords):
+            d = np.abs(q - p)
+            if i != j and d.max() == 1:
+                expected[(i, j)] = np.hypot(d[0] * spacing2[0], d[1] * spacing2[1])
+    assert dict(graph.todok().items()) == expected

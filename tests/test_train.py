@@ -1,13 +1,17 @@
-"""Baseline training room: augmentation geometry and the cache lock (no network training here)."""
+"""Baseline training room: augmentation geometry, the one cache mechanism (lock, atomic entries, code
+hashes) and the baseline it caches."""
 
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from filelock import Timeout
 
-from iunet_bench.train.augment import AugmentConfig, augment
-from iunet_bench.train.baseline import _Lock, train_config_from
+from iunet_bench import cache as cache_module
+from iunet_bench.cache import Cache
+from iunet_bench.train.augment import augment
+from iunet_bench.train.config import AugmentConfig
 
 
 def test_augment_keeps_image_and_label_aligned_and_within_the_configured_motion():
@@ -30,41 +34,112 @@ def test_augment_keeps_image_and_label_aligned_and_within_the_configured_motion(
 
 
 HOLD = """
-import fcntl, sys, time
-fh = open(sys.argv[1], "a+")
-fcntl.flock(fh, fcntl.LOCK_EX)
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1])  # kept referenced: a collected FileLock lets go
+lock.acquire()
 print("held", flush=True)
 time.sleep(60)
 """
 
 
-def test_the_baseline_lock_waits_for_a_live_holder_and_is_free_once_the_holder_is_killed(tmp_path):
-    path = tmp_path / ".lock"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True)
+def _text_cache(root, wait=1.0) -> Cache:
+    return Cache(root, code=("iunet_bench.rng",), what="test entries", wait_seconds=wait)
+
+
+def _save(value, folder):
+    (folder / "value.txt").write_text(value, encoding="utf-8")
+
+
+def _load(folder):
+    return (folder / "value.txt").read_text(encoding="utf-8")
+
+
+def test_an_entry_is_made_once_waits_for_a_live_maker_and_is_free_once_the_maker_is_killed(tmp_path):
+    c = _text_cache(tmp_path)
+    key = c.key({"x": 1})
+    made = []
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(c.folder("entry", key)) + ".lock"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(TimeoutError), _Lock(path, timeout=1.0):
-            pass
-        holder.kill()  # a job killed while training: no stale lock may remain
+        with pytest.raises(
+            Timeout
+        ):  # another job is making this entry: wait for it (here: 1 s, then give up)
+            c.get_or_make("entry", key, lambda: made.append(1) or "v", _save, _load)
+        assert made == []
+        holder.kill()  # a job killed while making it: no stale lock may remain
         holder.wait()
-        with _Lock(path, timeout=5.0):
-            pass
+        assert c.get_or_make("entry", key, lambda: made.append(1) or "v", _save, _load) == ("v", False)
+        assert c.get_or_make("entry", key, lambda: made.append(1) or "w", _save, _load) == ("v", True)
+        assert made == [1]
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]  # nothing half-written left
     finally:
         holder.kill()
 
 
-def test_train_config_names_bad_and_unknown_keys():
-    good = {"steps": 3, "batch_size": 2, "lr": 1e-3, "cache_dir": "x", "augment": {"noise_hu": 3.0}}
-    assert train_config_from(good).augment.noise_hu == 3.0
-    for change, key in [
-        ({"steps": -1}, "train.steps"),
-        ({"steps": 2.5}, "train.steps"),
-        ({"lr": 0}, "train.lr"),
-        ({"batch_size": True}, "train.batch_size"),
-        ({"augment": {"noise_hu": -1}}, "train.augment.noise_hu"),
-        ({"augment": {"hu_per_unit": 0}}, "train.augment.hu_per_unit"),
-        ({"augment": {"flip": 1}}, "train.augment.flip"),
-        ({"epochs": 3}, "train.epochs"),
-    ]:
-        with pytest.raises(ValueError, match=key.replace(".", r"\.")):
-            train_config_from({**good, **change})
+def test_a_damaged_entry_is_made_again_and_an_unwritable_cache_warns_and_still_returns_the_value(tmp_path):
+    c = _text_cache(tmp_path)
+    key = c.key("k")
+    c.get_or_make("e", key, lambda: "v", _save, _load)
+    (c.folder("e", key) / "value.txt").unlink()  # damaged: load fails
+    assert c.get_or_make("e", key, lambda: "again", _save, _load) == ("again", False)
+
+    def broken(value, folder):
+        raise OSError(28, "No space left on device")
+
+    with pytest.warns(RuntimeWarning, match=r"cannot write test entries under .*No space left"):
+        assert c.get_or_make("e", c.key("other"), lambda: "v2", broken, _load) == ("v2", False)
+
+
+def test_a_key_changes_with_the_source_of_the_code_that_makes_the_entry(tmp_path, monkeypatch):
+    c = _text_cache(tmp_path)
+    before = c.key({"x": 1})
+    real = cache_module._source
+    monkeypatch.setattr(
+        cache_module, "_source", lambda m: real(m) + (b"# edited" if m == "iunet_bench.rng" else b"")
+    )
+    cache_module.code_digest.cache_clear()
+    try:
+        assert c.key({"x": 1}) != before
+        assert _text_cache(tmp_path).key({"x": 2}) != c.key({"x": 1})
+    finally:
+        cache_module.code_digest.cache_clear()
+
+
+@pytest.mark.slow
+def test_a_baseline_is_trained_once_reused_and_retrained_when_a_model_or_training_file_changes(
+    tmp_path, monkeypatch, compose
+):
+    from omegaconf import OmegaConf
+
+    from iunet_bench.config import load_config
+    from iunet_bench.prepare import JobSetup
+
+    monkeypatch.chdir(tmp_path)
+    config = load_config(OmegaConf.to_container(compose("experiment=smoke", "train.steps=2"), resolve=True))
+    first = JobSetup(config).baseline()
+    again = JobSetup(config).baseline()
+    assert (first.hit, again.hit, again.key) == (False, True, first.key)
+    weights = [np.array_equal(a, b) for a, b in zip(first.model.get_weights(), again.model.get_weights())]
+    assert all(weights)
+    real = cache_module._source
+    for module in ("iunet_bench.models.unet", "iunet_bench.train.loss"):
+        monkeypatch.setattr(
+            cache_module, "_source", lambda m, module=module: real(m) + (b"# edited" if m == module else b"")
+        )
+        cache_module.code_digest.cache_clear()
+        changed = JobSetup(config).baseline()
+        assert not changed.hit and changed.key != first.key, module
+    monkeypatch.setattr(cache_module, "_source", real)
+    cache_module.code_digest.cache_clear()
+    # the precision is part of the key: a mixed-precision baseline is never served to a float32 job
+    from iunet_bench.train.baseline import baseline_key
+
+    vols = JobSetup(config).volumes().train
+    keys = {
+        p: baseline_key(vols, config.model, config.train, config.seed, p)
+        for p in ("float32", "mixed_float16")
+    }
+    assert keys["float32"] == first.key != keys["mixed_float16"]

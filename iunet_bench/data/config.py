@@ -1,286 +1,169 @@
-"""The `data` config group: defaults, allowed keys per source, and validation before any heavy work.
+"""The `data` config group: one schema per source (`data.source` = phantom | msd | folder | dicom).
 
-`parse_config(mapping) -> DataConfig` raises ValueError naming the key (`data.<key>`) and what is allowed.
+Checked without reading any image; a real source's `data.root` must be an existing folder. Keys of every
+source are in `_DataBase`; each source adds its own. `DataConfig` is the union the job's schema uses.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from iunet_bench.data.case import parse_orientation
+from pydantic import Field, field_validator, model_validator
+
 from iunet_bench.data.phantom import PhantomConfig
-from iunet_bench.data.preprocess import CROP_MODES, INTENSITY_MODES, LABEL_INTERPOLATIONS, PreprocessConfig
+from iunet_bench.data.preprocess import PreprocessConfig
+from iunet_bench.schema import Float, Int, Schema, variants
 
-SOURCES = ("phantom", "msd", "folder", "dicom")
-COMMON_KEYS = {
-    "source",
-    "root",
-    "seed",
-    "cache_dir",
-    "foreground",
-    "label_values",
-    "crop",
-    "box_jitter",
-    "geometry_tolerance",
-    "split",
-    "preprocess",
-}
-SOURCE_KEYS = {
-    "phantom": {"phantom"},
-    "msd": set(),
-    "folder": {"images_dir", "labels_dir", "manifest", "image_suffix", "label_suffix"},
-    "dicom": {"images_dir", "label_pattern"},
-}
-SPLIT_KEYS = {"folds", "fold"}
-PREPROCESS_KEYS = {
-    "orientation",
-    "intensity",
-    "window",
-    "percentiles",
-    "zscore_clip",
-    "sigma",
-    "margin",
-    "grid",
-    "label_interpolation",
-}
 DEFAULT_CACHE_DIR = Path("runs") / "cache" / "preprocess"
+Labels = tuple[Int, ...] | None
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    source: str
-    root: Path | None
-    seed: int
-    cache_dir: Path
-    folds: int
-    fold: int
-    preprocess: PreprocessConfig
-    foreground: tuple[int, ...] | None = None  # None: every non-zero value of the mapping
-    label_values: tuple[int, ...] | None = None  # None: from dataset.json (msd) or {0} + foreground
-    geometry_tolerance: float = 1e-3
-    phantom: PhantomConfig | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # source-specific keys (images_dir, manifest, ...)
-
-
-def _fail(key: str, message: str) -> ValueError:
-    return ValueError(f"data.{key}: {message}")
-
-
-def _int(cfg: Mapping, key: str, name: str, lo: int | None = None) -> int:
-    v = cfg.get(key)
-    if isinstance(v, bool) or not isinstance(v, int) or (lo is not None and v < lo):
-        raise _fail(name, f"{v!r} must be an integer" + (f" >= {lo}" if lo is not None else ""))
-    return v
-
-
-def _float(cfg: Mapping, key: str, name: str, lo: float | None = None, hi: float | None = None) -> float:
-    v = cfg.get(key)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise _fail(name, f"{v!r} must be a number")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise _fail(name, f"{v!r} must lie in [{lo}, {hi}]")
-    return float(v)
-
-
-def _pair(cfg: Mapping, key: str, name: str) -> tuple[float, float]:
-    v = cfg.get(key)
-    if not isinstance(v, list | tuple) or len(v) != 2 or not all(isinstance(x, int | float) for x in v):
-        raise _fail(name, f"{v!r} must be a pair of numbers [lo, hi]")
-    if not v[0] < v[1]:
-        raise _fail(name, f"{list(v)}: lo must be below hi")
-    return float(v[0]), float(v[1])
-
-
-def _choice(cfg: Mapping, key: str, name: str, allowed) -> str:
-    v = cfg.get(key)
-    if v not in allowed:
-        raise _fail(name, f"{v!r} is not one of {list(allowed)}")
-    return v
-
-
-def _int_list(cfg: Mapping, key: str, name: str, lo: int = 0) -> tuple[int, ...] | None:
-    v = cfg.get(key)
-    if v is None:
-        return None
-    if isinstance(v, int) and not isinstance(v, bool):
-        v = [v]
-    if not isinstance(v, list | tuple) or not v or not all(isinstance(x, int) and x >= lo for x in v):
-        raise _fail(name, f"{v!r} must be null or a non-empty list of integers >= {lo}")
-    return tuple(int(x) for x in v)
-
-
-def _check_keys(cfg: Mapping, allowed: set[str], prefix: str, why: str) -> None:
-    unknown = sorted(set(cfg) - allowed)
-    if unknown:
-        raise _fail(f"{prefix}{unknown[0]}", f"unknown key {why}; allowed keys: {sorted(allowed)}")
-
-
-def _preprocess(cfg: Mapping, crop: str, box_jitter: float, seed: int) -> PreprocessConfig:
-    if not isinstance(cfg, Mapping):
-        raise _fail("preprocess", f"{cfg!r} must be a mapping")
-    _check_keys(cfg, PREPROCESS_KEYS, "preprocess.", "")
-    d = PreprocessConfig()
-    p = {**{k: getattr(d, k) for k in ("orientation", "intensity", "percentiles", "zscore_clip")}, **cfg}
-    p.setdefault("label_interpolation", d.label_interpolation)
-    for key in ("sigma", "window", "margin", "grid"):
-        if key not in cfg:
-            raise _fail(
-                f"preprocess.{key}", "missing (paper defaults: sigma 0.75, window [-160, 240], margin 0.05)"
-            )
-    grid = p["grid"]
-    if (
-        not isinstance(grid, list | tuple)
-        or len(grid) != 3
-        or not all(isinstance(g, int) and g >= 2 for g in grid)
-    ):
-        raise _fail("preprocess.grid", f"{grid!r} must be three integers >= 2 (z, y, x), e.g. [24, 64, 64]")
-    orientation = p["orientation"]
-    if orientation is not None:
-        try:
-            parse_orientation(orientation)
-        except ValueError as exc:
-            raise _fail("preprocess.orientation", f"{exc}; or null to keep each file's orientation") from None
-    intensity = _choice(p, "intensity", "preprocess.intensity", (*INTENSITY_MODES, "auto"))
-    pct = _pair(p, "percentiles", "preprocess.percentiles")
-    if pct[0] < 0.0 or pct[1] > 100.0:
-        raise _fail("preprocess.percentiles", f"{list(pct)} must lie in [0, 100]")
-    return PreprocessConfig(
-        sigma=_float(p, "sigma", "preprocess.sigma", 0.0, 10.0),
-        window=_pair(p, "window", "preprocess.window"),
-        margin=_float(p, "margin", "preprocess.margin", 0.0, 0.5),
-        grid=tuple(int(g) for g in grid),
-        orientation=None if orientation is None else str(orientation).upper(),
-        intensity=intensity,
-        percentiles=pct,
-        zscore_clip=_float(p, "zscore_clip", "preprocess.zscore_clip", 0.1, 100.0),
-        crop=crop,
-        box_jitter=box_jitter,
-        seed=seed,
-        label_interpolation=_choice(
-            p, "label_interpolation", "preprocess.label_interpolation", LABEL_INTERPOLATIONS
-        ),
+class SplitConfig(Schema):
+    folds: Int = Field(
+        4, ge=2, description="k of the seeded k-fold split of the cases (at most the number of cases)"
+    )
+    fold: Int = Field(
+        0, ge=0, description="the fold held out for interactive sessions; the baseline trains on the others"
     )
 
-
-def _phantom(cfg: Any) -> PhantomConfig:
-    if not isinstance(cfg, Mapping):
-        raise _fail("phantom", f"{cfg!r} must be a mapping of generator settings")
-    names = {f.name for f in fields(PhantomConfig)}
-    _check_keys(cfg, names, "phantom.", "")
-    d = PhantomConfig()
-    values = {}
-    for f in fields(PhantomConfig):
-        v = cfg.get(f.name, getattr(d, f.name))
-        key = f"phantom.{f.name}"
-        if f.name in ("n_cases", "bowel_loops"):
-            values[f.name] = _int({"v": v}, "v", key, 1 if f.name == "n_cases" else 0)
-        elif f.name in ("shape", "spacing"):
-            ok = (
-                isinstance(v, list | tuple)
-                and len(v) == 3
-                and all(isinstance(x, int | float) and x > 0 for x in v)
+    @model_validator(mode="after")
+    def _fold_exists(self) -> SplitConfig:
+        if self.fold >= self.folds:
+            raise ValueError(
+                f"data.split.fold: {self.fold} must lie in [0, {self.folds - 1}] for data.split.folds={self.folds}"
             )
-            if not ok or (f.name == "shape" and not all(isinstance(x, int) and x >= 8 for x in v)):
-                raise _fail(
-                    key,
-                    f"{v!r} must be three positive numbers (z, y, x)"
-                    + (" >= 8" if f.name == "shape" else ""),
-                )
-            values[f.name] = tuple(int(x) if f.name == "shape" else float(x) for x in v)
-        elif f.name == "z_spacing":
-            values[f.name] = None if v is None else _pair({"v": v}, "v", key)
-            if v is not None and values[f.name][0] <= 0:
-                raise _fail(key, f"{v!r} must be positive millimetres or null")
-        elif f.name in ("touch_fraction", "bowel_fill"):
-            values[f.name] = _float({"v": v}, "v", key, 0.0, 1.0)
-        elif f.name in (
-            "fat_thickness",
-            "noise_hu",
-            "texture_hu",
-            "lobulation",
-            "hu_jitter",
-            "shape_variability",
-        ):
-            values[f.name] = _float({"v": v}, "v", key, 0.0, 14.0 if f.name == "fat_thickness" else None)
-        else:
-            values[f.name] = _float({"v": v}, "v", key)
-    return PhantomConfig(**values)
+        return self
 
 
-def parse_config(cfg: Mapping[str, Any]) -> DataConfig:
-    """Validate the `data` mapping (cheap: touches the file system only to check that data.root exists)."""
-    if not isinstance(cfg, Mapping):
-        raise ValueError(f"data: expected a mapping, got {type(cfg).__name__}")
-    source = cfg.get("source")
-    if source not in SOURCES:
-        raise _fail("source", f"{source!r} is not one of {list(SOURCES)}")
-    # `phantom` sizes are tolerated (and ignored) for real sources: experiments such as `smoke` shrink the
-    # phantoms without knowing which source the user picks (`experiment=smoke data=msd data.root=...`).
-    _check_keys(cfg, COMMON_KEYS | SOURCE_KEYS[source] | {"phantom"}, "", f"for data.source={source}")
-    seed = _int(cfg, "seed", "seed") if "seed" in cfg else 0
+class _DataBase(Schema):
+    root: Path | None = Field(
+        None, description="the data set's folder; required for msd, folder and dicom (an existing folder)"
+    )
+    seed: Int = Field(0, ge=0, description="seeds the fold split, the phantoms and robot boxes (`${seed}`)")
+    cache_dir: Path | None = Field(
+        None,
+        description="preprocessed volumes, keyed by file content, preprocessing config and the data code; "
+        "null = runs/cache/preprocess under the working directory; must be a writable folder (checked "
+        "before any image is read); a write failing later (disk full) warns once and the run goes on uncached",
+    )
+    crop: Literal["reference", "robot_box"] = Field(
+        "reference",
+        description="reference: the bounding box of the reference label (the paper); robot_box: a box drawn "
+        "by `simulators.box.jittered_box` around the reference, as a user would (the paper's discussion)",
+    )
+    box_jitter: Float = Field(
+        0.1, ge=0, le=1, description="robot_box only: jitter of the box as a fraction of its size"
+    )
+    foreground: Labels = Field(
+        (1,),
+        min_length=1,
+        description="label values that become foreground (msd null = every non-zero label of dataset.json; "
+        "Task07: pancreas 1 and tumour 2; e.g. `data.foreground=[1]` for pancreas only)",
+    )
+    label_values: Labels = Field(
+        None,
+        description="label values a file may hold; others are an error for that case (null = the labels of "
+        "dataset.json (msd), else 0 and the foreground values)",
+    )
+    geometry_tolerance: Float = Field(
+        0.001,
+        ge=0,
+        le=0.5,
+        description="how far image and label grids may differ: relative for spacing, in voxels for origin, "
+        "absolute for direction cosines",
+    )
+    split: SplitConfig = SplitConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
 
-    root = cfg.get("root")
-    if source == "phantom":
-        root = None if root is None else Path(root)
-    else:
+    @field_validator("foreground", "label_values")
+    @classmethod
+    def _values(cls, values, info):
+        if values is not None and any(v < (1 if info.field_name == "foreground" else 0) for v in values):
+            raise ValueError(f"must be {'>= 1' if info.field_name == 'foreground' else '>= 0'}")
+        return values
+
+    @property
+    def cache_folder(self) -> Path:
+        folder = Path.cwd() / DEFAULT_CACHE_DIR if self.cache_dir is None else self.cache_dir
+        return Path(os.path.expanduser(str(folder))).resolve()
+
+
+class _RealData(_DataBase):
+    root: Path = Field(description="the data set's folder (an existing folder)")
+
+    @field_validator("root", mode="before")
+    @classmethod
+    def _required(cls, root):
         if root in (None, ""):
-            raise _fail(
-                "root", f"required for data.source={source}: set data.root=DIR (the data set's folder)"
-            )
+            raise ValueError("required for this data.source: set data.root=DIR (the data set's folder)")
+        return root
+
+    @field_validator("root")
+    @classmethod
+    def _exists(cls, root: Path) -> Path:
         root = Path(os.path.expanduser(str(root)))
         if not root.is_dir():
-            raise _fail("root", f"{str(root)!r} is not an existing folder")
+            raise ValueError("is not an existing folder")
+        return root
 
-    split = cfg.get("split", {"folds": 4, "fold": 0})
-    if not isinstance(split, Mapping):
-        raise _fail("split", f"{split!r} must be a mapping with folds and fold")
-    _check_keys(split, SPLIT_KEYS, "split.", "")
-    folds = _int(split, "folds", "split.folds", 2)
-    fold = _int(split, "fold", "split.fold", 0)
-    if fold >= folds:
-        raise _fail("split.fold", f"{fold} must lie in [0, {folds - 1}] for data.split.folds={folds}")
 
-    crop = _choice({"v": cfg.get("crop", "reference")}, "v", "crop", CROP_MODES)
-    box_jitter = _float({"v": cfg.get("box_jitter", 0.1)}, "v", "box_jitter", 0.0, 1.0)
-    pre = _preprocess(cfg.get("preprocess", {}), crop, box_jitter, seed)
+class PhantomData(_DataBase):
+    source: Literal["phantom"] = Field("phantom", description="where the cases come from")
+    phantom: PhantomConfig = PhantomConfig()
 
-    cache_dir = cfg.get("cache_dir")
-    cache_dir = (
-        Path.cwd() / DEFAULT_CACHE_DIR
-        if cache_dir in (None, "")
-        else Path(os.path.expanduser(str(cache_dir)))
+
+class MsdData(_RealData):
+    source: Literal["msd"] = "msd"
+    foreground: Labels = Field(None, min_length=1)
+    preprocess: PreprocessConfig = PreprocessConfig(intensity="auto")
+
+
+class FolderData(_RealData):
+    source: Literal["folder"] = "folder"
+    images_dir: str = Field(
+        "images",
+        description="folder of images, relative to `data.root` (dicom: of one series folder per case)",
+    )
+    labels_dir: str = Field(
+        "labels", description="folder of labels, paired with images by file name (NIfTI, MHA/MHD, NRRD)"
+    )
+    image_suffix: str = Field(
+        "", description="removed from image names before pairing (e.g. `_0000` for nnU-Net names)"
+    )
+    label_suffix: str = Field("", description="removed from label names before pairing (e.g. `_seg`)")
+    manifest: Path | None = Field(
+        None,
+        description="a CSV with `case_id,image,label` columns (paths relative to the CSV; an image may be a "
+        "DICOM folder); replaces the folders",
     )
 
-    options = {k: cfg[k] for k in SOURCE_KEYS[source] - {"phantom"} if k in cfg}
-    for k, v in options.items():
-        if v is not None and not isinstance(v, str):
-            raise _fail(k, f"{v!r} must be a string (a path or name part) or null")
-    if source == "folder" and pre.intensity == "auto":
-        raise _fail(
-            "preprocess.intensity",
-            "auto needs the images' modality, which data.source=folder does not know (NIfTI, MHA and NRRD "
-            "files do not record it): set window (CT in HU), zscore or percentile",
-        )
-    if source == "dicom" and "{case_id}" not in str(options.get("label_pattern") or "{case_id}"):
-        raise _fail("label_pattern", f"{options['label_pattern']!r} must contain {{case_id}}")
+    @model_validator(mode="after")
+    def _no_auto(self) -> FolderData:
+        if self.preprocess.intensity == "auto":
+            raise ValueError(
+                "data.preprocess.intensity: auto needs the images' modality, which data.source=folder does not "
+                "know (NIfTI, MHA and NRRD files do not record it): set window (CT in HU), zscore or percentile"
+            )
+        return self
 
-    return DataConfig(
-        source=source,
-        root=root,
-        seed=seed,
-        cache_dir=cache_dir.resolve(),
-        folds=folds,
-        fold=fold,
-        preprocess=pre,
-        foreground=_int_list(cfg, "foreground", "foreground", 1),
-        label_values=_int_list(cfg, "label_values", "label_values", 0),
-        geometry_tolerance=_float(
-            {"v": cfg.get("geometry_tolerance", 1e-3)}, "v", "geometry_tolerance", 0.0, 0.5
-        ),
-        phantom=_phantom(cfg.get("phantom", {})) if source == "phantom" else None,
-        options=options,
+
+class DicomData(_RealData):
+    source: Literal["dicom"] = "dicom"
+    images_dir: str = Field(".")
+    label_pattern: str = Field(
+        "{case_id}.nii.gz",
+        description="each case's label file, relative to `data.root`; must contain {case_id}",
     )
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _has_case_id(cls, pattern: str) -> str:
+        if "{case_id}" not in pattern:
+            raise ValueError("must contain {case_id}")
+        return pattern
+
+
+DataConfig = variants(PhantomData, MsdData, FolderData, DicomData, tag="source")
+AnyData = PhantomData | MsdData | FolderData | DicomData

@@ -1,6 +1,6 @@
 """A data set as the session sees it: case ids, a seeded fold split, preprocessed volumes, and the way back.
 
-    ds = build_dataset(OmegaConf.to_container(cfg.data, resolve=True))   # validates, lists: cheap
+    ds = build_dataset(config.data)           # a validated `data` schema (iunet_bench.data.config); cheap
     train_ids, heldout_ids = ds.split()
     volumes, failures = ds.volumes(heldout_ids)      # lazily read, preprocessed, cached under runs/
     ds.write_mask(volume, prediction, "out/<case_id>.nii.gz")            # on the original image's grid
@@ -14,7 +14,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from iunet_bench.data.cache import VolumeCache, check_writable, content_digest, volume_key
+from iunet_bench.cache import check_writable
+from iunet_bench.data.cache import content_digest, load_volume, save_volume, volume_cache
 from iunet_bench.data.case import Case, Geometry, Volume
-from iunet_bench.data.config import DataConfig, parse_config
+from iunet_bench.data.config import AnyData, DataConfig
 from iunet_bench.data.io import (
     CaseError,
     dicom_modality,
@@ -33,8 +34,9 @@ from iunet_bench.data.io import (
     write_on_original_grid,
 )
 from iunet_bench.data.phantom import phantom_case, phantom_key
-from iunet_bench.data.preprocess import PreprocessConfig, preprocess, to_case_grid
+from iunet_bench.data.preprocess import PreprocessConfig, crop_box, preprocess, robot_box, to_case_grid
 from iunet_bench.data.sources import LISTERS, CaseRef, Listing
+from iunet_bench.schema import ConfigError, validate_group
 
 
 @dataclass
@@ -45,14 +47,14 @@ class Failure:
 
 @dataclass
 class Dataset:
-    config: DataConfig
+    config: AnyData
     listing: Listing
     case_ids: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.case_ids = [r.case_id for r in self.listing.refs]
         self._refs = {r.case_id: r for r in self.listing.refs}
-        self._cache = VolumeCache(self.config.cache_dir)
+        self._cache = volume_cache(self.config.cache_folder)
         self._digests: dict[str, str] = {}
 
     # ------------------------------------------------------------------ the session's calls
@@ -66,7 +68,7 @@ class Dataset:
         if p.intensity == "auto":
             modalities = self.modalities
             ct = bool(modalities) and all(m.strip().upper() == "CT" for m in modalities)
-            p = replace(p, intensity="window" if ct else "zscore")
+            p = p.model_copy(update={"intensity": "window" if ct else "zscore"})
         return p
 
     @cached_property
@@ -82,7 +84,7 @@ class Dataset:
 
     def split(self) -> tuple[list[str], list[str]]:
         """(training ids, held-out ids): a seeded k-fold split; the held-out fold is `data.split.fold`."""
-        folds, fold = self.config.folds, self.config.fold
+        folds, fold = self.config.split.folds, self.config.split.fold
         order = np.random.default_rng(self.config.seed).permutation(len(self.case_ids))
         held = {self.case_ids[i] for i in order[fold::folds]}
         return [c for c in self.case_ids if c not in held], [c for c in self.case_ids if c in held]
@@ -127,7 +129,7 @@ class Dataset:
                 stacklevel=2,
             )
         h.update(json.dumps(self._settings(), sort_keys=True, default=list).encode())
-        h.update(json.dumps([self.config.seed, self.config.folds, self.config.fold]).encode())
+        h.update(json.dumps([self.config.seed, self.config.split.folds, self.config.split.fold]).encode())
         return h.hexdigest()[:16]
 
     def write_mask(self, volume: Volume, mask: np.ndarray, path) -> Path:
@@ -164,10 +166,20 @@ class Dataset:
     # ------------------------------------------------------------------ inside
 
     def _settings(self) -> dict:
+        crop = {"crop": self.config.crop}
+        if self.config.crop == "robot_box":  # the jitter and seed matter for robot boxes only
+            crop.update(box_jitter=self.config.box_jitter, seed=self.config.seed)
         return {
-            "preprocess": self.preprocess_config.key(),
+            "preprocess": {**self.preprocess_config.model_dump(mode="json"), **crop},
             "mapping": {"values": self.listing.label_values, "foreground": self.listing.foreground},
         }
+
+    def _box(self, case: Case):
+        """The crop box of a case (margin included): the reference's bounding box, or a robot's box."""
+        margin = self.preprocess_config.margin
+        if self.config.crop == "robot_box":
+            return robot_box(case, self.config.box_jitter, self.config.seed, margin)
+        return crop_box(case.label, margin)
 
     def _content(self, ref: CaseRef):
         """The case's content for keys: phantom parameters, or digests of its files. Raises CaseError
@@ -184,7 +196,7 @@ class Dataset:
                         ref.case_id, ref.image or ref.label, f"no {role} file found for this case"
                     )
                 try:
-                    parts.append(content_digest(p, self.config.cache_dir / "digests"))
+                    parts.append(content_digest(p, self.config.cache_folder / "digests"))
                 except FileNotFoundError as exc:  # the file named may be a header's data file (.raw)
                     raise CaseError(ref.case_id, exc.filename or p, "file does not exist") from exc
                 except OSError as exc:
@@ -197,33 +209,38 @@ class Dataset:
         return self._digests[ref.case_id]
 
     def _volume(self, ref: CaseRef) -> Volume:
-        s = self._settings()
-        key = volume_key(self._content(ref), s["preprocess"], s["mapping"])
-        hit = self._cache.get(ref.case_id, key)
-        if hit is not None:
-            return hit
-        volume = preprocess(self.load_case(ref.case_id), self.preprocess_config)
-        self._cache.put(key, volume)
+        key = self._cache.key({"content": self._content(ref), **self._settings()})
+
+        def make() -> Volume:
+            case = self.load_case(ref.case_id)
+            return preprocess(case, self.preprocess_config, self._box(case), self.config.crop)
+
+        volume, _ = self._cache.get_or_make(ref.case_id, key, make, save_volume, load_volume)
         return volume
 
 
-def build_dataset(cfg: Mapping[str, Any]) -> Dataset:
-    """Validate the `data` config and list the cases (no image is read). Raises ValueError naming the
-    `data.<key>` for a bad setting or a data set that cannot be listed at all."""
-    config = parse_config(cfg)
+def build_dataset(config: AnyData | Mapping[str, Any]) -> Dataset:
+    """List the cases of a `data` config (a validated schema, or a plain mapping validated here); no image
+    is read. Raises ConfigError naming the `data.<key>` for a bad value, a cache folder that takes no file
+    or a data set that cannot be listed at all."""
+    if isinstance(config, Mapping):
+        config = validate_group(DataConfig, config, "data")
     try:
-        check_writable(config.cache_dir)
+        check_writable(config.cache_folder)
     except OSError as exc:
-        raise ValueError(
-            f"data.cache_dir: {config.cache_dir} is not a writable folder ({type(exc).__name__}: "
-            f"{exc.strerror or exc}); set data.cache_dir to one (null: runs/cache/preprocess here)"
+        raise ConfigError(
+            [
+                f"data.cache_dir: {config.cache_folder} is not a writable folder ({type(exc).__name__}: "
+                f"{exc.strerror or exc}); set data.cache_dir to one (null: runs/cache/preprocess here)"
+            ]
         ) from None
-    listing = LISTERS[config.source](config)
-    n = len(listing.refs)
-    if n < config.folds:
-        raise ValueError(
-            f"data.split.folds: {config.folds} folds need at least {config.folds} cases; found {n}"
-        )
+    try:
+        listing = LISTERS[config.source](config)
+    except ValueError as exc:
+        raise ConfigError([str(exc)]) from None
+    n, folds = len(listing.refs), config.split.folds
+    if n < folds:
+        raise ConfigError([f"data.split.folds: {folds} folds need at least {folds} cases; found {n}"])
     return Dataset(config, listing)
 
 

@@ -21,42 +21,72 @@ shape_variability (how different one patient's organ is from the next: the basel
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field, field_validator
 from scipy import ndimage as ndi
 from scipy.interpolate import CubicSpline
 
 from iunet_bench.data.case import Case, Geometry
+from iunet_bench.schema import Float, Int, Schema
 
 REFERENCE_FOV = np.array([80.0, 150.0, 150.0])  # z-y-x mm in which the anatomy below is laid out
-VERSION = 3  # bump when the generator changes what it draws (part of the preprocessing cache key)
+PositiveFloat = Annotated[Float, Field(gt=0)]
 _MARGIN = 16.0  # mm around every structure in which its signed distance is computed
 
 
-@dataclass(frozen=True)
-class PhantomConfig:
-    n_cases: int = 12
-    shape: tuple[int, int, int] = (40, 192, 192)  # z-y-x voxels at the nominal spacing
-    spacing: tuple[float, float, float] = (
-        2.0,
-        0.78,
-        0.78,
-    )  # nominal z-y-x mm (field of view = shape x spacing)
-    z_spacing: tuple[float, float] | None = (1.0, 3.0)  # per-case slice spacing range in mm (None: nominal)
-    organ_hu: float = 45.0  # pancreas parenchyma
-    bowel_hu: float = 40.0  # bowel wall and collapsed bowel (similar to the organ: the hard part)
-    fat_hu: float = -100.0
-    vessel_hu: float = 160.0  # venous phase
-    hu_jitter: float = 8.0  # per-case standard deviation of organ and bowel HU
-    fat_thickness: float = 1.0  # mm, mean fat layer between organ and neighbours (less = harder)
-    touch_fraction: float = 0.5  # fraction of the organ's neighbourhood where neighbours touch it (no fat)
-    noise_hu: float = 20.0  # standard deviation of the correlated CT noise
-    texture_hu: float = 8.0  # parenchymal texture inside organ and bowel
-    lobulation: float = 1.5  # mm, amplitude of the organ's irregular outline
-    bowel_loops: int = 3  # jejunal loops near body and tail
-    bowel_fill: float = 0.45  # fraction of the space around the organs packed with bowel and mesentery
-    shape_variability: float = 1.0  # how much the organ's course and thickness vary between patients
+class PhantomConfig(Schema):
+    """The phantom generator's settings (`data.phantom.*`)."""
+
+    n_cases: Int = Field(12, ge=1, description="phantoms generated (deterministic from `data.seed`)")
+    shape: tuple[Int, Int, Int] = Field(
+        (40, 192, 192), description="z-y-x voxels at the nominal spacing (field of view = shape x spacing)"
+    )
+    spacing: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = Field(
+        (2.0, 0.78, 0.78), description="nominal z-y-x spacing, mm"
+    )
+    z_spacing: tuple[PositiveFloat, PositiveFloat] | None = Field(
+        (1.0, 3.0), description="per-case slice spacing range, mm (null = the nominal spacing)"
+    )
+    organ_hu: Float = Field(45.0, description="pancreas parenchyma, HU")
+    bowel_hu: Float = Field(40.0, description="bowel of similar HU (contrast = organ_hu - bowel_hu)")
+    fat_hu: Float = Field(-100.0, description="fat, HU")
+    vessel_hu: Float = Field(160.0, description="vessels (venous phase), HU")
+    hu_jitter: Float = Field(8.0, ge=0, description="per-case standard deviation of organ and bowel HU")
+    fat_thickness: Float = Field(
+        1.0, ge=0, le=14, description="mm of fat between organ and neighbours (less = harder)"
+    )
+    touch_fraction: Float = Field(
+        0.5, ge=0, le=1, description="share of the organ's neighbourhood where neighbours touch it"
+    )
+    noise_hu: Float = Field(20.0, ge=0, description="correlated CT noise, standard deviation in HU")
+    texture_hu: Float = Field(8.0, ge=0, description="parenchymal texture, HU")
+    lobulation: Float = Field(1.5, ge=0, description="irregularity of the organ outline, mm")
+    bowel_loops: Int = Field(3, ge=0, description="jejunal loops near body and tail")
+    bowel_fill: Float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        description="share of the surrounding space packed with bowel of similar HU (less fat)",
+    )
+    shape_variability: Float = Field(
+        1.0, ge=0, description="how much the organ's course and thickness vary between patients"
+    )
+
+    @field_validator("shape")
+    @classmethod
+    def _big_enough(cls, shape):
+        if min(shape) < 8:
+            raise ValueError("every axis needs at least 8 voxels")
+        return shape
+
+    @field_validator("z_spacing")
+    @classmethod
+    def _ordered(cls, pair):
+        if pair is not None and not pair[0] <= pair[1]:
+            raise ValueError("must be [lo, hi] with lo <= hi")
+        return pair
 
 
 # ---------------------------------------------------------------- signed distances on a voxel grid
@@ -308,6 +338,7 @@ def make_phantoms(cfg: PhantomConfig, seed: int) -> list[Case]:
 
 def phantom_key(cfg: PhantomConfig, seed: int, index: int) -> dict:
     """Everything that determines phantom `index` (for cache keys and fingerprints)."""
-    d = asdict(cfg)
-    d.pop("n_cases")
-    return {"phantom": d, "seed": int(seed), "index": int(index), "version": VERSION}
+    from iunet_bench.cache import code_digest
+
+    d = cfg.model_dump(exclude={"n_cases"})
+    return {"phantom": d, "seed": int(seed), "index": int(index), "generator": code_digest((__name__,))}

@@ -13,48 +13,92 @@
 
 from __future__ import annotations
 
-import zlib
-from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 from scipy import ndimage as ndi
 
-from iunet_bench.data.case import Case, Geometry, Volume
+from iunet_bench.data.case import Case, Geometry, Volume, parse_orientation
+from iunet_bench.rng import derive_rng
+from iunet_bench.schema import Float, Int, Schema
 from simulators.box import bounding_box, jittered_box  # one box implementation, shared with the box robot
 
 INTENSITY_MODES = ("window", "percentile", "zscore")
-CROP_MODES = ("reference", "robot_box")
 LABEL_INTERPOLATIONS = ("linear", "nearest")
 Box = tuple[int, int, int, int, int, int]
 
 
-@dataclass(frozen=True)
-class PreprocessConfig:
-    sigma: float = 0.75  # Gaussian smoothing, voxels of the case grid (0 = off)
-    window: tuple[float, float] = (-160.0, 240.0)  # HU mapped to [-1, 1] and clipped (intensity=window)
-    margin: float = 0.05  # fraction of the image's extent added around the crop box, per axis
-    grid: tuple[int, int, int] = (24, 64, 64)  # model grid, z-y-x
-    orientation: str | None = "LPS"  # canonical orientation every case is turned to (None: keep the file's)
-    intensity: str = "window"  # window | percentile | zscore
-    percentiles: tuple[float, float] = (0.5, 99.5)  # intensity=percentile: these map to -1 and 1
-    zscore_clip: float = 3.0  # intensity=zscore: mean -/+ this many standard deviations map to -1 and 1
-    crop: str = "reference"  # reference | robot_box
-    box_jitter: float = 0.1  # crop=robot_box: jitter fraction handed to simulators.box.jittered_box
-    seed: int = 0  # crop=robot_box: seeds the per-case box generator
-    label_interpolation: str = "linear"  # linear (then >= 0.5) | nearest
+class PreprocessConfig(Schema):
+    """Paper section 2.3, one key per step (`data.preprocess.*`); the paper's values are the defaults, but
+    for the grid (the paper: [24, 64, 64], set by `experiment=paper`)."""
 
-    def key(self) -> dict:
-        """What determines the output (for cache keys): the seed and jitter only matter for robot boxes."""
-        d = asdict(self)
-        if self.crop != "robot_box":
-            d.pop("seed")
-            d.pop("box_jitter")
-        return d
+    orientation: str | None = Field(
+        "LPS",
+        description="every image and label is first turned to this orientation (three letters, one of R/L, "
+        "A/P, I/S; null keeps each file's)",
+    )
+    intensity: Literal["window", "percentile", "zscore", "auto"] = Field(
+        "window",
+        description="window: HU window to [-1, 1], clipped (CT); percentile: the image's percentiles to "
+        "[-1, 1]; zscore: mean -/+ `zscore_clip` sd to [-1, 1] (MR or other modalities); auto: window if "
+        "every case is CT, else zscore (the modality from dataset.json (msd) or each series' Modality tag "
+        "(dicom); phantoms are CT; folder refuses auto: NIfTI/MHA/NRRD files do not record it)",
+    )
+    window: tuple[Float, Float] = Field(
+        (-160.0, 240.0), description="HU mapped to -1 and 1 (intensity=window)"
+    )
+    percentiles: tuple[Float, Float] = Field(
+        (0.5, 99.5), description="percentiles mapped to -1 and 1 (intensity=percentile)"
+    )
+    zscore_clip: Float = Field(
+        3.0, ge=0.1, le=100, description="standard deviations mapped to -1 and 1 (intensity=zscore)"
+    )
+    sigma: Float = Field(
+        0.75,
+        ge=0,
+        le=10,
+        description="Gaussian smoothing before resampling, voxels of the case grid (0 = off)",
+    )
+    margin: Float = Field(
+        0.05,
+        ge=0,
+        le=0.5,
+        description="crop margin on each side, as a fraction of the image's extent along that axis",
+    )
+    grid: tuple[Int, Int, Int] = Field(
+        (16, 48, 48),
+        description="model grid z-y-x, trilinear resampling of the crop (the paper: [24, 64, 64])",
+    )
+    label_interpolation: Literal["linear", "nearest"] = Field(
+        "linear",
+        description="how labels and predictions are resampled (to the model grid and back): linear then "
+        ">= 0.5, or nearest",
+    )
 
+    @field_validator("orientation")
+    @classmethod
+    def _orientation(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parse_orientation(value)
+        return value.upper()
 
-def case_rng(seed: int, case_id: str, purpose: str) -> np.random.Generator:
-    """A generator for one case and one purpose, derived from the config seed (stable across runs)."""
-    return np.random.default_rng([int(seed), zlib.crc32(case_id.encode()), zlib.crc32(purpose.encode())])
+    @field_validator("window", "percentiles")
+    @classmethod
+    def _ordered(cls, pair: tuple[float, float], info) -> tuple[float, float]:
+        if not pair[0] < pair[1]:
+            raise ValueError("must be [lo, hi] with lo below hi")
+        if info.field_name == "percentiles" and (pair[0] < 0 or pair[1] > 100):
+            raise ValueError("must lie in [0, 100]")
+        return pair
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, grid: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(grid) < 2:
+            raise ValueError("must be three integers >= 2 (z, y, x), e.g. [24, 64, 64]")
+        return grid
 
 
 def window_to_unit(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -98,12 +142,11 @@ def crop_box(label: np.ndarray, margin: float) -> Box:
     return grow_box(bounding_box(label), label.shape, margin)
 
 
-def robot_box(case: Case, cfg: PreprocessConfig) -> Box:
+def robot_box(case: Case, jitter: float, seed: int, margin: float) -> Box:
     """A user-like box around the reference from the box robot (simulators.box), grown by the margin."""
-
-    rng = case_rng(cfg.seed, case.case_id, "robot_box")
-    box = jittered_box(case.label.astype(bool), rng, cfg.box_jitter, tuple(case.spacing))
-    return grow_box(tuple(int(b) for b in box), case.label.shape, cfg.margin)
+    rng = derive_rng(seed, case.case_id, "robot_box")
+    box = jittered_box(case.label.astype(bool), rng, jitter, tuple(case.spacing))
+    return grow_box(tuple(int(b) for b in box), case.label.shape, margin)
 
 
 def resample(array: np.ndarray, shape: tuple[int, ...], order: int) -> np.ndarray:
@@ -137,14 +180,11 @@ def smooth_region(image: np.ndarray, box: Box, sigma: float) -> np.ndarray:
     return smoothed[inner]
 
 
-def preprocess(case: Case, cfg: PreprocessConfig) -> Volume:
-    """Paper section 2.3 on one case (already in canonical orientation)."""
-    if cfg.crop == "reference":
-        box = crop_box(case.label, cfg.margin)
-    elif cfg.crop == "robot_box":
-        box = robot_box(case, cfg)
-    else:
-        raise ValueError(f"crop {cfg.crop!r} is not one of {list(CROP_MODES)}")
+def preprocess(case: Case, cfg: PreprocessConfig, box: Box, box_kind: str = "reference") -> Volume:
+    """Paper section 2.3 on one case (already in canonical orientation), cropped to `box` (half-open
+    z0, y0, x0, z1, y1, x1 on the case grid: `crop_box` or `robot_box`, margin included)."""
+    if cfg.intensity == "auto":
+        raise ValueError("preprocess: intensity 'auto' must be resolved to a mode first (Dataset does)")
     lo, hi = intensity_range(case.image, cfg)
     image = window_to_unit(smooth_region(case.image, box, cfg.sigma), lo, hi)
     image = resample(image, cfg.grid, order=1).astype(np.float32)
@@ -164,7 +204,7 @@ def preprocess(case: Case, cfg: PreprocessConfig) -> Volume:
             # a case without a file still maps back with its own spacing (an identity grid)
             "geometry": (case.geometry or Geometry.identity(case.image.shape, case.spacing)).as_dict(),
             "label_interpolation": cfg.label_interpolation,
-            "box": cfg.crop,
+            "box": box_kind,
             "intensity": {"mode": cfg.intensity, "lo": lo, "hi": hi},
         },
     )

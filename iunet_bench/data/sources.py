@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iunet_bench.data.config import DataConfig
+from iunet_bench.data.config import AnyData, DicomData, FolderData, MsdData, PhantomData
 from iunet_bench.data.io import is_image_file, strip_suffix
 from iunet_bench.data.phantom import phantom_id
 
@@ -46,9 +46,7 @@ def _visible(p: Path) -> bool:
     return not p.name.startswith(".")
 
 
-def _mapping(
-    cfg: DataConfig, known: tuple[int, ...] | None
-) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
+def _mapping(cfg: AnyData, known: tuple[int, ...] | None) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
     """(allowed label values, foreground values) from the config and the data set's own mapping."""
     if cfg.foreground is not None:
         foreground = cfg.foreground
@@ -102,7 +100,7 @@ def _by_name(files: Iterable[Path], suffix: str, role: str, problems: dict[str, 
     return {name: paths[0] for name, paths in found.items()}
 
 
-def list_msd(cfg: DataConfig) -> Listing:
+def list_msd(cfg: MsdData) -> Listing:
     path = cfg.root / "dataset.json"
     if not path.is_file():
         raise ValueError(
@@ -142,27 +140,26 @@ def _stem(path: Path, suffix: str) -> str:
     return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
 
 
-def list_folder(cfg: DataConfig) -> Listing:
-    o = cfg.options
+def list_folder(cfg: FolderData) -> Listing:
     allowed, foreground = _mapping(cfg, None)
-    if o.get("manifest"):
+    if cfg.manifest:
         notes: list[str] = []
-        return Listing(_manifest(cfg, Path(o["manifest"]), notes), allowed, foreground, notes=notes)
-    images_dir = cfg.root / (o.get("images_dir") or "images")
-    labels_dir = cfg.root / (o.get("labels_dir") or "labels")
+        return Listing(_manifest(cfg, Path(cfg.manifest), notes), allowed, foreground, notes=notes)
+    images_dir = cfg.root / cfg.images_dir
+    labels_dir = cfg.root / cfg.labels_dir
     for key, d in (("images_dir", images_dir), ("labels_dir", labels_dir)):
         if not d.is_dir():
             raise ValueError(f"data.{key}: {d} is not an existing folder")
     problems: dict[str, str] = {}  # case name -> two or more files share it
     images = _by_name(
         (p for p in sorted(images_dir.iterdir()) if _visible(p) and is_image_file(p)),
-        o.get("image_suffix") or "",
+        cfg.image_suffix,
         "image",
         problems,
     )
     labels = _by_name(
         (p for p in sorted(labels_dir.iterdir()) if _visible(p) and is_image_file(p)),
-        o.get("label_suffix") or "",
+        cfg.label_suffix,
         "label",
         problems,
     )
@@ -183,7 +180,7 @@ def list_folder(cfg: DataConfig) -> Listing:
     return Listing(refs, allowed, foreground, notes=notes)
 
 
-def _manifest(cfg: DataConfig, manifest: Path, notes: list[str]) -> list[CaseRef]:
+def _manifest(cfg: FolderData, manifest: Path, notes: list[str]) -> list[CaseRef]:
     path = manifest if manifest.is_absolute() else cfg.root / manifest
     if not path.is_file():
         raise ValueError(f"data.manifest: {path} does not exist")
@@ -206,10 +203,9 @@ def _manifest(cfg: DataConfig, manifest: Path, notes: list[str]) -> list[CaseRef
     return _merge(refs, f"data.manifest {path}", notes)
 
 
-def list_dicom(cfg: DataConfig) -> Listing:
-    o = cfg.options
-    series_root = cfg.root / (o.get("images_dir") or ".")
-    pattern = o.get("label_pattern") or "{case_id}.nii.gz"
+def list_dicom(cfg: DicomData) -> Listing:
+    series_root = cfg.root / cfg.images_dir
+    pattern = cfg.label_pattern
     if not series_root.is_dir():
         raise ValueError(f"data.images_dir: {series_root} is not an existing folder")
     first = Path(pattern).parts[0]
@@ -222,7 +218,7 @@ def list_dicom(cfg: DataConfig) -> Listing:
     return Listing(refs, allowed, foreground)  # folder names are unique: no duplicates possible
 
 
-def list_phantoms(cfg: DataConfig) -> Listing:
+def list_phantoms(cfg: PhantomData) -> Listing:
     refs = [CaseRef(phantom_id(i), index=i) for i in range(cfg.phantom.n_cases)]
     return Listing(refs, (0, 1), (1,), modalities=("CT",))
 

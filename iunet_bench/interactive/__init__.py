@@ -1,5 +1,29 @@
-"""Interactive room: weight maps, the eq. 3 loss, refiners. TensorFlow is imported lazily by the refiners."""
+"""Interactive room: weight maps, the eq. 3 loss, refiners. TensorFlow is imported lazily by the refiners.
 
-from iunet_bench.interactive.config import build_refiner, finetune_config_from, make_refiner
+`build_refiner(config, model)` makes the refiner of a validated `interact` schema (see `config.py`); every
+refiner follows the `Refiner` protocol of `base.py`.
+"""
 
-__all__ = ["build_refiner", "finetune_config_from", "make_refiner"]
+from __future__ import annotations
+
+from iunet_bench.interactive.base import Refinement, Refiner
+from iunet_bench.interactive.config import PasteInteract, RandomWalkerInteract
+
+
+def build_refiner(config, model) -> Refiner:
+    """The refiner for a validated `interact` config: built once per job, then `start` per case and
+    `refine` per round. `model` (the baseline) is only read: learning refiners tune their own copy."""
+    if isinstance(config, PasteInteract):
+        from iunet_bench.interactive.classic import PasteRefiner
+
+        return PasteRefiner(config)
+    if isinstance(config, RandomWalkerInteract):
+        from iunet_bench.interactive.classic import RandomWalkerRefiner
+
+        return RandomWalkerRefiner(config)
+    from iunet_bench.interactive.refiner import IUnetRefiner
+
+    return IUnetRefiner(model, config)
+
+
+__all__ = ["Refinement", "Refiner", "build_refiner"]

@@ -1,10 +1,38 @@
-"""What every refiner shares (numpy only): the scribbles it has been given during one case's session."""
+"""What every refiner shares (numpy only): its interface, its result, and the scribbles it has been given
+during one case's session."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Protocol
+
 import numpy as np
 
+from iunet_bench.data.case import Volume
 from simulators.interaction import Interaction
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """What a refiner returns for one round."""
+
+    prediction: np.ndarray  # uint8 0/1 on the volume's grid: the method's own output
+    losses: tuple[float, ...] = ()  # fine-tuning loss per step of this round (learning methods only)
+
+
+class Refiner(Protocol):
+    """Turns a robot's interactions into predictions, one case at a time.
+
+    `start` begins a case (learning refiners restore the baseline weights and optimizer state, so no case
+    leaks into another); `refine` takes one round's interaction and returns the new prediction with what
+    the round reports. Built once per job by `iunet_bench.interactive.build_refiner`.
+    """
+
+    name: str
+
+    def start(self, volume: Volume, initial_prediction: np.ndarray) -> None: ...
+
+    def refine(self, interaction: Interaction) -> Refinement: ...
 
 
 class ScribbleMemory:

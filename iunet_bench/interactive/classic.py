@@ -14,8 +14,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from iunet_bench.data.case import Volume
-from iunet_bench.interactive.base import ScribbleMemory
-from iunet_bench.interactive.config import PasteConfig, RandomWalkerConfig
+from iunet_bench.interactive.base import Refinement, ScribbleMemory
+from iunet_bench.interactive.config import PasteInteract, RandomWalkerInteract
 from iunet_bench.interactive.weights import Geodesic, uncertain_band
 from simulators.interaction import Interaction
 
@@ -25,17 +25,16 @@ BACKGROUND, FOREGROUND = 1, 2  # random-walker labels; 0 = unseeded
 class PasteRefiner:
     name = "paste"
 
-    def __init__(self, cfg: PasteConfig | None = None):
-        self.cfg = cfg or PasteConfig()
-        self.losses: list[float] = []
+    def __init__(self, cfg: PasteInteract | None = None):
+        self.cfg = cfg or PasteInteract()
 
     def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
         self.prediction = initial_prediction.astype(np.uint8)
         self.memory = ScribbleMemory(volume.image.shape, self.cfg.accumulate)
 
-    def refine(self, interaction: Interaction) -> np.ndarray:
+    def refine(self, interaction: Interaction) -> Refinement:
         self.prediction = self.memory.update(interaction).paste(self.prediction).astype(np.uint8)
-        return self.prediction
+        return Refinement(self.prediction)
 
 
 def random_walker_seeds(
@@ -43,7 +42,7 @@ def random_walker_seeds(
     prediction: np.ndarray,
     scribbles: Interaction,
     spacing,
-    cfg: RandomWalkerConfig,
+    cfg: RandomWalkerInteract,
     geodesic: Geodesic | None = None,
 ) -> np.ndarray:
     """Labels for the walker: FOREGROUND/BACKGROUND on seeds, 0 where the walker decides.
@@ -58,10 +57,10 @@ def random_walker_seeds(
     if cfg.boundary_voxels > 0:
         fg &= ndi.distance_transform_edt(pred) > cfg.boundary_voxels
         bg &= ndi.distance_transform_edt(~pred) > cfg.boundary_voxels
-    if geodesic is None and cfg.weights.threshold > 0:
-        geodesic = Geodesic(image, spacing, cfg.weights.intensity_weight)
-    bg &= ~uncertain_band(image, scribbles.add, spacing, cfg.weights, geodesic)
-    fg &= ~uncertain_band(image, scribbles.remove, spacing, cfg.weights, geodesic)
+    if geodesic is None and cfg.geodesic.threshold > 0:
+        geodesic = Geodesic(image, spacing, cfg.geodesic.intensity_weight)
+    bg &= ~uncertain_band(image, scribbles.add, spacing, cfg.geodesic, geodesic)
+    fg &= ~uncertain_band(image, scribbles.remove, spacing, cfg.geodesic, geodesic)
     labels = np.zeros(image.shape, np.uint8)
     labels[fg] = FOREGROUND
     labels[bg] = BACKGROUND
@@ -73,20 +72,19 @@ def random_walker_seeds(
 class RandomWalkerRefiner:
     name = "random_walker"
 
-    def __init__(self, cfg: RandomWalkerConfig | None = None):
-        self.cfg = cfg or RandomWalkerConfig()
-        self.losses: list[float] = []
+    def __init__(self, cfg: RandomWalkerInteract | None = None):
+        self.cfg = cfg or RandomWalkerInteract()
 
     def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
         self.volume = volume
         self.prediction = initial_prediction.astype(np.uint8)
         self.memory = ScribbleMemory(volume.image.shape, self.cfg.accumulate)
-        w = self.cfg.weights
+        g = self.cfg.geodesic
         self.geodesic = (
-            Geodesic(volume.image, volume.spacing, w.intensity_weight) if w.threshold > 0 else None
+            Geodesic(volume.image, volume.spacing, g.intensity_weight) if g.threshold > 0 else None
         )
 
-    def refine(self, interaction: Interaction) -> np.ndarray:
+    def refine(self, interaction: Interaction) -> Refinement:
         from skimage.segmentation import random_walker
 
         v = self.volume
@@ -106,4 +104,4 @@ class RandomWalkerRefiner:
                 spacing=np.asarray(v.spacing, float),
             )
         self.prediction = (out == FOREGROUND).astype(np.uint8)
-        return self.prediction
+        return Refinement(self.prediction)

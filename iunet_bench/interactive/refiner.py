@@ -25,13 +25,13 @@ import time
 import numpy as np
 
 from iunet_bench.data.case import Volume
-from iunet_bench.interactive.base import ScribbleMemory
+from iunet_bench.interactive.base import Refinement, ScribbleMemory
 from iunet_bench.interactive.config import FinetuneConfig
 from iunet_bench.interactive.weights import Geodesic, weight_map
 from iunet_bench.train import optim
 from simulators.interaction import Interaction
 
-__all__ = ["FinetuneConfig", "IUnetRefiner", "predict_mask"]
+__all__ = ["IUnetRefiner", "predict_mask"]
 
 
 def predict_mask(model, image: np.ndarray) -> np.ndarray:
@@ -61,8 +61,9 @@ class IUnetRefiner:
     """Fine-tunes `cfg.trainable` layer groups of its own copy of `model` (`self.model`) on one image
     (iunet; bifseg = all groups). The `model` passed in is never changed.
 
-    `losses`: the per-step loss of the last round (logged by the session); `probability`: the last
-    foreground probability map; `build_seconds`: one-time cost of compiling the round function.
+    `probability`: the last foreground probability map; `build_seconds`: one-time cost of compiling the
+    round function. `refine` = `round_inputs` (target and weight map) + `run_round` (the compiled steps and
+    the prediction), both public so that a benchmark times exactly what a round runs.
     """
 
     def __init__(self, model, cfg: FinetuneConfig):
@@ -99,7 +100,6 @@ class IUnetRefiner:
             self._build_straightforward()
         self._warm_up()
         self.build_seconds = time.perf_counter() - t0
-        self.losses: list[float] = []
         self.probability: np.ndarray | None = None
         self.geodesic: Geodesic | None = None
 
@@ -130,7 +130,7 @@ class IUnetRefiner:
         from iunet_bench.interactive.loss import interactive_loss
 
         p = tf.cast(probs, tf.float32)
-        return interactive_loss(target, p, weight, self.cfg.lambda_volume, self.cfg.weight_mode)
+        return interactive_loss(target, p, weight, self.cfg.lambda_volume, self.cfg.weights.mode)
 
     def _train_step(self, forward, target, weight):
         """One Adam step on the chosen variables. `forward()` runs the network with training=False, so
@@ -194,10 +194,10 @@ class IUnetRefiner:
         self.volume = volume
         self.prediction = initial_prediction.astype(np.uint8)
         self.memory = ScribbleMemory(volume.image.shape, self.cfg.accumulate)
-        self.losses, self.probability = [], None
-        w = self.cfg.weights
+        self.probability = None
+        g = self.cfg.geodesic
         self.geodesic = (
-            Geodesic(volume.image, volume.spacing, w.intensity_weight) if w.threshold > 0 else None
+            Geodesic(volume.image, volume.spacing, g.intensity_weight) if g.threshold > 0 else None
         )
         x = tf.constant(volume.image[None, ..., None], dtype=self.model.inputs[0].dtype)
         self._inputs = self._prefix(x) if self.fast else x
@@ -210,21 +210,26 @@ class IUnetRefiner:
         scribbles = self.memory.update(interaction)
         target = scribbles.paste(self.prediction).astype(np.float32)
         v = self.volume
-        w = weight_map(v.image, scribbles.scribbles, v.spacing, self.cfg.weights, self.geodesic)
+        w = weight_map(
+            v.image, scribbles.scribbles, v.spacing, self.cfg.weights, self.cfg.geodesic, self.geodesic
+        )
         return np.stack([1 - target, target], -1), w
 
-    def refine(self, interaction: Interaction) -> np.ndarray:
+    def run_round(self, target: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`cfg.steps` Adam steps towards `target` under `weight`, then the prediction: (loss per step,
+        foreground probability). Changes the weights (and the state `start` restores)."""
         import tensorflow as tf
 
-        target, w = self.round_inputs(interaction)
-        y, wt = tf.constant(target[None]), tf.constant(w[None])
+        y, wt = tf.constant(target[None]), tf.constant(weight[None])
         if self.fast:
             losses, prob = self._round(self._inputs, y, wt)
         else:  # one compiled step per Python iteration; losses read back once, after the loop
             steps = [self._step(self._inputs, y, wt) for _ in range(self.cfg.steps)]
             prob = self._predict(self._inputs)
             losses = tf.stack(steps) if steps else tf.zeros((0,), tf.float32)
-        self.losses = [float(v) for v in losses.numpy()]
-        self.probability = prob.numpy()
+        return losses.numpy(), prob.numpy()
+
+    def refine(self, interaction: Interaction) -> Refinement:
+        losses, self.probability = self.run_round(*self.round_inputs(interaction))
         self.prediction = (self.probability >= 0.5).astype(np.uint8)
-        return self.prediction
+        return Refinement(self.prediction, tuple(float(v) for v in losses))

@@ -6,24 +6,10 @@ scribbles is below `threshold` (0.2) outside the scribbles, and 1 elsewhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from skimage.graph import MCP_Geometric
 
-
-@dataclass(frozen=True)
-class WeightConfig:
-    scribble: float = 3.0
-    uncertain: float = 0.0
-    threshold: float = 0.2  # on the geodesic distance normalised to [0, 1] by its maximum
-    intensity_weight: float = 10.0  # cost per mm = 1 + intensity_weight * |grad I| (I in [-1, 1] per mm)
-
-    def __post_init__(self):
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"interact.geodesic.threshold: {self.threshold} is outside [0, 1]")
-        if self.intensity_weight < 0:
-            raise ValueError(f"interact.geodesic.intensity_weight: {self.intensity_weight} must be >= 0")
+from iunet_bench.interactive.config import GeodesicConfig, WeightsConfig
 
 
 def geodesic_cost(image: np.ndarray, spacing, intensity_weight: float) -> np.ndarray:
@@ -57,7 +43,7 @@ class Geodesic:
         distance, _ = self._mcp.find_costs(np.argwhere(seeds))
         return distance.copy()  # scikit-image returns its own buffer, overwritten by the next call
 
-    def matches(self, image: np.ndarray, spacing, cfg: WeightConfig) -> bool:
+    def matches(self, image: np.ndarray, spacing, cfg: GeodesicConfig) -> bool:
         return (
             self.shape == tuple(image.shape)
             and self.spacing == tuple(float(s) for s in spacing)
@@ -71,7 +57,7 @@ def geodesic_distance(image: np.ndarray, seeds: np.ndarray, spacing, intensity_w
 
 
 def uncertain_band(
-    image: np.ndarray, scribbles: np.ndarray, spacing, cfg: WeightConfig, geodesic: Geodesic | None = None
+    image: np.ndarray, scribbles: np.ndarray, spacing, cfg: GeodesicConfig, geodesic: Geodesic | None = None
 ) -> np.ndarray:
     """Voxels outside the scribbles whose geodesic distance to them, normalised by its maximum over the
     volume, is below `cfg.threshold`: the region of segmentation uncertainty around the user's strokes.
@@ -92,11 +78,16 @@ def uncertain_band(
 
 
 def weight_map(
-    image: np.ndarray, scribbles: np.ndarray, spacing, cfg: WeightConfig, geodesic: Geodesic | None = None
+    image: np.ndarray,
+    scribbles: np.ndarray,
+    spacing,
+    weights: WeightsConfig,
+    band: GeodesicConfig,
+    geodesic: Geodesic | None = None,
 ) -> np.ndarray:
-    """The float32 weight map for one round's (accumulated) scribbles: `cfg.scribble` on them,
-    `cfg.uncertain` in their `uncertain_band`, 1 elsewhere."""
+    """The float32 weight map for one round's (accumulated) scribbles: `weights.scribble` on them,
+    `weights.uncertain` in their `uncertain_band` (of `band`), 1 elsewhere."""
     w = np.ones(image.shape, np.float32)
-    w[uncertain_band(image, scribbles, spacing, cfg, geodesic)] = cfg.uncertain
-    w[scribbles] = cfg.scribble
+    w[uncertain_band(image, scribbles, spacing, band, geodesic)] = weights.uncertain
+    w[scribbles] = weights.scribble
     return w

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from iunet_bench.models.config import NORMS, UNetConfig
+from iunet_bench.models.config import UNetConfig
 
 
 def _conv_block(x, filters: int, prefix: str, cfg: UNetConfig):
@@ -26,17 +26,10 @@ def _conv_block(x, filters: int, prefix: str, cfg: UNetConfig):
 
 def build_unet(input_shape: tuple[int, int, int], cfg: UNetConfig) -> keras.Model:
     """Build the network for a z-y-x grid; each grid axis must be divisible by its total pooling factor."""
-    if cfg.norm not in NORMS:
-        raise ValueError(f"model.norm: {cfg.norm!r} is not one of {list(NORMS)}")
-    pools = [(2 if level in cfg.pool_z_levels else 1, 2, 2) for level in range(cfg.depth)]
-    total = [1, 1, 1]
-    for p in pools:
-        total = [t * q for t, q in zip(total, p)]
-    for axis, (n, f) in enumerate(zip(input_shape, total)):
-        if n % f:
-            raise ValueError(
-                f"data.grid: axis {'zyx'[axis]} has {n} voxels, not divisible by the model's pooling factor {f}"
-            )
+    misfit = cfg.grid_misfit(input_shape)
+    if misfit:
+        raise ValueError(misfit)
+    pools = cfg.pooling()
     inputs = keras.Input((*input_shape, 1), name="image")
     x = inputs
     skips = []

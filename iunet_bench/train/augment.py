@@ -5,18 +5,10 @@ numpy/scipy only; one call augments one (image, label) pair with the given gener
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import ndimage as ndi
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    translate_voxels: float = 3.0
-    rotate_degrees: float = 10.0
-    noise_hu: float = 3.0  # noise sigma drawn uniformly from [0, noise_hu]
-    hu_per_unit: float = 200.0  # HU per unit of the normalised image (window width / 2)
+from iunet_bench.train.config import AugmentConfig
 
 
 def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from iunet_bench.interactive.config import WEIGHT_MODES  # TF-free: the one list of `interact.weights.mode`
-
 EPS = 1e-6
 
 
@@ -23,12 +21,12 @@ def soft_dice_per_class(target, pred, weight=None, weight_mode: str = "both"):
     else:
         w = weight[..., None]
         inter = tf.reduce_sum(w * target * pred, axes)
-        if weight_mode not in WEIGHT_MODES:
-            raise ValueError(f"interact.weights.mode: {weight_mode!r} is not one of {list(WEIGHT_MODES)}")
         if weight_mode == "both":
             denom = tf.reduce_sum(w * target, axes) + tf.reduce_sum(w * pred, axes)
-        else:  # numerator
+        elif weight_mode == "numerator":
             denom = tf.reduce_sum(target, axes) + tf.reduce_sum(pred, axes)
+        else:
+            raise ValueError(f"weight_mode {weight_mode!r} is not 'both' or 'numerator'")
     return 2.0 * inter / (denom + EPS)
 
 

@@ -1,0 +1,128 @@
+"""The job's configuration: one typed schema, composed of the rooms' own, validated once.
+
+    config = load_config(OmegaConf.to_container(hydra_cfg, resolve=True))   # JobConfig, or ConfigError
+
+Hydra composes `conf/` as before; `__main__` turns the result into a `JobConfig` here, and from then on
+every part of the job receives typed objects, never the raw `DictConfig`. The schema holds the defaults;
+the YAML presets under `conf/` spell them out for the reader and a test keeps the two equal.
+
+| group | schema (owned by its room) |
+| --- | --- |
+| top level | `JobConfig` below: `seed`, `device`, `precision`, `progress` |
+| `session` | `iunet_bench.session.SessionConfig` |
+| `data` | `iunet_bench.data.config` (one schema per `data.source`) |
+| `model` | `iunet_bench.models.config.UNetConfig` |
+| `train` | `iunet_bench.train.config.TrainConfig` |
+| `simulator` | `simulators.config` (one schema per `simulator.kind`) |
+| `interact` | `iunet_bench.interactive.config` (one schema per `interact.method`) |
+| `tracking` | `iunet_bench.tracking.TrackingConfig` |
+
+Rules across groups (the model grid against the model's pooling, `interact.trainable` against the model's
+layer groups) are validators of `JobConfig`, written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from iunet_bench.data.config import DataConfig, PhantomData
+from iunet_bench.interactive.config import InteractConfig, IUnetInteract
+from iunet_bench.models.config import UNetConfig
+from iunet_bench.schema import ConfigError, Int, Schema, ignored_keys, validate
+from iunet_bench.session import SessionConfig
+from iunet_bench.tracking import TrackingConfig
+from iunet_bench.train.config import TrainConfig
+from simulators.config import ScribbleSimulator, SimulatorConfig
+
+
+class JobConfig(Schema):
+    seed: Int = Field(
+        0,
+        ge=0,
+        description="the one seed: phantoms, fold split, baseline training, robots and fine-tuning derive from "
+        "it (same seed, same curves)",
+    )
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="TensorFlow's choice (auto), or the CPU, or a GPU (fails if none is seen)"
+    )
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field(
+        "float32", description="compute precision; mixed precision only on a GPU"
+    )
+    progress: Literal["auto"] | bool = Field(
+        "auto", description="progress bars: auto (on in a terminal, off when `CI` is set), true, false"
+    )
+    session: SessionConfig = SessionConfig()
+    data: DataConfig = PhantomData()
+    model: UNetConfig = UNetConfig()
+    train: TrainConfig = TrainConfig()
+    simulator: SimulatorConfig = ScribbleSimulator()
+    interact: InteractConfig = IUnetInteract()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _across_groups(self) -> JobConfig:
+        problems = []
+        misfit = self.model.grid_misfit(self.data.preprocess.grid)
+        if misfit:
+            problems.append(misfit)
+        if isinstance(self.interact, IUnetInteract):
+            from iunet_bench.models.groups import describe, valid_groups
+
+            valid = valid_groups(self.model)
+            unknown = [g for g in self.interact.trainable if g not in valid]
+            if unknown:
+                problems.append(
+                    f"interact.trainable: unknown layer group(s) {unknown}; valid for this model:\n{describe(valid)}"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """The resolved configuration as plain values (lists, strings): MLflow params and config.yaml."""
+        return self.model_dump(mode="json")
+
+    @property
+    def run_name(self) -> str:
+        if self.tracking.run_name:
+            return self.tracking.run_name
+        method = self.interact.method
+        trainable = "+".join(self.interact.trainable) if method == "iunet" else ""
+        return " ".join(x for x in (method, trainable, self.simulator.name or "") if x)
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def load_config(raw: Mapping[str, Any], note=None) -> JobConfig:
+    """The job's configuration from a composed (resolved, plain) mapping; ConfigError lists every problem.
+    `note`: a stream (e.g. sys.stderr) told which keys were ignored as another variant's."""
+    config = validate(JobConfig, raw)
+    ignored = dropped_keys(raw, config)
+    if ignored and note is not None:
+        print(f"note: ignored by this configuration's variants: {', '.join(ignored)}", file=note)
+    return config
+
+
+def compose_config(overrides: Sequence[str] = (), note=None) -> JobConfig:
+    """The configuration `python -m iunet_bench OVERRIDES...` runs with: `conf/` composed by Hydra with
+    these overrides, then validated (for scripts such as the speed benchmarks)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        raw = OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
+    return load_config(raw, note)
+
+
+def dropped_keys(raw: Mapping[str, Any], config: JobConfig) -> list[str]:
+    """Keys of `raw` that belong to another variant of their group and were ignored (e.g. `interact.steps`
+    set by an experiment file under `interact=paste`)."""
+    return ignored_keys(raw, config)
+
+
+__all__ = ["ConfigError", "JobConfig", "compose_config", "dropped_keys", "load_config"]

@@ -1,0 +1,78 @@
+"""README.md's configuration tables, generated from the schemas (one generator for every group).
+
+    python -m iunet_bench.docs          # rewrite the tables in README.md
+    python -m iunet_bench.docs --check  # exit 1 if README.md differs (what the test checks)
+
+A table stands in README.md between `<!-- config-table: NAME -->` and `<!-- /config-table -->`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def tables() -> dict[str, str]:
+    from iunet_bench.config import JobConfig
+    from iunet_bench.data.config import DataConfig
+    from iunet_bench.interactive.config import InteractConfig
+    from iunet_bench.models.config import UNetConfig
+    from iunet_bench.schema import markdown_table
+    from iunet_bench.session import SessionConfig
+    from iunet_bench.tracking import TrackingConfig
+    from iunet_bench.train.config import TrainConfig
+    from simulators.config import SimulatorConfig
+
+    top = tuple(k for k, f in JobConfig.model_fields.items() if not f.is_required() and "." not in k)
+    scalars = tuple(
+        k for k in top if k not in ("session", "data", "model", "train", "simulator", "interact", "tracking")
+    )
+    return {
+        "job": markdown_table(JobConfig, "", only=scalars),
+        "session": markdown_table(SessionConfig, "session."),
+        "model": markdown_table(UNetConfig, "model."),
+        "train": markdown_table(TrainConfig, "train."),
+        "tracking": markdown_table(TrackingConfig, "tracking."),
+        "data": markdown_table(DataConfig, "data."),
+        "simulator": markdown_table(SimulatorConfig, "simulator."),
+        "interact": markdown_table(InteractConfig, "interact."),
+    }
+
+
+_BLOCK = re.compile(r"(<!-- config-table: (\w+) -->\n)(.*?)(<!-- /config-table -->)", re.S)
+
+
+def render(text: str) -> str:
+    """`text` with every config-table block replaced by its generated table."""
+    generated = tables()
+
+    def replace(m: re.Match) -> str:
+        name = m.group(2)
+        if name not in generated:
+            raise KeyError(f"README.md names an unknown config table {name!r}; known: {sorted(generated)}")
+        return m.group(1) + generated[name] + m.group(4)
+
+    return _BLOCK.sub(replace, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m iunet_bench.docs", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 when README.md differs")
+    args = parser.parse_args(argv)
+    text = README.read_text(encoding="utf-8")
+    new = render(text)
+    if args.check:
+        if new != text:
+            print("README.md configuration tables are out of date: run python -m iunet_bench.docs")
+            return 1
+        return 0
+    README.write_text(new, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

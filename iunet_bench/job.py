@@ -1,0 +1,181 @@
+"""One benchmark job: data -> baseline -> robot-driven sessions on held-out cases -> MLflow.
+
+    summary = run(config)          # config: a validated JobConfig (iunet_bench.config.load_config)
+
+`prepare` (`prepare.JobSetup`) builds the pieces; this module runs the cases and hands their records to
+`results` (pure aggregation) and `tracking` (logging). A case that fails is recorded and the others go on;
+what is logged stays logged; a config or device problem raises ConfigError before any MLflow run exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import traceback
+from pathlib import Path
+
+from iunet_bench import results, tracking
+from iunet_bench.config import JobConfig
+from iunet_bench.prepare import JobSetup, prepare, show_progress
+from iunet_bench.results import Summary
+from iunet_bench.runtime import output_dir
+
+
+class _Failures:
+    """Failed cases, written to `failures.json` and the `failed_cases` tag as each one happens."""
+
+    def __init__(self, tracker, out: Path):
+        self.tracker, self.path, self.items = tracker, out / "failures.json", []
+
+    def add(self, case_id: str, stage: str, error: str, trace: str = "") -> None:
+        self.items.append({"case_id": case_id, "stage": stage, "error": error, "traceback": trace})
+        self.path.write_text(json.dumps(self.items, indent=2), encoding="utf-8")
+        with contextlib.suppress(Exception):  # tracking trouble must not hide the case's own error
+            self.tracker.log_artifact(self.path)
+            self.tracker.set_tags({"failed_cases": str(len(self.items))})
+
+
+def run(config: JobConfig) -> Summary:
+    """The whole job. Raises ConfigError before any compute (and before any MLflow run) on bad input."""
+    setup = prepare(config)
+    out = output_dir()
+    _, test_ids = setup.split
+    t = config.tracking
+    tracker = tracking.Tracker(
+        t.uri,
+        t.experiment,
+        t.artifact_root,
+        run_name=config.run_name,
+        parent_run_id=tracking.parent_run_id_for_job(),
+        tags={
+            "sweep": tracking.sweep_name(t),
+            "git_commit": tracking.git_commit(),
+            "data_fingerprint": setup.dataset.fingerprint,
+            "device": setup.device,
+            "held_out_cases": ",".join(test_ids),
+            "kind": "job",
+        },
+    )
+    status = "FAILED"
+    try:
+        tracker.log_params(tracking.params(config.params()))
+        (out / "config.yaml").write_text(_yaml(config.params()), encoding="utf-8")
+        tracker.log_artifact(out / "config.yaml")
+        summary = _run_cases(setup, tracker, out)
+        summary.run_id = tracker.run_id
+        status = "FINISHED" if summary.curve else "FAILED"
+        return summary
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler (see __main__)
+        status = "KILLED"
+        raise
+    finally:
+        tracker.end(status)
+
+
+def _yaml(tree: dict) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(tree))
+
+
+def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
+    from tqdm.auto import tqdm
+
+    from iunet_bench.interactive.refiner import predict_mask
+    from iunet_bench.session import run_session
+    from simulators.render import save_round_png
+
+    config, progress = setup.config, show_progress(setup.config)
+    failures = _Failures(tracker, out)
+    tracker.set_tags({"failed_cases": "0"})
+    volumes = setup.volumes()
+    for f in volumes.failures:
+        failures.add(f.case_id, "load", f.error)
+    if not volumes.train or not volumes.test:
+        missing = "training" if not volumes.train else "held-out"
+        tracker.set_tags({"error": f"no {missing} case could be loaded (see failures.json)"})
+        return Summary("", [], {}, failures.items)
+
+    bar = tqdm(total=config.train.steps, desc="baseline training", disable=not progress, leave=False)
+
+    def on_step(i: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    baseline = setup.baseline(on_step)
+    bar.close()
+    tracker.set_tags({"baseline_key": baseline.key, "baseline_cached": str(baseline.hit)})
+    if baseline.losses:
+        tracker.log_metrics(("train_loss", v, i) for i, v in enumerate(baseline.losses))
+
+    # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
+    initial = {v.case_id: predict_mask(baseline.model, v.image) for v in volumes.test}
+    refiner = setup.refiner()
+    records = []
+    rounds, session = config.session.rounds, config.session
+    cases_bar = tqdm(volumes.test, desc="cases", disable=not progress)
+    for index, volume in enumerate(cases_bar):
+        cases_bar.set_postfix(case=volume.case_id)
+        latest = {}
+        pictures = out / "pictures" / volume.case_id if index < session.pictures else None
+
+        def on_round(record, prediction, interaction, volume=volume, latest=latest, pictures=pictures):
+            latest["prediction"] = prediction
+            if pictures is not None:
+                pictures.mkdir(parents=True, exist_ok=True)
+                save_round_png(
+                    pictures / f"round_{record.round:02d}.png",
+                    volume.image,
+                    volume.label,
+                    prediction,
+                    interaction,
+                    title=f"{volume.case_id} round {record.round}: DSC {record.dsc:.3f}",
+                )
+
+        try:
+            case_records = run_session(
+                volume,
+                initial[volume.case_id],
+                setup.robot,
+                refiner,
+                rounds,
+                config.seed,
+                session.target_dsc,
+                on_round,
+            )
+        except Exception as exc:  # one bad case never loses the rest of the job
+            failures.add(volume.case_id, "session", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            continue
+        records += case_records
+        tracker.log_metrics(results.case_rows(tracking.metric_key(volume.case_id), case_records))
+        try:  # the curve is logged; a trouble with its files must not discard it
+            mask = setup.dataset.write_mask(
+                volume, latest["prediction"], out / "masks" / f"{volume.case_id}.nii.gz"
+            )
+            tracker.log_artifact(mask, "masks")
+            if pictures is not None:
+                tracker.log_artifacts(pictures, f"pictures/{volume.case_id}")
+        except Exception as exc:
+            failures.add(volume.case_id, "artifacts", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+    tracker.log_artifact(results.rounds_csv(out / "rounds.csv", records))
+    if not records:
+        return Summary("", [], {}, failures.items)
+    tracker.log_metrics(results.curve_rows(records, rounds))
+    _plot(out / "curves.png", records)
+    tracker.log_artifact(out / "curves.png")
+    return Summary(
+        "",
+        results.mean_curve(records),
+        results.summarise(records),
+        failures.items,
+        results.seconds_per_round(records, rounds),
+    )
+
+
+def _plot(path: Path, records) -> None:
+    from iunet_bench.plots import plot_curves
+
+    curves = results.curves_by_case(records)
+    mean = results.mean_curve(records)
+    plot_curves(path, {f"mean of {len(curves)} cases": mean}, background=curves, ylim=(0, 1))

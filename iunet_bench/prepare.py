@@ -1,0 +1,145 @@
+"""Everything a job builds from its configuration, in one place for the job and the speed benchmarks.
+
+    setup = prepare(config)                  # lists the data, checks folders and the device: cheap
+    train_vols, test_vols, failures = setup.volumes()
+    baseline = setup.baseline(on_step)       # cached, keyed by data, model, training, seed, precision, code
+    refiner = setup.refiner()                # or setup.refiner(other_interact_config)
+
+`benchmarks/` build through this same class, so what they time is what a job runs (the same model, the
+same baseline cache key, the same refiner), never a re-implementation of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from iunet_bench.config import JobConfig
+from iunet_bench.data import Dataset, Failure, Volume, build_dataset
+from iunet_bench.schema import ConfigError
+
+
+def configure_tensorflow(config: JobConfig) -> str:
+    """Choose the device and precision and seed TensorFlow; returns the device used (logged as a tag).
+    Raises ConfigError for a device or precision this machine cannot give."""
+    if config.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:  # parallel sweep jobs share a GPU: take memory as needed, not all of it at start
+        with contextlib.suppress(RuntimeError):  # already initialised by an earlier job of a multirun
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if config.device == "gpu" and not gpus:
+        raise ConfigError(["device: 'gpu' was asked for but TensorFlow sees no GPU (install with `.[gpu]`)"])
+    if config.precision != "float32" and not gpus:
+        raise ConfigError([f"precision: {config.precision} needs a GPU; on the CPU use float32"])
+    # Always set it: a multirun runs its jobs in one process, and a policy must not leak into the next job.
+    keras.mixed_precision.set_global_policy(config.precision)
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    if gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        return f"gpu:{name}"
+    return "cpu"
+
+
+def show_progress(config: JobConfig) -> bool:
+    if config.progress == "auto":
+        return not os.environ.get("CI") and sys.stderr.isatty()
+    return bool(config.progress)
+
+
+@dataclass
+class Volumes:
+    train: list[Volume]
+    test: list[Volume]
+    failures: list[Failure] = field(default_factory=list)  # cases that could not be loaded
+
+
+class JobSetup:
+    """The pieces of one job, each built on first use from the validated configuration."""
+
+    def __init__(self, config: JobConfig):
+        self.config = config
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        return build_dataset(self.config.data)
+
+    @cached_property
+    def robot(self):
+        from simulators import make_annotator
+
+        return make_annotator(self.config.simulator)
+
+    @cached_property
+    def split(self) -> tuple[list[str], list[str]]:
+        """(training case ids, held-out case ids), the latter cut to `session.max_cases`."""
+        train_ids, test_ids = self.dataset.split()
+        return train_ids, test_ids[: self.config.session.max_cases]
+
+    @cached_property
+    def device(self) -> str:
+        return configure_tensorflow(self.config)
+
+    def check(self) -> None:
+        """What the schema cannot know without touching the machine: the data set lists, the cache folders
+        take files, the device and precision exist. ConfigError otherwise; nothing is computed."""
+        from iunet_bench.cache import check_writable
+
+        _ = self.dataset
+        try:
+            check_writable(self.config.train.cache_dir)
+        except OSError as exc:
+            raise ConfigError(
+                [
+                    f"train.cache_dir: {self.config.train.cache_dir} is not a writable folder ({exc.strerror or exc})"
+                ]
+            ) from None
+        _ = self.device
+
+    def volumes(self) -> Volumes:
+        if "_volumes" not in self.__dict__:
+            train_ids, test_ids = self.split
+            train, bad = self.dataset.volumes(train_ids)
+            test, bad_test = self.dataset.volumes(test_ids)
+            self._volumes = Volumes(train, test, bad + bad_test)
+        return self._volumes
+
+    def build_model(self):
+        from iunet_bench.models.unet import build_unet
+
+        return build_unet(self.config.data.preprocess.grid, self.config.model)
+
+    def baseline(self, on_step=None):
+        """The baseline (`train.baseline.Baseline`): from the cache, or trained on the training volumes."""
+        if "_baseline" not in self.__dict__:
+            from iunet_bench.train.baseline import load_or_train
+
+            _ = self.device  # precision policy and seeds first
+            c = self.config
+            self._baseline = load_or_train(
+                self.build_model, self.volumes().train, c.model, c.train, c.seed, c.precision, on_step
+            )
+        return self._baseline
+
+    def refiner(self, interact=None):
+        """A refiner of `interact` (default: the job's `interact` config) on the baseline."""
+        from iunet_bench.interactive import build_refiner
+
+        return build_refiner(
+            interact if interact is not None else self.config.interact, self.baseline().model
+        )
+
+
+def prepare(config: JobConfig) -> JobSetup:
+    """A job's setup, checked (`JobSetup.check`) before anything is computed."""
+    setup = JobSetup(config)
+    setup.check()
+    return setup

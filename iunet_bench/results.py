@@ -1,0 +1,141 @@
+"""A job's results from its round records: pure functions (no MLflow, no files but the CSV writer).
+
+`summarise` gives the tracking contract's summary metrics; `curve_rows` the per-round curves; `rounds_csv`
+writes every round of every case; `format_table` is what the console shows.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from iunet_bench import metrics
+from iunet_bench.session import RoundRecord
+
+
+@dataclass
+class Summary:
+    run_id: str
+    curve: list[float]  # mean DSC per round over the finished cases (empty: no case finished)
+    metrics: dict[str, float]
+    failures: list[dict] = field(default_factory=list)
+    round_seconds: list[float] = field(default_factory=list)  # mean refine seconds per round
+
+
+def curves_by_case(records: Sequence[RoundRecord]) -> dict[str, list[float]]:
+    """DSC per round of each case, in the order the cases ran."""
+    out: dict[str, list[float]] = {}
+    for r in sorted(records, key=lambda r: r.round):
+        out.setdefault(r.case_id, []).append(r.dsc)
+    return {cid: out[cid] for cid in dict.fromkeys(r.case_id for r in records)}
+
+
+def summarise(records: Sequence[RoundRecord]) -> dict[str, float]:
+    """Summary metrics of the tracking contract from the round records of the finished cases."""
+    curves = curves_by_case(records)
+    mean = np.mean(np.array(list(curves.values())), axis=0)
+    active = [r.refine_seconds for r in records if r.round > 0 and not r.stopped]
+    robot = [r.robot_seconds for r in records if r.round > 0 and not r.stopped]
+    return {
+        "dsc_baseline": float(mean[0]),
+        "dsc_final": float(mean[-1]),
+        "dsc_gain": float(mean[-1] - mean[0]),
+        "dsc_best": float(mean.max()),
+        "noi_85": float(np.mean([metrics.noi(c, 0.85) for c in curves.values()])),
+        "noi_90": float(np.mean([metrics.noi(c, 0.90) for c in curves.values()])),
+        "dsc_auc": float(np.mean([metrics.auc(c) for c in curves.values()])),
+        "round_seconds": float(np.mean(active)) if active else 0.0,
+        "robot_seconds": float(np.mean(robot)) if robot else 0.0,
+    }
+
+
+def mean_curve(records: Sequence[RoundRecord]) -> list[float]:
+    return [float(v) for v in np.mean(np.array(list(curves_by_case(records).values())), axis=0)]
+
+
+def mean_loss_curve(records: Sequence[RoundRecord]) -> list[float]:
+    """Mean fine-tuning loss per step over cases; a case that stopped early counts only while it ran."""
+    case_ids = list(curves_by_case(records))
+    per_case = [[v for r in records if r.case_id == cid for v in r.losses] for cid in case_ids]
+    n = max((len(x) for x in per_case), default=0)
+    if n == 0:
+        return []
+    padded = np.full((len(per_case), n), np.nan)
+    for i, x in enumerate(per_case):
+        padded[i, : len(x)] = x
+    return [float(v) for v in np.nanmean(padded, axis=0)]
+
+
+def cumulative_effort(records: Sequence[RoundRecord], rounds: int) -> dict[str, list[float]]:
+    """Mean over cases of the effort spent up to and including each round (round 0 = none)."""
+    case_ids = list(curves_by_case(records))
+    names = sorted({k for r in records for k in r.effort})
+    out = {}
+    for name in names:
+        per_case = []
+        for cid in case_ids:
+            series = np.zeros(rounds + 1)
+            for r in records:
+                if r.case_id == cid and r.round > 0:
+                    series[r.round] = r.effort.get(name, 0.0)
+            per_case.append(np.cumsum(series))
+        out[name] = [float(v) for v in np.mean(per_case, axis=0)]
+    return out
+
+
+def seconds_per_round(records: Sequence[RoundRecord], rounds: int) -> list[float]:
+    """Mean refine seconds of each round over the cases that were still active in it."""
+    return [
+        float(np.mean([r.refine_seconds for r in records if r.round == k and not r.stopped] or [0.0]))
+        for k in range(rounds + 1)
+    ]
+
+
+def curve_rows(records: Sequence[RoundRecord], rounds: int) -> list[tuple[str, float, int]]:
+    """(metric, value, step) rows of the job's curves and summary (see the tracking contract)."""
+    rows = [("dsc", v, r) for r, v in enumerate(mean_curve(records))]
+    hd = [[r.hd95 for r in records if r.round == k] for k in range(rounds + 1)]
+    rows += [("hd95", float(np.mean(h)), k) for k, h in enumerate(hd)]
+    effort = cumulative_effort(records, rounds)
+    rows += [(f"effort_{name}", v, k) for name, series in effort.items() for k, v in enumerate(series)]
+    rows += [("loss", v, i) for i, v in enumerate(mean_loss_curve(records))]
+    rows += [(k, v, 0) for k, v in summarise(records).items()]
+    return rows
+
+
+def case_rows(case_key: str, records: Sequence[RoundRecord]) -> list[tuple[str, float, int]]:
+    """One case's curves (`dsc.<case>`, `hd95.<case>`), logged as soon as the case finishes."""
+    return [(f"dsc.{case_key}", r.dsc, r.round) for r in records] + [
+        (f"hd95.{case_key}", r.hd95, r.round) for r in records
+    ]
+
+
+def rounds_csv(path: Path, records: Sequence[RoundRecord]) -> Path:
+    """Every round of every case, one row each."""
+    rows = [r.row() for r in records]
+    keys = sorted({k for row in rows for k in row}, key=lambda k: (k not in ("case_id", "round", "dsc"), k))
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def format_table(summary: Summary) -> str:
+    if not summary.curve:
+        return "no case finished: see the failures above"
+    lines = [f"{'round':>5}  {'DSC':>6}  {'gain':>7}  {'seconds':>7}"]
+    base = summary.curve[0]
+    for r, v in enumerate(summary.curve):
+        secs = f"{summary.round_seconds[r]:7.2f}" if r and r < len(summary.round_seconds) else f"{'':>7}"
+        lines.append(f"{r:5d}  {v:6.3f}  {v - base:+7.3f}  {secs}")
+    m = summary.metrics
+    lines.append(
+        f"DSC {m['dsc_baseline']:.3f} -> {m['dsc_final']:.3f} (gain {m['dsc_gain']:+.3f}), "
+        f"NoI@85 {m['noi_85']:.1f}, NoI@90 {m['noi_90']:.1f}, {m['round_seconds']:.2f} s per round"
+    )
+    return "\n".join(lines)

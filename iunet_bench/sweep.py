@@ -1,0 +1,88 @@
+"""A Hydra multirun as one MLflow sweep: the parent run, created before any job, and the report at its end.
+
+`conf/config.yaml` registers `SweepCallback`; each job finds the parent run through a file in the sweep
+folder (`tracking.parent_run_id_for_job`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import time
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+from iunet_bench.tracking import PARENT_FILE, Tracker, TrackingConfig, git_commit
+
+
+def _tracking_of(hydra_cfg) -> TrackingConfig:
+    """The tracking keys of a composed Hydra config (the sweep callback sees the raw one): validated here
+    too, so the parent run goes where the jobs' runs go."""
+    from omegaconf import OmegaConf
+
+    from iunet_bench.schema import validate
+
+    return validate(TrackingConfig, OmegaConf.to_container(hydra_cfg.tracking, resolve=True), "tracking.")
+
+
+def _sweep_parent_file(hydra_cfg) -> Path:
+    return Path(str(hydra_cfg.hydra.sweep.dir)) / PARENT_FILE
+
+
+class SweepCallback(Callback):
+    """Hydra callback: before a multirun's jobs start, create the MLflow store and the sweep's parent run.
+
+    Runs in the launching process, so parallel jobs (joblib, submitit, Ray) never race to create the
+    sqlite schema. The parent run id goes to a file in the sweep folder, where every job finds it.
+    """
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        t = _tracking_of(config)
+        sweep = t.sweep or "multirun"
+        tracker = Tracker(
+            t.uri,
+            t.experiment,
+            t.artifact_root,
+            run_name=f"{sweep} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            tags={"sweep": sweep, "git_commit": git_commit(), "kind": "sweep"},
+        )
+        path = _sweep_parent_file(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(tracker.run_id, encoding="utf-8")
+        # If the launcher dies before on_multirun_end, the parent must not stay RUNNING for ever.
+        atexit.register(close_if_running, t.uri, tracker.run_id)
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        import mlflow
+
+        path = _sweep_parent_file(config)
+        if not path.exists():
+            return
+        t = _tracking_of(config)
+        uri = t.uri
+        client = mlflow.MlflowClient(uri)
+        parent = path.read_text(encoding="utf-8").strip()
+        children = client.search_runs(
+            [client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
+        )
+        finished = [r for r in children if r.info.status == "FINISHED"]
+        try:  # the comparison table and curves go to the parent run; a failure here loses no job's data
+            from iunet_bench.report import report
+
+            folder = Path(str(config.hydra.sweep.dir)) / "report"
+            print(report(uri, t.experiment, None, parent, folder))
+            client.log_artifacts(parent, str(folder), "report")
+        except (SystemExit, Exception) as exc:  # noqa: BLE001
+            print(f"sweep report not written: {exc}")
+        client.set_tag(parent, "failed_jobs", str(len(children) - len(finished)))
+        client.set_terminated(parent, "FINISHED" if finished else "FAILED")
+
+
+def close_if_running(uri: str, run_id: str) -> None:
+    import mlflow
+
+    with contextlib.suppress(Exception):
+        client = mlflow.MlflowClient(uri)
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, "FAILED")
