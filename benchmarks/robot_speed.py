@@ -1,20 +1,25 @@
 """Robot time per round against fine-tuning time per round, measured side by side in one process.
 
-    python benchmarks/robot_speed.py [--grids 16x48x48,24x64x64] [--reps 20] [--rounds 4] [--no-finetune]
+    python benchmarks/robot_speed.py [--grids 16x48x48,24x64x64] [--reps 20] [--cases 3] [--rounds 4]
+                                     [--no-finetune] [override ...]
 
+On the job's own configuration and setup: the overrides are those of `python -m iunet_bench` (Hydra over
+`conf/`), validated by `load_config`; each grid is the override `data.preprocess.grid=[z,y,x]` (after the
+others); volumes, robots, model and refiner come from the job's `JobSetup` (`prepare`), never rebuilt here.
 For each model grid (default: the CPU config's 16x48x48 and the paper's 24x64x64):
 
-1. robot: every preset in conf/simulator/ annotates realistic wrong predictions of phantom cases
-   (`simulators.perturb`: the reference eroded by one voxel, dilated by one, or eroded by two, each
-   shifted, with a false and a missed blob), `--reps` times each with a fresh generator; median and
-   90th percentile milliseconds per round;
-2. fine-tuning: the project's own round (default `interact` config, `make_refiner` on a U-Net built from
-   the default `model` config; its weights are untrained, which does not change the time of a round),
-   in a real session loop: the default robot annotates the current prediction, the refiner refines it;
-   the first round is reported apart (it may include one-time work), the median of the later rounds
-   is the round time (none when only the first round ran: no share, no verdict). The robot's time
-   inside that loop is reported too (on an untrained network's predictions: large errors, a worst
-   case for the robot);
+1. robot: every preset in conf/simulator/ (the job's configuration with `simulator=<preset>`, its robot
+   `JobSetup.robot`) annotates realistic wrong predictions of the job's cases (`--cases`: held-out cases
+   first, then training cases; `simulators.perturb`: the reference eroded by one voxel, dilated by one,
+   or eroded by two, each shifted, with a false and a missed blob), `--reps` times each with a fresh
+   generator; median and 90th percentile milliseconds per round;
+2. fine-tuning: the job's own round (its `interact` config, `build_refiner` as `JobSetup.refiner` builds
+   it, on the job's network `JobSetup.build_model()`; its weights are untrained, which does not change
+   the time of a round, and no baseline is trained), in the job's session loop (`run_session`, the job's
+   robot and seed) on the first case from a wrong prediction; the first round is reported apart (it may
+   include one-time work), the median of the later rounds is the round time (none when only the first
+   round ran: no share, no verdict). The robot's time inside that loop is reported too (on an untrained
+   network's predictions: large errors, a worst case for the robot);
 3. the robot's share of a round = robot median / (robot median + fine-tuning median); the target is < 5 %.
    The verdict is PASS only when every grid has a fine-tuning round time and every share is below 5 %,
    FAIL when any share is not, and NO VERDICT otherwise.
@@ -40,11 +45,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 
-from iunet_bench.data.phantom import PhantomConfig, make_phantoms  # noqa: E402
-from iunet_bench.data.preprocess import PreprocessConfig, preprocess  # noqa: E402
-from simulators import make_annotator  # noqa: E402
+from iunet_bench.config import ConfigError  # noqa: E402
+from iunet_bench.prepare import JobSetup  # noqa: E402
 from simulators.perturb import perturb  # noqa: E402
 
 PRESETS = ROOT / "conf" / "simulator"
@@ -79,11 +82,17 @@ def describe_inputs(volumes) -> dict:
     }
 
 
-def time_robots(volumes, presets: dict[str, dict], reps: int) -> dict[str, dict]:
+def job_config(overrides: list[str]):
+    """The job's `JobConfig` for these overrides, as `python -m iunet_bench` composes and validates it."""
+    from iunet_bench.config import compose_config
+
+    return compose_config(overrides, note=sys.stderr)
+
+
+def time_robots(volumes, robots: dict, reps: int) -> dict[str, dict]:
     results = {}
     cases = robot_cases(volumes)
-    for name, cfg in presets.items():
-        robot = make_annotator(cfg)
+    for name, robot in robots.items():
         times, strokes = [], []
         for rep in range(reps):
             for v, pred in cases:
@@ -101,60 +110,38 @@ def time_robots(volumes, presets: dict[str, dict], reps: int) -> dict[str, dict]
     return results
 
 
-def time_finetuning(grid, volume, rounds: int) -> dict:
-    """The project's fine-tuning round in a session loop with the default robot (step 2 of the docstring)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+def time_finetuning(setup: JobSetup, volume, rounds: int) -> dict:
+    """The job's fine-tuning round in the job's session loop (step 2 of the module docstring)."""
+    from iunet_bench.session import run_session
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"data.preprocess.grid=[{','.join(str(g) for g in grid)}]"])
-    from iunet_bench.interactive import make_refiner
-    from iunet_bench.models.groups import group_names
-    from iunet_bench.models.unet import UNetConfig, build_unet
-
-    m = cfg.model
-    model = build_unet(
-        tuple(grid),
-        UNetConfig(
-            base_filters=int(m.base_filters),
-            depth=int(m.depth),
-            norm=m.norm,
-            convs_per_level=int(m.convs_per_level),
-            pool_z_levels=tuple(m.pool_z_levels),
-        ),
-    )
-    interact = OmegaConf.to_container(cfg.interact, resolve=True)
-    robot = make_annotator(OmegaConf.to_container(cfg.simulator, resolve=True))
+    setup.check()  # what `prepare` checks; configures TensorFlow (device, precision, seed) as a job does
+    interact = setup.config.interact
+    model = setup.build_model()  # untrained: the time of a round does not depend on the weights
     t0 = time.perf_counter()
-    refiner = make_refiner(interact, model, group_names(model))
+    refiner = setup.refiner(interact, model)
     build_s = time.perf_counter() - t0
     prediction = wrong_predictions(volume.label, 0)[0].astype(np.uint8)
     initial_error = int((prediction.astype(bool) != volume.label.astype(bool)).sum())
-    refiner.start(volume, prediction)
-    robot_s, refine_s = [], []
-    for r in range(rounds + 1):
-        t0 = time.perf_counter()
-        interaction = robot.annotate(
-            volume.image, volume.label, prediction, np.random.default_rng(r), spacing=volume.spacing
-        )
-        robot_s.append(time.perf_counter() - t0)
-        if interaction.is_empty:
-            break
-        t0 = time.perf_counter()
-        prediction = refiner.refine(interaction)
-        refine_s.append(time.perf_counter() - t0)
+    records = run_session(volume, prediction, setup.robot, refiner, rounds + 1, setup.config.seed)
+    ran = [r for r in records[1:] if not r.stopped]  # the robot's stop ends the session: never timed
+    refine_s = [r.refine_seconds for r in ran]
+    robot_s = [r.robot_seconds for r in ran]
     later = refine_s[1:]  # the first round may include one-time work: never part of the median
+    steps = getattr(interact, "steps", None)
+    trainable = getattr(interact, "trainable", None)
     return {
-        "compared_against": f"{type(refiner).__name__} round ({interact.get('method')}, "
-        f"trainable {interact.get('trainable')}, {interact.get('steps')} steps), default model config",
+        "compared_against": f"{type(refiner).__name__} round ({interact.method}, "
+        f"trainable {list(trainable) if trainable else None}, {steps} steps, "
+        f"precision {setup.config.precision}), the job's model config",
+        "device": setup.device,
         "build_seconds": build_s,
         "first_round_s": refine_s[0] if refine_s else float("nan"),
         "round_s_median": statistics.median(later) if later else float("nan"),
         "rounds_timed": len(later),
         "initial_error_voxels": initial_error,
         "reference_voxels": int(volume.label.astype(bool).sum()),
-        "robot_in_loop_ms_median": 1e3 * statistics.median(robot_s),
-        "robot_in_loop_ms_max": 1e3 * max(robot_s),
+        "robot_in_loop_ms_median": 1e3 * statistics.median(robot_s) if robot_s else float("nan"),
+        "robot_in_loop_ms_max": 1e3 * max(robot_s) if robot_s else float("nan"),
     }
 
 
@@ -162,33 +149,58 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--grids", default="16x48x48,24x64x64", help="model grids z x y x x, comma separated")
     ap.add_argument("--reps", type=int, default=20, help="robot repetitions per case and prediction")
-    ap.add_argument("--cases", type=int, default=3, help="phantom cases")
+    ap.add_argument(
+        "--cases",
+        type=int,
+        default=3,
+        help="cases whose wrong predictions the robots annotate (held-out first)",
+    )
     ap.add_argument("--rounds", type=int, default=4, help="fine-tuning rounds per grid (after a first one)")
     ap.add_argument("--no-finetune", action="store_true", help="time the robots only")
     ap.add_argument("--out", default=str(ROOT / "runs" / "benchmarks" / "robot_speed.json"))
+    ap.add_argument("overrides", nargs="*", help="config overrides, as for `python -m iunet_bench`")
     args = ap.parse_args()
+    os.chdir(ROOT)
 
     grids = [tuple(int(n) for n in g.split("x")) for g in args.grids.split(",")]
-    presets = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(PRESETS.glob("*.yaml"))}
-    cases = make_phantoms(PhantomConfig(n_cases=args.cases), seed=0)
+    user = list(args.overrides)
     report: dict = {
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
+        "overrides": user,
         "grids": {},
     }
-    for grid in grids:
-        volumes = [preprocess(c, PreprocessConfig(grid=grid)) for c in cases]
-        entry: dict = {"inputs": describe_inputs(volumes), "robots": time_robots(volumes, presets, args.reps)}
-        if args.no_finetune:
-            entry["finetune"] = {"skipped": "--no-finetune"}
-        else:
-            try:
-                entry["finetune"] = time_finetuning(grid, volumes[0], args.rounds)
-            except ImportError as exc:
-                entry["finetune"] = {"skipped": f"fine-tuning could not be imported: {exc}"}
-        report["grids"]["x".join(map(str, grid))] = entry
+    try:
+        # The robots do not depend on the grid: one job configuration per preset, its robot as a job builds it.
+        robots = {
+            p.stem: JobSetup(job_config([*user, f"simulator={p.stem}"])).robot
+            for p in sorted(PRESETS.glob("*.yaml"))
+        }
+        for grid in grids:
+            setup = JobSetup(job_config([*user, f"data.preprocess.grid=[{','.join(map(str, grid))}]"]))
+            vols = setup.volumes()
+            volumes = (vols.test + vols.train)[: args.cases]
+            if not volumes:
+                sys.exit(f"grid {grid}: no case could be loaded")
+            entry: dict = {
+                "cases": [v.case_id for v in volumes],
+                "inputs": describe_inputs(volumes),
+                "robots": time_robots(volumes, robots, args.reps),
+            }
+            if args.no_finetune:
+                entry["finetune"] = {"skipped": "--no-finetune"}
+            else:
+                try:
+                    entry["finetune"] = time_finetuning(setup, volumes[0], args.rounds)
+                except ImportError as exc:
+                    entry["finetune"] = {"skipped": f"fine-tuning could not be imported: {exc}"}
+            report["grids"]["x".join(map(str, grid))] = entry
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
     print(
-        f"robot ms per round (median / p90 over {args.reps} reps x {args.cases} cases x 3 wrong predictions)"
+        f"robot ms per round (median / p90 over {args.reps} reps x {len(volumes)} cases x 3 wrong "
+        "predictions)"
     )
     shares: list[float] = []
     untimed: list[str] = []  # grids without a fine-tuning round time: no share, no verdict for them

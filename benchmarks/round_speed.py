@@ -2,10 +2,17 @@
 
     python benchmarks/round_speed.py [--reps 5] [--cases 1] [--rounds R] [--train-steps N] [override ...]
 
-On the default job configuration (`conf/`, overrides as on the `python -m iunet_bench` command line):
+On the job's own configuration and setup: the overrides are those of `python -m iunet_bench` (Hydra over
+`conf/`; `--cases N`, `--rounds R`, `--train-steps N` are `session.max_cases=N`, `session.rounds=R`,
+`train.steps=N`), validated by `load_config` and built by `prepare` exactly as a job builds them: the same
+held-out volumes, the same baseline (one cache, keyed with the precision), the same robot, and refiners
+from `JobSetup.refiner`. Every variant below is the job's `interact` config with only `trainable` and
+`fast` changed (`model_copy`), so nothing else can differ from the job; `interact.method` must be `iunet`.
+The timed case is the first held-out case, its interaction the job's robot's in round 1.
 
 1. seconds per round (weight map + fine-tuning + prediction) for head+bottleneck, head only and all layers:
-   - `fast`: the engine as the job runs it (frozen prefix once per case, one compiled round function);
+   - `fast`: the engine as the job runs it (`refine`: frozen prefix once per case at `start`, one
+     compiled round function);
    - `straight`: the same engine's straightforward path (whole network every step, a Python loop);
      both engines' one-time build and warm-up, and `fast`'s prefix once per case, are outside the round
      and reported separately;
@@ -18,12 +25,14 @@ On the default job configuration (`conf/`, overrides as on the `python -m iunet_
    (`fit` runs trainable BatchNorm layers in training mode; the engine keeps every BatchNorm frozen.
    Speed is what these columns are for.) All are interleaved repetition by repetition, so machine noise
    hits them alike; medians reported.
-2. achieved GFLOP/s of the compiled round (convolution FLOPs counted from the layer shapes: forward, the
+2. achieved GFLOP/s of the compiled round (`run_round` of the refiner, timed apart from `round_inputs`;
+   convolution FLOPs counted from the layer shapes: forward, the
    input gradients the backward pass needs, the weight gradients of the trained layers) against a large
    float32 matrix multiply measured in the same process (the roof of this machine);
 3. the geodesic weight map's share of a round (scikit-image MCP as used, from the per-case `Geodesic` the
-   refiners build at `start`, against building it every call; scikit-fmm timed for comparison);
-4. the DSC curves of `fast` and `straight` through the real session loop (robot, accumulating scribbles),
+   refiner builds at `start`, against building it every call; scikit-fmm timed for comparison);
+4. the DSC curves of `fast` and `straight` (the job's `interact`, either path) through the job's session
+   loop (`run_session`: the job's robot, seed, rounds and `session.target_dsc`) on the held-out cases,
    and their largest difference.
 
 Writes runs/benchmarks/round_speed.json.
@@ -46,7 +55,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-SUBSETS = {"head+bottleneck": ["head", "bottleneck"], "head": ["head"], "all": ["all"]}
+SUBSETS = {"head+bottleneck": ("head", "bottleneck"), "head": ("head",), "all": ("all",)}
 
 
 def timed(fn, *args):
@@ -119,12 +128,12 @@ class NaiveKeras:
       `predict` trace their functions again.
     """
 
-    def __init__(self, model, groups, fcfg):
+    def __init__(self, model, fcfg):
         from iunet_bench.interactive.refiner import own_copy
         from iunet_bench.models.groups import layers_in_groups
 
         self.model, self.fcfg = own_copy(model), fcfg
-        trained = {id(layer) for layer in layers_in_groups(self.model, groups)}
+        trained = {id(layer) for layer in layers_in_groups(self.model, list(fcfg.trainable))}
         for layer in self.model.layers:
             if layer.weights:
                 layer.trainable = id(layer) in trained
@@ -141,7 +150,7 @@ class NaiveKeras:
 
         def loss(y_true, y_pred):
             return interactive_loss(
-                y_true[..., :2], tf.cast(y_pred, tf.float32), y_true[..., 2], f.lambda_volume, f.weight_mode
+                y_true[..., :2], tf.cast(y_pred, tf.float32), y_true[..., 2], f.lambda_volume, f.weights.mode
             )
 
         self.model.compile(optimizer=keras.optimizers.Adam(f.lr), loss=loss)
@@ -168,7 +177,7 @@ class NaiveKeras:
 
         f = self.fcfg
         target = interaction.paste(prediction).astype(np.float32)
-        w = weight_map(volume.image, interaction.scribbles, volume.spacing, f.weights)
+        w = weight_map(volume.image, interaction.scribbles, volume.spacing, f.weights, f.geodesic)
         x = volume.image[None, ..., None]
         y = np.stack([1 - target, target, w], -1)[None]
         if f.steps:
@@ -182,21 +191,25 @@ class NaiveKeras:
         return self.round(volume, prediction, interaction)
 
 
-def geodesic_times(volume, seeds, wcfg, reps: int) -> dict:
+def geodesic_times(volume, seeds, fcfg, geodesic, reps: int) -> dict:
     """Median seconds of the MCP geodesic distance (used): built per call (`geodesic_distance`) and from
-    the per-case `Geodesic` the refiners keep (cost map and path graph built once at `start`); the same
-    for the whole weight map; the one-time build; and scikit-fmm's travel time (alternative)."""
+    the per-case `Geodesic` the refiner keeps (`geodesic`: cost map and path graph built once at `start`;
+    None when the refiner needs none, then one is built here the same way); the same for the whole weight
+    map (`fcfg.weights`, `fcfg.geodesic`); the one-time build; and scikit-fmm's travel time (alternative)."""
     from iunet_bench.interactive.weights import Geodesic, geodesic_distance, weight_map
 
-    intensity_weight = wcfg.intensity_weight
-    cached = Geodesic(volume.image, volume.spacing, intensity_weight)
+    band = fcfg.geodesic
+    intensity_weight = band.intensity_weight
+    cached = geodesic if geodesic is not None else Geodesic(volume.image, volume.spacing, intensity_weight)
     median = lambda fn, *a: statistics.median(timed(fn, *a)[0] for _ in range(reps))  # noqa: E731
     out = {
         "mcp_s": median(geodesic_distance, volume.image, seeds, volume.spacing, intensity_weight),
         "mcp_cached_s": median(cached.distance, seeds),
         "build_once_per_case_s": median(Geodesic, volume.image, volume.spacing, intensity_weight),
-        "weight_map_s": median(weight_map, volume.image, seeds, volume.spacing, wcfg),
-        "weight_map_cached_s": median(weight_map, volume.image, seeds, volume.spacing, wcfg, cached),
+        "weight_map_s": median(weight_map, volume.image, seeds, volume.spacing, fcfg.weights, band),
+        "weight_map_cached_s": median(
+            weight_map, volume.image, seeds, volume.spacing, fcfg.weights, band, cached
+        ),
     }
     try:
         import skfmm
@@ -211,10 +224,19 @@ def geodesic_times(volume, seeds, wcfg, reps: int) -> dict:
     return out
 
 
+def job_config(overrides: list[str]):
+    """The job's `JobConfig` for these overrides, as `python -m iunet_bench` composes and validates it."""
+    from iunet_bench.config import compose_config
+
+    return compose_config(overrides, note=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=5, help="interleaved repetitions per subset")
-    ap.add_argument("--cases", type=int, default=1, help="held-out cases for the DSC-curve comparison")
+    ap.add_argument(
+        "--cases", type=int, default=None, help="held-out cases for the DSC-curve comparison (default 1)"
+    )
     ap.add_argument("--rounds", type=int, default=None, help="session rounds (default: session.rounds)")
     ap.add_argument("--train-steps", type=int, default=None, help="baseline steps (default: train.steps)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "benchmarks" / "round_speed.json"))
@@ -222,80 +244,79 @@ def main() -> None:
     args = ap.parse_args()
     os.chdir(ROOT)
 
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from iunet_bench.config import ConfigError
+    from iunet_bench.interactive.config import IUnetInteract
+    from iunet_bench.prepare import prepare
 
-    overrides = list(args.overrides)
-    if args.train_steps is not None:
-        overrides.append(f"train.steps={args.train_steps}")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    # One case unless the overrides or --cases say otherwise (later overrides win in Hydra).
+    overrides = ["session.max_cases=1", *args.overrides]
+    flags = {"session.max_cases": args.cases, "session.rounds": args.rounds, "train.steps": args.train_steps}
+    overrides += [f"{key}={value}" for key, value in flags.items() if value is not None]
+    try:
+        config = job_config(overrides)
+        if not isinstance(config.interact, IUnetInteract):
+            raise ConfigError(
+                [
+                    f"interact.method: {config.interact.method}; round_speed times iunet's layer subsets: use iunet"
+                ]
+            )
+        setup = prepare(config)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
-    from iunet_bench.benchmark import configure_tensorflow, validate
-
-    parsed = validate(cfg)
-    device = configure_tensorflow(cfg)
     import keras
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # `naive incl. compile` retraces on purpose: no warnings about it
 
-    from iunet_bench.interactive import make_refiner
     from iunet_bench.interactive.refiner import predict_mask
     from iunet_bench.interactive.weights import weight_map
-    from iunet_bench.models.groups import group_names, layers_in_groups
-    from iunet_bench.models.unet import UNetConfig, build_unet
-    from iunet_bench.session import case_rng, run_session
-    from iunet_bench.train.baseline import load_or_train
+    from iunet_bench.models.groups import layers_in_groups
+    from iunet_bench.rng import derive_rng
+    from iunet_bench.session import run_session
 
-    container = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
-    dataset, robot = parsed["dataset"], parsed["robot"]
-    train_ids, test_ids = dataset.split()
-    train_vols, _ = dataset.volumes(train_ids)
-    test_vols, _ = dataset.volumes(test_ids[: max(1, args.cases)])
-    m = cfg.model
-    unet_cfg = UNetConfig(
-        base_filters=int(m.base_filters),
-        depth=int(m.depth),
-        norm=m.norm,
-        convs_per_level=int(m.convs_per_level),
-        pool_z_levels=tuple(m.pool_z_levels),
+    volumes = setup.volumes()
+    for f in volumes.failures:
+        print(f"FAILED case {f.case_id} (load): {f.error}", file=sys.stderr)
+    if not volumes.train or not volumes.test:
+        sys.exit("no training or no held-out case could be loaded")
+    grid = tuple(config.data.preprocess.grid)
+    print(
+        f"device {setup.device}; precision {config.precision}; grid {grid}; "
+        f"baseline: training or loading ({config.train.steps} steps) ..."
     )
-    grid = tuple(int(g) for g in cfg.data.preprocess.grid)
-    print(f"device {device}; grid {grid}; baseline: training or loading ({cfg.train.steps} steps) ...")
-    model, info = load_or_train(
-        lambda: build_unet(grid, unet_cfg),
-        train_vols,
-        container(cfg.model),
-        parsed["train"],
-        int(cfg.seed),
-        Path(cfg.train.cache_dir),
-    )
-    groups_valid = group_names(model)
-    base_interact = container(cfg.interact)
-    base_interact.pop("trainable", None)
-    base_interact["method"] = "iunet"
-    fcfg = parsed["finetune"]
+    baseline = setup.baseline()
+    model = baseline.model
+    print(f"baseline {'loaded from' if baseline.hit else 'trained into'} {baseline.path}")
+    job_interact, robot = config.interact, setup.robot
 
-    volume = test_vols[0]
+    volume = volumes.test[0]
     initial = predict_mask(model, volume.image)
     interaction = robot.annotate(
         volume.image,
         volume.label,
         initial,
-        case_rng(int(cfg.seed), volume.case_id, 1),
+        derive_rng(config.seed, volume.case_id, 1),  # the job's robot generator of round 1
         spacing=volume.spacing,
     )
+
+    refiners: dict = {}  # one refiner per distinct interact config (built once, as a job builds its one)
+
+    def refiner_for(interact):
+        if interact not in refiners:
+            refiners[interact] = setup.refiner(interact)
+        return refiners[interact]
 
     # Every engine and reference works on its own copy of the network: `model` stays the baseline.
     engines = {}
     for name, groups in SUBSETS.items():
-        spec = {**base_interact, "trainable": groups}
+        spec = job_interact.model_copy(update={"trainable": groups})
         engines[name] = {
-            "fast": make_refiner({**spec, "fast": True}, model, groups_valid),
-            "straight": make_refiner({**spec, "fast": False}, model, groups_valid),
-            "naive": NaiveKeras(model, groups, fcfg),
-            "naive_cold": NaiveKeras(model, groups, fcfg),
+            "fast": refiner_for(spec.model_copy(update={"fast": True})),
+            "straight": refiner_for(spec.model_copy(update={"fast": False})),
+            "naive": NaiveKeras(model, spec),
+            "naive_cold": NaiveKeras(model, spec),
         }
 
     roofs = [matmul_roof()]  # measured again at every repetition: the best is the roof
@@ -324,19 +345,17 @@ def main() -> None:
                     volume.image,
                     interaction.scribbles,
                     volume.spacing,
-                    fcfg.weights,
+                    fast.cfg.weights,
+                    fast.cfg.geodesic,
                     fast.geodesic,
                 )[0]
             )
             target, w = fast.round_inputs(interaction)
-            y, wt = tf.constant(target[None]), tf.constant(w[None])
-            times["fast_compute"].append(
-                timed(lambda eng, a, b: eng._round(eng._inputs, a, b)[0].numpy(), fast, y, wt)[0]
-            )
+            times["fast_compute"].append(timed(fast.run_round, target, w)[0])
             roofs.append(matmul_roof(reps=2))
         med = {k: statistics.median(v) for k, v in times.items()}
-        flops, forward = step_flops(fast.split.tail, layers_in_groups(fast.model, groups))
-        round_flops = fcfg.steps * flops + forward
+        flops, forward = step_flops(fast.split.tail, layers_in_groups(fast.model, list(groups)))
+        round_flops = job_interact.steps * flops + forward
         best_compute = min(times["fast_compute"])
         results[name] = {
             "seconds_per_round": {k: med[k] for k in kinds},
@@ -361,20 +380,26 @@ def main() -> None:
     for r in results.values():
         r["achieved_share_of_roof"] = r["achieved_gflops"]["best"] / roof
 
-    geo = geodesic_times(volume, interaction.scribbles, fcfg.weights, args.reps)
+    geo_refiner = refiner_for(job_interact)
+    geo_refiner.start(volume, initial)  # the per-case Geodesic, as the job's refiner builds it
+    geo = geodesic_times(volume, interaction.scribbles, job_interact, geo_refiner.geodesic, args.reps)
 
-    # DSC curves of the fast and straightforward paths through the real session loop.
-    rounds = int(cfg.session.rounds) if args.rounds is None else args.rounds
+    # DSC curves of the fast and straightforward paths through the job's session loop.
+    rounds = config.session.rounds
     curves = {}
-    default = {**container(cfg.interact)}
-    session_engines = {
-        kind: make_refiner({**default, "fast": kind == "fast"}, model, groups_valid)
-        for kind in ("fast", "straight")
-    }
-    for kind, engine in session_engines.items():
+    for kind in ("fast", "straight"):
+        engine = refiner_for(job_interact.model_copy(update={"fast": kind == "fast"}))
         curves[kind] = {}
-        for v in test_vols:
-            records = run_session(v, predict_mask(model, v.image), robot, engine, rounds, int(cfg.seed))
+        for v in volumes.test:
+            records = run_session(
+                v,
+                predict_mask(model, v.image),
+                robot,
+                engine,
+                rounds,
+                config.seed,
+                config.session.target_dsc,
+            )
             curves[kind][v.case_id] = {
                 "dsc": [r.dsc for r in records],
                 "round_seconds": [r.refine_seconds for r in records[1:] if not r.stopped],
@@ -386,7 +411,7 @@ def main() -> None:
 
     report = {
         "machine": {
-            "device": device,
+            "device": setup.device,
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
             "tensorflow": tf.__version__,
@@ -394,17 +419,21 @@ def main() -> None:
             "load_average_at_end": os.getloadavg(),
         },
         "config": {
-            "grid": grid,
-            "model": container(cfg.model),
-            "interact": container(cfg.interact),
-            "baseline_key": info["key"],
+            "grid": list(grid),
+            "precision": config.precision,
+            "model": config.model.model_dump(mode="json"),
+            "interact": job_interact.model_dump(mode="json"),
+            "baseline_key": baseline.key,
+            "baseline_cached": baseline.hit,
             "reps": args.reps,
+            "overrides": overrides,
+            "job": config.params(),
         },
         "matmul_roof_gflops": {"best": roof, "samples": roofs},
         "subsets": results,
         "geodesic": {**geo, "weights_map_uses": "mcp"},
         "session": {
-            "trainable": list(fcfg.trainable),
+            "trainable": list(job_interact.trainable),
             "rounds": rounds,
             "curves": curves,
             "max_abs_dsc_difference_fast_vs_straight": dsc_diff,
@@ -415,7 +444,7 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=2, default=float), encoding="utf-8")
 
     print(
-        f"\nseconds per round on {grid}, {fcfg.steps} steps, median of {args.reps} interleaved repetitions:"
+        f"\nseconds per round on {grid}, {job_interact.steps} steps, median of {args.reps} interleaved repetitions:"
     )
     print(
         "naive (warm) = Keras fit+predict, compiled and traced once beforehand; naive incl. compile = "
