@@ -110,7 +110,7 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
 
     # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
     initial = {v.case_id: predict_mask(baseline.model, v.image) for v in volumes.test}
-    refiner = setup.refiner()
+    refiner, floor = setup.refiner(), setup.floor()
     records = []
     rounds, session = config.session.rounds, config.session
     cases_bar = tqdm(volumes.test, desc="cases", disable=not progress)
@@ -142,6 +142,7 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
                 config.seed,
                 session.target_dsc,
                 on_round,
+                floor=floor,
             )
         except Exception as exc:  # one bad case never loses the rest of the job
             failures.add(volume.case_id, "session", f"{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -170,6 +171,7 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
         results.summarise(records),
         failures.items,
         results.seconds_per_round(records, rounds),
+        results.honesty_curves(records, rounds),
     )
 
 

@@ -34,6 +34,17 @@ def hd95(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]
     return float(np.percentile(np.concatenate([db[sa], da[sb]]), 95))
 
 
+def scribble_agreement(prediction: np.ndarray, add: np.ndarray, remove: np.ndarray) -> float:
+    """Share of scribbled voxels that `prediction` labels as the user did: foreground on "add" voxels,
+    background on "remove" voxels. NaN when nothing is scribbled (nothing to agree with)."""
+    pred = prediction.astype(bool)
+    add, remove = add.astype(bool), remove.astype(bool)
+    total = int(add.sum()) + int(remove.sum())
+    if total == 0:
+        return float("nan")
+    return (int(np.count_nonzero(pred & add)) + int(np.count_nonzero(~pred & remove))) / total
+
+
 def noi(curve: Sequence[float], threshold: float) -> int:
     """Number of interactions (rounds) until the DSC first reaches `threshold`; round 0 is the baseline.
 

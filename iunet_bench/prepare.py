@@ -137,6 +137,14 @@ class JobSetup:
             interact if interact is not None else self.config.interact, self.baseline().model
         )
 
+    def floor(self):
+        """The paste floor: the same interactions pasted into the previous prediction, no learning (with
+        the job's `interact.accumulate`), run beside the method in every session."""
+        from iunet_bench.interactive import build_refiner
+        from iunet_bench.interactive.config import PasteInteract
+
+        return build_refiner(PasteInteract(accumulate=self.config.interact.accumulate), None)
+
 
 def prepare(config: JobConfig) -> JobSetup:
     """A job's setup, checked (`JobSetup.check`) before anything is computed."""

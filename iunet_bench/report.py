@@ -19,7 +19,17 @@ import numpy as np
 
 from iunet_bench.plots import plot_curves
 
-SUMMARY_KEYS = ("dsc_baseline", "dsc_final", "dsc_gain", "noi_85", "noi_90", "dsc_auc", "round_seconds")
+SUMMARY_KEYS = (
+    "dsc_baseline",
+    "dsc_final",
+    "dsc_gain",
+    "dsc_gain_over_paste",
+    "rounds_honoured",
+    "noi_85",
+    "noi_90",
+    "dsc_auc",
+    "round_seconds",
+)
 
 
 @dataclass

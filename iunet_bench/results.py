@@ -24,6 +24,7 @@ class Summary:
     metrics: dict[str, float]
     failures: list[dict] = field(default_factory=list)
     round_seconds: list[float] = field(default_factory=list)  # mean refine seconds per round
+    curves: dict[str, list[float]] = field(default_factory=dict)  # honesty_curves, for the console table
 
 
 def curves_by_case(records: Sequence[RoundRecord]) -> dict[str, list[float]]:
@@ -32,6 +33,50 @@ def curves_by_case(records: Sequence[RoundRecord]) -> dict[str, list[float]]:
     for r in sorted(records, key=lambda r: r.round):
         out.setdefault(r.case_id, []).append(r.dsc)
     return {cid: out[cid] for cid in dict.fromkeys(r.case_id for r in records)}
+
+
+HONOURED = 0.95  # a round honours the user when at least this share of its scribbled voxels keep their label
+
+
+def _by_case(records: Sequence[RoundRecord], value) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for r in sorted(records, key=lambda r: r.round):
+        out.setdefault(r.case_id, []).append(value(r))
+    return out
+
+
+def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
+    """Whether the method does what the user asked, and what it adds beyond pasting the scribbles in:
+    agreement with the scribbles (mean over active rounds, and the share of rounds that honour them),
+    rounds whose DSC fell, and the paste floor's final DSC and AUC with the method's gain over them
+    (the floor's metrics only when the job ran one)."""
+    active = [r for r in records if r.round > 0 and not r.stopped]
+    previous = {(r.case_id, r.round): r.dsc for r in records}
+    agreement = np.array([r.agreement for r in active], float)
+    out = {
+        "scribble_agreement_mean": float(np.nanmean(agreement))
+        if np.isfinite(agreement).any()
+        else float("nan"),
+        "scribble_agreement_all_mean": float(np.nanmean([r.agreement_all for r in active]))
+        if active
+        else float("nan"),
+        "rounds_honoured": float(np.mean(agreement >= HONOURED)) if active else float("nan"),
+        "dsc_drop_rounds": float(np.mean([r.dsc < previous[(r.case_id, r.round - 1)] for r in active]))
+        if active
+        else float("nan"),
+    }
+    floors = _by_case(records, lambda r: r.floor_dsc)
+    if all(np.isfinite(c).all() for c in floors.values()):
+        curves = curves_by_case(records)
+        floor_mean = np.mean(np.array(list(floors.values())), axis=0)
+        floor_auc = float(np.mean([metrics.auc(c) for c in floors.values()]))
+        out.update(
+            dsc_paste_final=float(floor_mean[-1]),
+            dsc_gain_over_paste=float(mean_curve(records)[-1] - floor_mean[-1]),  # its curve's last value
+            dsc_auc_paste=floor_auc,
+            dsc_auc_over_paste=float(np.mean([metrics.auc(c) for c in curves.values()])) - floor_auc,
+        )
+    return out
 
 
 def summarise(records: Sequence[RoundRecord]) -> dict[str, float]:
@@ -50,6 +95,7 @@ def summarise(records: Sequence[RoundRecord]) -> dict[str, float]:
         "dsc_auc": float(np.mean([metrics.auc(c) for c in curves.values()])),
         "round_seconds": float(np.mean(active)) if active else 0.0,
         "robot_seconds": float(np.mean(robot)) if robot else 0.0,
+        **honesty(records),
     }
 
 
@@ -103,8 +149,34 @@ def curve_rows(records: Sequence[RoundRecord], rounds: int) -> list[tuple[str, f
     effort = cumulative_effort(records, rounds)
     rows += [(f"effort_{name}", v, k) for name, series in effort.items() for k, v in enumerate(series)]
     rows += [("loss", v, i) for i, v in enumerate(mean_loss_curve(records))]
-    rows += [(k, v, 0) for k, v in summarise(records).items()]
-    return rows
+    curves = honesty_curves(records, rounds)
+    rows += [(name, v, k) for name, series in curves.items() for k, v in enumerate(series)]
+    # a summary that is also a curve (dsc_gain_over_paste) is that curve's last value: logged once
+    rows += [(k, v, 0) for k, v in summarise(records).items() if k not in curves]
+    return [(k, v, s) for k, v, s in rows if np.isfinite(v)]
+
+
+def honesty_curves(records: Sequence[RoundRecord], rounds: int) -> dict[str, list[float]]:
+    """Per round, over the cases active in it: scribble agreement (this round's, all so far), voxels
+    changed; over every case: the paste floor's mean DSC and the method's mean gain over it (NaN where a
+    value does not exist: round 0 has no scribbles, a job without a floor has no floor)."""
+
+    def active_mean(value, k):
+        xs = [value(r) for r in records if r.round == k and not r.stopped and r.round > 0]
+        xs = [x for x in xs if np.isfinite(x)]
+        return float(np.mean(xs)) if xs else float("nan")
+
+    out = {
+        "scribble_agreement": [active_mean(lambda r: r.agreement, k) for k in range(rounds + 1)],
+        "scribble_agreement_all": [active_mean(lambda r: r.agreement_all, k) for k in range(rounds + 1)],
+        "changed_voxels": [active_mean(lambda r: r.changed_voxels, k) for k in range(rounds + 1)],
+    }
+    floors = _by_case(records, lambda r: r.floor_dsc)
+    if all(np.isfinite(c).all() for c in floors.values()):
+        floor_mean = np.mean(np.array(list(floors.values())), axis=0)
+        out["dsc_paste"] = [float(v) for v in floor_mean]
+        out["dsc_gain_over_paste"] = [float(a - b) for a, b in zip(mean_curve(records), floor_mean)]
+    return out
 
 
 def case_rows(case_key: str, records: Sequence[RoundRecord]) -> list[tuple[str, float, int]]:
@@ -126,16 +198,32 @@ def rounds_csv(path: Path, records: Sequence[RoundRecord]) -> Path:
 
 
 def format_table(summary: Summary) -> str:
+    """The console table: per round the mean DSC, its gain, the paste floor (when run), the share of the
+    round's scribbled voxels the method labelled as scribbled, and seconds; then the summary."""
     if not summary.curve:
         return "no case finished: see the failures above"
-    lines = [f"{'round':>5}  {'DSC':>6}  {'gain':>7}  {'seconds':>7}"]
+    c = summary.curves
+    lines = [f"{'round':>5}  {'DSC':>6}  {'gain':>7}  {'paste':>6}  {'agree':>6}  {'seconds':>7}"]
     base = summary.curve[0]
+
+    def cell(name: str, r: int) -> str:
+        series = c.get(name, [])
+        return f"{series[r]:6.3f}" if r < len(series) and np.isfinite(series[r]) else f"{'':>6}"
+
     for r, v in enumerate(summary.curve):
         secs = f"{summary.round_seconds[r]:7.2f}" if r and r < len(summary.round_seconds) else f"{'':>7}"
-        lines.append(f"{r:5d}  {v:6.3f}  {v - base:+7.3f}  {secs}")
+        lines.append(
+            f"{r:5d}  {v:6.3f}  {v - base:+7.3f}  {cell('dsc_paste', r)}  {cell('scribble_agreement', r)}  {secs}"
+        )
     m = summary.metrics
     lines.append(
         f"DSC {m['dsc_baseline']:.3f} -> {m['dsc_final']:.3f} (gain {m['dsc_gain']:+.3f}), "
         f"NoI@85 {m['noi_85']:.1f}, NoI@90 {m['noi_90']:.1f}, {m['round_seconds']:.2f} s per round"
     )
+    if "dsc_paste_final" in m:
+        lines.append(
+            f"paste floor {m['dsc_paste_final']:.3f} (method - paste: final {m['dsc_gain_over_paste']:+.3f}, "
+            f"AUC {m['dsc_auc_over_paste']:+.3f}); scribbles honoured (>= {HONOURED:.0%} of their voxels) in "
+            f"{m['rounds_honoured']:.0%} of rounds, mean agreement {m['scribble_agreement_mean']:.2f}"
+        )
     return "\n".join(lines)

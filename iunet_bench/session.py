@@ -17,7 +17,7 @@ from pydantic import Field
 
 from iunet_bench import metrics
 from iunet_bench.data.case import Volume
-from iunet_bench.interactive.base import Refiner
+from iunet_bench.interactive.base import Refiner, ScribbleMemory
 from iunet_bench.rng import derive_rng
 from iunet_bench.schema import Float, Int, Schema
 from simulators import Annotator
@@ -48,6 +48,11 @@ class RoundRecord:
     effort: dict = field(default_factory=dict)
     losses: list = field(default_factory=list)
     stopped: bool = False  # True for rounds after the session stopped (values carried forward)
+    # Does the method do what the user asked? Measured on the method's own output (before any pasting):
+    agreement: float = float("nan")  # share of this round's scribbled voxels labelled as scribbled
+    agreement_all: float = float("nan")  # the same over every scribble of the case so far
+    changed_voxels: int = 0  # voxels whose label this round changed
+    floor_dsc: float = float("nan")  # DSC of the paste floor (the scribbles pasted in, no learning)
 
     def row(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("effort", "losses")}
@@ -72,15 +77,23 @@ def run_session(
     seed: int,
     target_dsc: float | None = None,
     on_round: Callable[[RoundRecord, np.ndarray, Interaction | None], None] | None = None,
+    floor: Refiner | None = None,
 ) -> list[RoundRecord]:
     """The records of rounds 0..`rounds` of one case. The robot of round r draws from
-    `derive_rng(seed, case id, r)`, so the order of cases never changes a curve."""
+    `derive_rng(seed, case id, r)`, so the order of cases never changes a curve.
+
+    floor: a second refiner (the job's paste floor) handed the same interactions; it never changes what
+    the robot sees (the robot looks at `refiner`'s predictions only), and its DSC is recorded beside the
+    method's, so every round says what the method gained beyond pasting the user's scribbles in."""
     reference = volume.label
     prediction = initial_prediction.astype(np.uint8)
     refiner.start(volume, prediction)
-    records = [
-        RoundRecord(volume.case_id, 0, metrics.dsc(reference, prediction), hd95_capped(volume, prediction))
-    ]
+    if floor is not None:
+        floor.start(volume, prediction)
+    given = ScribbleMemory(volume.image.shape, accumulate=True)  # every scribble of the case so far
+    first = metrics.dsc(reference, prediction)
+    floor_first = first if floor is not None else float("nan")
+    records = [RoundRecord(volume.case_id, 0, first, hd95_capped(volume, prediction), floor_dsc=floor_first)]
     if on_round:
         on_round(records[0], prediction, None)
     stopped = False
@@ -101,12 +114,15 @@ def run_session(
             robot_s = time.perf_counter() - t0
             stopped = interaction.is_empty
         if stopped:
-            records.append(RoundRecord(volume.case_id, r, last.dsc, last.hd95, stopped=True))
+            records.append(
+                RoundRecord(volume.case_id, r, last.dsc, last.hd95, stopped=True, floor_dsc=last.floor_dsc)
+            )
             continue
         t0 = time.perf_counter()
         result = refiner.refine(interaction)
         refine_s = time.perf_counter() - t0
-        prediction = result.prediction
+        previous, prediction = prediction, result.prediction
+        so_far = given.update(interaction)
         rec = RoundRecord(
             volume.case_id,
             r,
@@ -116,6 +132,10 @@ def run_session(
             robot_s,
             interaction.effort.as_dict(),
             list(result.losses),
+            agreement=metrics.scribble_agreement(prediction, interaction.add, interaction.remove),
+            agreement_all=metrics.scribble_agreement(prediction, so_far.add, so_far.remove),
+            changed_voxels=int(np.count_nonzero(previous.astype(bool) != prediction.astype(bool))),
+            floor_dsc=metrics.dsc(reference, floor.refine(interaction).prediction) if floor else float("nan"),
         )
         records.append(rec)
         if on_round:

@@ -56,6 +56,13 @@ def test_smoke_job_logs_the_tracking_contract(tmp_path):
     assert m["dsc_auc"] == pytest.approx(sum(metrics.auc(c) for c in per_case.values()) / len(cases))
     assert m["noi_85"] == pytest.approx(sum(metrics.noi(c, 0.85) for c in per_case.values()) / len(cases))
     assert m["round_seconds"] > 0
+    paste = history("dsc_paste")  # the paste floor of the same cases on the same interactions
+    assert len(paste) == SMOKE_ROUNDS + 1 and paste[0] == pytest.approx(curve[0])
+    assert m["dsc_gain_over_paste"] == pytest.approx(curve[-1] - paste[-1])
+    assert history("dsc_gain_over_paste") == pytest.approx([a - b for a, b in zip(curve, paste)])
+    agreement = history("scribble_agreement")  # rounds 1..R (round 0 has no scribbles)
+    assert len(agreement) == SMOKE_ROUNDS and all(0.0 <= v <= 1.0 for v in agreement)
+    assert 0.0 <= m["rounds_honoured"] <= 1.0
     hd95 = history("hd95")
     assert len(hd95) == SMOKE_ROUNDS + 1 and all(v >= 0 for v in hd95)
     effort = history("effort_strokes")
@@ -123,6 +130,9 @@ def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(t
     assert {row[header.index("failed_cases")] for row in rows} == {"0"}
     assert sorted(row[header.index("interact.trainable")] for row in rows) == subsets
     assert [row[header.index("p_vs_best")] for row in rows].count("best") == 1
+    # every subset says what it gained beyond pasting the scribbles in, and how often it honoured them
+    assert all(row[header.index("dsc_gain_over_paste")] not in ("", "nan") for row in rows)
+    assert all(0.0 <= float(row[header.index("rounds_honoured")]) <= 1.0 for row in rows)
 
 
 @pytest.mark.parametrize(

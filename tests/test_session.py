@@ -126,3 +126,76 @@ def test_the_record_of_a_round_holds_the_losses_its_refinement_returned(volume):
     plain = run_session(volume, initial, ideal_robot(), PasteRefiner(), rounds=3, seed=0)
     assert [r.dsc for r in plain] == [r.dsc for r in records]  # the losses change nothing else
     assert all(r.losses == [] for r in plain)
+
+
+class _Still:
+    """A refiner that ignores the user: every round returns the prediction it started from."""
+
+    name = "still"
+
+    def start(self, volume, initial_prediction):
+        self.prediction = initial_prediction.astype(np.uint8)
+
+    def refine(self, interaction):
+        from iunet_bench.interactive.base import Refinement
+
+        return Refinement(self.prediction.copy())
+
+
+def test_scribble_agreement_against_hand_counted_voxels():
+    pred = np.zeros((1, 4, 4), np.uint8)
+    pred[0, :2] = 1  # top half foreground
+    add = np.zeros_like(pred, bool)
+    remove = np.zeros_like(pred, bool)
+    add[0, 0, :3] = True  # 3 add voxels, all on foreground: agree
+    add[0, 3, 0] = True  # 1 add voxel on background: disagree
+    remove[0, 1, 0] = True  # 1 remove voxel on foreground: disagree
+    remove[0, 2, :2] = True  # 2 remove voxels on background: agree
+    assert metrics.scribble_agreement(pred, add, remove) == pytest.approx(5 / 7)
+    assert np.isnan(metrics.scribble_agreement(pred, add & False, remove & False))
+
+
+def test_the_paste_floor_of_paste_is_paste_itself_and_pasting_always_honours_the_scribbles(volume):
+    from iunet_bench.results import honesty, honesty_curves
+
+    initial = wrong_prediction(volume.label)
+    records = run_session(
+        volume, initial, ideal_robot(), PasteRefiner(), rounds=5, seed=0, floor=PasteRefiner()
+    )
+    active = [r for r in records[1:] if not r.stopped]
+    assert active
+    assert all(r.floor_dsc == r.dsc for r in records)
+    assert all(r.agreement == 1.0 and r.agreement_all == 1.0 for r in active)
+    assert all(0 < r.changed_voxels <= r.effort["voxels"] for r in active)  # only scribbled voxels change
+    summary = honesty(records)
+    assert summary["rounds_honoured"] == 1.0 and summary["dsc_gain_over_paste"] == 0.0
+    assert summary["dsc_auc_over_paste"] == 0.0 and summary["dsc_drop_rounds"] == 0.0
+    curves = honesty_curves(records, 5)
+    assert curves["dsc_gain_over_paste"] == [0.0] * 6 and np.isnan(curves["scribble_agreement"][0])
+
+
+def test_a_method_that_ignores_the_user_agrees_with_no_scribbled_voxel_and_loses_to_the_floor(volume):
+    from iunet_bench.results import honesty
+
+    initial = wrong_prediction(volume.label)
+    records = run_session(volume, initial, ideal_robot(), _Still(), rounds=4, seed=0, floor=PasteRefiner())
+    active = [r for r in records[1:] if not r.stopped]
+    # the noiseless robot scribbles only where the prediction is wrong, so a method that changes nothing
+    # leaves every scribbled voxel with the label the user corrected
+    assert active and all(r.agreement == 0.0 and r.changed_voxels == 0 for r in active)
+    assert all(r.dsc == records[0].dsc for r in records)
+    assert records[-1].floor_dsc > records[-1].dsc
+    summary = honesty(records)
+    assert summary["rounds_honoured"] == 0.0 and summary["dsc_gain_over_paste"] < 0
+
+
+def test_without_a_floor_no_floor_metric_is_made_up(volume):
+    from iunet_bench.results import curve_rows, honesty
+
+    records = run_session(
+        volume, wrong_prediction(volume.label), ideal_robot(), PasteRefiner(), rounds=2, seed=0
+    )
+    assert all(np.isnan(r.floor_dsc) for r in records)
+    assert "dsc_paste_final" not in honesty(records)
+    names = {k for k, _, _ in curve_rows(records, 2)}
+    assert "dsc_paste" not in names and "scribble_agreement" in names
