@@ -112,15 +112,61 @@ def wilcoxon_vs_best(runs: list[RunCurves]) -> tuple[str, dict[str, float]]:
     return best.run_id, out
 
 
+def paired_finals(runs: list[RunCurves]) -> tuple[list[str], np.ndarray]:
+    """(cases every run finished, final DSC array (runs x cases)) for tests across all runs."""
+    cases = sorted(set.intersection(*(set(r.final_by_case) for r in runs))) if runs else []
+    return cases, np.array([[r.final_by_case[c] for c in cases] for r in runs], float)
+
+
+def friedman(runs: list[RunCurves]) -> tuple[float, int]:
+    """(p of the Friedman test that all runs' per-case final DSC come from one distribution, cases used);
+    NaN with fewer than 3 runs or 2 common cases, or when every run gave the same values."""
+    from scipy.stats import friedmanchisquare
+
+    cases, finals = paired_finals(runs)
+    if len(runs) < 3 or len(cases) < 2 or np.allclose(finals, finals[:1]):
+        return float("nan"), len(cases)
+    return float(friedmanchisquare(*finals).pvalue), len(cases)
+
+
+def detectable_difference(
+    runs: list[RunCurves], best_id: str, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """The smallest mean paired difference in final DSC against the best run that a two-sided test at
+    `alpha` finds with probability `power` on these cases: (z_{1-alpha/2} + z_power) * sd / sqrt(n), the
+    sd of the paired differences (median over the comparisons), divided by sqrt(0.955) for the Wilcoxon
+    test's efficiency relative to the t test (normal approximation)."""
+    from scipy.stats import norm
+
+    best = next(r for r in runs if r.run_id == best_id)
+    sds, ns = [], []
+    for r in runs:
+        if r.run_id == best_id:
+            continue
+        cases = sorted(set(r.final_by_case) & set(best.final_by_case))
+        if len(cases) >= 2:
+            sds.append(np.std([r.final_by_case[c] - best.final_by_case[c] for c in cases], ddof=1))
+            ns.append(len(cases))
+    if not sds:
+        return float("nan")
+    z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
+    return float(z * np.median(sds) / np.sqrt(min(ns)) / np.sqrt(0.955))
+
+
 def build_report(runs: list[RunCurves], out: Path) -> str:
-    """Write `report.csv` and `curves.png` under `out`; return the table as markdown."""
+    """Write `report.csv` and `curves.png` under `out`; return the table as markdown, with the tests."""
+    from scipy.stats import false_discovery_control
+
     out.mkdir(parents=True, exist_ok=True)
     varying = varying_params(runs)
     best, pvalues = wilcoxon_vs_best(runs)
-    header = ["run", *varying, *SUMMARY_KEYS, "failed_cases", "p_vs_best"]
+    tested = {k: v for k, v in pvalues.items() if np.isfinite(v)}
+    adjusted = dict(zip(tested, false_discovery_control(list(tested.values())))) if tested else {}
+    header = ["run", *varying, *SUMMARY_KEYS, "failed_cases", "p_vs_best", "p_fdr"]
     rows = []
     for r in runs:
         p = "best" if r.run_id == best else f"{pvalues.get(r.run_id, float('nan')):.3g}"
+        q = "best" if r.run_id == best else f"{adjusted.get(r.run_id, float('nan')):.3g}"
         rows.append(
             [
                 r.name,
@@ -128,6 +174,7 @@ def build_report(runs: list[RunCurves], out: Path) -> str:
                 *[f"{r.summary.get(k, float('nan')):.3f}" for k in SUMMARY_KEYS],
                 r.failed_cases,
                 p,
+                q,
             ]
         )
     with (out / "report.csv").open("w", newline="", encoding="utf-8") as fh:
@@ -140,10 +187,20 @@ def build_report(runs: list[RunCurves], out: Path) -> str:
     n_cases = min((len(r.final_by_case) for r in runs), default=0)
     note = (
         f"\n(p_vs_best: two-sided Wilcoxon signed-rank of per-case final DSC against the best run by dsc_auc, "
-        f"over {n_cases} paired cases, uncorrected for the {max(len(runs) - 1, 0)} comparisons"
+        f"over {n_cases} paired cases; p_fdr: the same, Benjamini-Hochberg adjusted over the "
+        f"{len(tested)} comparisons"
     )
     if n_cases < 6:
         note += "; below 6 cases no two-sided test can reach p < 0.05"
+    p_all, n_common = friedman(runs)
+    if np.isfinite(p_all):
+        note += f". Friedman test across the {len(runs)} runs on {n_common} common cases: p = {p_all:.3g}"
+    mde = detectable_difference(runs, best)
+    if np.isfinite(mde):
+        note += (
+            f". Smallest mean difference in final DSC against the best run these cases detect (alpha 0.05, "
+            f"power 0.8): {mde:.3f}"
+        )
     lines.append(note + ".)")
     return "\n".join(lines)
 
