@@ -422,3 +422,17 @@ def test_mixed_precision_runs_the_same_engine():
     assert f_prob.dtype == np.float32
     np.testing.assert_allclose(f_losses, s_losses, rtol=2e-2)  # bfloat16 has 8 bits of mantissa
     assert np.mean(np.abs(f_prob - s_prob)) < 1e-2
+
+
+def test_with_nothing_frozen_the_fast_setting_takes_the_straightforward_path(model):
+    """trainable=[all] leaves no frozen prefix to compute once per case: the refiner runs the
+    straightforward steps (faster there) and gives bit-identical rounds."""
+    fast = IUnetRefiner(model, cfg(["all"], fast=True))
+    straight = IUnetRefiner(model, cfg(["all"], fast=False))
+    assert fast.fast is False and fast.split.prefix is None
+    vol = volume(3, "c")
+    f_losses, f_dsc, f_prob = curve(fast, model, vol)
+    s_losses, s_dsc, s_prob = curve(straight, model, vol)
+    assert f_losses == s_losses and f_dsc == s_dsc
+    np.testing.assert_array_equal(f_prob, s_prob)
+    assert IUnetRefiner(model, cfg(["head"], fast=True)).fast is True

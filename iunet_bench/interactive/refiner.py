@@ -11,7 +11,9 @@ Two paths compute the same thing:
 
 - straightforward (`fast=False`): every step runs the whole network forward and backward from the image,
   one compiled step per Python iteration, then a compiled full prediction;
-- fast (`fast=True`, the default): the model is split at its frozen frontier (`models.split`): the frozen
+- fast (`fast=True`, the default, whenever something is frozen: with nothing to compute once per case,
+  e.g. `trainable=[all]`, the refiner takes the straightforward path, `self.fast` says which ran): the
+  model is split at its frozen frontier (`models.split`): the frozen
   prefix, with the skip connections' share of frozen decoder convolutions, runs once per case at `start`
   (the image never changes within a session), and one compiled function per refiner (built and warmed
   once per trainable subset, fixed shapes, reused across rounds and cases) runs all steps of a round and
@@ -94,6 +96,10 @@ class IUnetRefiner:
         t0 = time.perf_counter()
         if self.fast:
             self.split = split_at_frozen_frontier(model, layers_in_groups(model, groups))
+            # Nothing frozen to compute once per case (e.g. trainable=[all]): the one compiled round would
+            # only add a loop in the graph, which measured slower than the straightforward steps.
+            self.fast = self.split.prefix is not None
+        if self.fast:
             self._build_fast()
         else:
             self.split = FrozenSplit(None, model, [model.inputs[0].name])
