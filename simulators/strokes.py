@@ -69,7 +69,9 @@ class StrokeStyle(Schema):
     )
     thickness: Int = Field(1, ge=1, description="brush width in voxels (odd: a brush has a centre voxel)")
     margin_voxels: Int = Field(
-        1, ge=0, description="voxels kept between a stroke's centre line and the region's border (less in thin regions)"
+        1,
+        ge=0,
+        description="voxels kept between a stroke's centre line and the region's border (less in thin regions)",
     )
     min_length_mm: Float = Field(
         0.0,
