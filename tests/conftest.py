@@ -1,6 +1,8 @@
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,11 +14,38 @@ CONF = ROOT / "conf"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# One folder of caches shared by the whole test session. An environment variable, not a module global:
+# pytest imports this file as `conftest` and test modules import it again as `tests.conftest`.
+_SESSION_CACHE = Path(
+    os.environ.setdefault("IUNET_BENCH_TEST_CACHES", tempfile.mkdtemp(prefix="iunet_bench_tests_"))
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_session_caches():
+    yield
+    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+def shared_data_cache() -> str:
+    """An override pointing `data.cache_dir` at one preprocessing cache for the whole test session: the
+    smoke phantoms are generated and preprocessed once (about 10 s a job) instead of in every test's own
+    runs/. Safe to share: entries are keyed by content, settings and the data code."""
+    return f"data.cache_dir={_SESSION_CACHE / 'preprocess'}"
+
+
+def shared_train_cache() -> str:
+    """An override pointing `train.cache_dir` at one baseline cache for the session, for tests that do not
+    assert whether their baseline was trained or loaded (the smoke baseline is then trained once)."""
+    return f"train.cache_dir={_SESSION_CACHE / 'baseline'}"
+
+
 def run_cli(*overrides: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `python -m iunet_bench` as a user would, with everything it writes under `cwd`."""
+    """Run `python -m iunet_bench` as a user would, with everything it writes under `cwd` (but for the
+    session's shared preprocessing cache)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "iunet_bench", *overrides],
+        [sys.executable, "-m", "iunet_bench", *overrides, shared_data_cache()],
         cwd=cwd,
         env=env,
         capture_output=True,

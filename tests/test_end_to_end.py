@@ -7,7 +7,7 @@ import mlflow
 import pytest
 
 from iunet_bench import metrics
-from tests.conftest import run_cli
+from tests.conftest import run_cli, shared_train_cache
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def all_runs(client: mlflow.MlflowClient):
 
 
 def test_smoke_job_logs_the_tracking_contract(tmp_path):
-    proc = run_cli("experiment=smoke", cwd=tmp_path)
+    proc = run_cli("experiment=smoke", shared_train_cache(), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mlflow ui --backend-store-uri sqlite:///runs/mlflow.db" in proc.stdout
     client = client_for(tmp_path)
@@ -84,6 +84,7 @@ def test_a_sweep_job_with_a_bad_value_is_recorded_and_the_other_jobs_run(tmp_pat
         "session.rounds=1",
         "session.pictures=0",
         "interact.trainable=[nosuch],[head]",
+        shared_train_cache(),
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -8,23 +8,24 @@ from omegaconf import OmegaConf
 from iunet_bench import job
 from iunet_bench.config import load_config
 from iunet_bench.results import format_table
+from tests.conftest import shared_data_cache, shared_train_cache
 
 pytestmark = pytest.mark.slow
 
 
 def config_of(compose, *overrides):
-    return load_config(OmegaConf.to_container(compose(*overrides), resolve=True))
+    return load_config(OmegaConf.to_container(compose(*overrides, shared_data_cache()), resolve=True))
 
 
 @pytest.fixture
 def smoke_cfg(compose, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # runs/ (store, caches, job folders) lands in the temporary folder
     monkeypatch.setenv("CI", "1")
-    return config_of(compose, "experiment=smoke")
+    return config_of(compose, "experiment=smoke", shared_train_cache())
 
 
 def test_same_seed_gives_bit_identical_curves_including_baseline_training(smoke_cfg, compose):
-    first = job.run(smoke_cfg)
+    first = job.run(config_of(compose, "experiment=smoke"))  # its own runs/cache: trained here
     # a fresh cache: the baseline is trained again, so training determinism is tested too
     second = job.run(config_of(compose, "experiment=smoke", "train.cache_dir=runs/cache/other"))
     client = mlflow.MlflowClient(str(smoke_cfg.tracking.uri))

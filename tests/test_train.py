@@ -118,7 +118,10 @@ def test_a_baseline_is_trained_once_reused_and_retrained_when_a_model_or_trainin
     from iunet_bench.prepare import JobSetup
 
     monkeypatch.chdir(tmp_path)
-    config = load_config(OmegaConf.to_container(compose("experiment=smoke", "train.steps=2"), resolve=True))
+    from tests.conftest import shared_data_cache
+
+    overrides = ("experiment=smoke", "train.steps=2", shared_data_cache())
+    config = load_config(OmegaConf.to_container(compose(*overrides), resolve=True))
     first = JobSetup(config).baseline()
     again = JobSetup(config).baseline()
     assert (first.hit, again.hit, again.key) == (False, True, first.key)
