@@ -157,18 +157,19 @@ def truncate(path: np.ndarray, max_length_mm: float | None, spacing2: tuple[floa
 
 def _pixel_graph(mask: np.ndarray, spacing2) -> tuple[np.ndarray, csr_matrix]:
     """(coords (n, 2), sparse symmetric graph) of the 8-connected pixels of `mask` (node i = coords[i], in
-    raster order); edge weight = step length in mm, `np.hypot(dr * row_mm, dc * col_mm)`."""
-    # The adjacency is skimage's; its own weights (the square root of a sum of squares) differ from
-    # np.hypot in the last bit for some spacings, which can flip a Dijkstra tie, so each edge gets the
-    # hypot of its step, looked up from the pixels' raveled indices (the image values).
-    width = mask.shape[1]
-    step_mm = np.array([[np.hypot(dr * spacing2[0], dc * spacing2[1]) for dc in (0, 1)] for dr in (0, 1)])
+    raster order); edge weight = step length in mm (`np.hypot` of the step's row and column mm)."""
+    # skimage's own mm lengths (the square root of a sum of squares) differ from np.hypot's in the last bit
+    # for some spacings, which can flip a shortest-path tie. So the graph is built with the stand-in spacing
+    # (1, 2), whose exact lengths 1 (row step), 2 (column step) and sqrt(5) (diagonal) tell the steps apart,
+    # and each edge gets np.hypot's length of its step.
+    row_mm, col_mm, diagonal_mm = (
+        np.hypot(dr * spacing2[0], dc * spacing2[1]) for dr, dc in ((1, 0), (0, 1), (1, 1))
+    )
 
-    def edge_mm(i: np.ndarray, j: np.ndarray, _distance: np.ndarray) -> np.ndarray:
-        return step_mm[np.abs(j // width - i // width), np.abs(j % width - i % width)]
+    def step_mm(_values0, _values1, stand_in: np.ndarray) -> np.ndarray:
+        return np.select([stand_in == 1.0, stand_in == 2.0], [row_mm, col_mm], diagonal_mm)
 
-    index = np.arange(mask.size, dtype=np.int64).reshape(mask.shape)
-    graph, nodes = pixel_graph(index, mask=mask, edge_function=edge_mm, connectivity=2)
+    graph, nodes = pixel_graph(mask, edge_function=step_mm, connectivity=2, spacing=(1.0, 2.0))
     return np.stack(np.unravel_index(nodes, mask.shape), axis=1), graph
 
 
