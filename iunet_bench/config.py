@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 from iunet_bench.data.config import DataConfig, PhantomData
 from iunet_bench.interactive.config import InteractConfig, IUnetInteract
 from iunet_bench.models.config import UNetConfig
-from iunet_bench.schema import ConfigError, Int, Schema, ignored_keys, validate
+from iunet_bench.schema import Bool, ConfigError, Int, Schema, ignored_keys, validate
 from iunet_bench.session import SessionConfig
 from iunet_bench.tracking import TrackingConfig
 from iunet_bench.train.config import TrainConfig
@@ -52,7 +52,7 @@ class JobConfig(Schema):
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field(
         "float32", description="compute precision; mixed precision only on a GPU"
     )
-    progress: Literal["auto"] | bool = Field(
+    progress: Literal["auto"] | Bool = Field(
         "auto", description="progress bars: auto (on in a terminal, off when `CI` is set), true, false"
     )
     session: SessionConfig = SessionConfig()

@@ -1,7 +1,7 @@
 """Everything a job builds from its configuration, in one place for the job and the speed benchmarks.
 
     setup = prepare(config)                  # lists the data, checks folders and the device: cheap
-    train_vols, test_vols, failures = setup.volumes()
+    volumes = setup.volumes()                # .train, .test, .failures (cases that could not be loaded)
     baseline = setup.baseline(on_step)       # cached, keyed by data, model, training, seed, precision, code
     refiner = setup.refiner()                # or setup.refiner(other_interact_config)
 
@@ -129,13 +129,13 @@ class JobSetup:
             )
         return self._baseline
 
-    def refiner(self, interact=None):
-        """A refiner of `interact` (default: the job's `interact` config) on the baseline."""
+    def refiner(self, interact=None, model=None):
+        """A refiner of `interact` (default: the job's `interact` config) on `model` (default: the
+        baseline; a speed benchmark may pass `build_model()`, the untrained network, to train nothing)."""
         from iunet_bench.interactive import build_refiner
 
-        return build_refiner(
-            interact if interact is not None else self.config.interact, self.baseline().model
-        )
+        interact = interact if interact is not None else self.config.interact
+        return build_refiner(interact, model if model is not None else self.baseline().model)
 
     def floor(self):
         """The paste floor: the same interactions pasted into the previous prediction, no learning (with

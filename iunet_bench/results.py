@@ -53,14 +53,13 @@ def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
     active = [r for r in records if r.round > 0 and not r.stopped]
     previous = {(r.case_id, r.round): r.dsc for r in records}
     agreement = np.array([r.agreement for r in active], float)
+    agreement = agreement[np.isfinite(agreement)]  # a round without scribbled voxels has nothing to honour
+    agreement_all = np.array([r.agreement_all for r in active], float)
+    agreement_all = agreement_all[np.isfinite(agreement_all)]
     out = {
-        "scribble_agreement_mean": float(np.nanmean(agreement))
-        if np.isfinite(agreement).any()
-        else float("nan"),
-        "scribble_agreement_all_mean": float(np.nanmean([r.agreement_all for r in active]))
-        if active
-        else float("nan"),
-        "rounds_honoured": float(np.mean(agreement >= HONOURED)) if active else float("nan"),
+        "scribble_agreement_mean": float(agreement.mean()) if agreement.size else float("nan"),
+        "scribble_agreement_all_mean": float(agreement_all.mean()) if agreement_all.size else float("nan"),
+        "rounds_honoured": float(np.mean(agreement >= HONOURED)) if agreement.size else float("nan"),
         "dsc_drop_rounds": float(np.mean([r.dsc < previous[(r.case_id, r.round - 1)] for r in active]))
         if active
         else float("nan"),

@@ -18,6 +18,7 @@ share, and imports nothing but pydantic (so `simulators/` may use it and stay fr
 
 from __future__ import annotations
 
+import os
 import re
 import types
 from collections.abc import Mapping
@@ -26,10 +27,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    create_model,
+)
 from pydantic.fields import FieldInfo
 
 Int = Annotated[int, Strict()]
+UserPath = Annotated[Path, AfterValidator(lambda p: Path(os.path.expanduser(str(p))))]  # `~` expanded
 Float = Annotated[float, Strict()]  # an integer is accepted and becomes a float
 Bool = Annotated[bool, Strict()]
 
@@ -93,7 +104,17 @@ def validate(cls: type[Schema], data: Mapping[str, Any], prefix: str = "") -> Sc
     try:
         return cls.model_validate(dict(data))
     except ValidationError as exc:
-        raise ConfigError([_problem(cls, err, prefix) for err in exc.errors()]) from None
+        problems: dict[str, list[str]] = {}  # a union's members fail one by one: one problem per key
+        for err in exc.errors():
+            text = _problem(cls, err, prefix)
+            head, _, rest = text.partition(": Input should")
+            if rest and head in problems:
+                problems[head].append(f"should{rest}")
+            else:
+                problems.setdefault(head if rest else text, []).append(f"Input should{rest}" if rest else "")
+        raise ConfigError(
+            [k + (": " + " or ".join(v) if v[0] else "") for k, v in problems.items()]
+        ) from None
 
 
 @cache
@@ -124,6 +145,8 @@ def _walk(cls: type[Schema], loc: tuple) -> tuple[str, type[Schema] | None]:
         members = _union_members(field)
         if members is None:
             model = _model_of(field.annotation)
+            if get_origin(field.annotation) in (Union, types.UnionType) and i < len(loc):
+                i += 1  # a plain union names the member type that failed: not a key
         elif i < len(loc) and loc[i] in members:
             model = members[loc[i]]
             i += 1
@@ -251,8 +274,9 @@ def describe_type(annotation, metadata: list | None = None) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _rows(cls: type[Schema], prefix: str) -> list[tuple[str, Any, str]]:
-    """(dotted key, default, meaning) of every leaf key of `cls`, nested sections expanded."""
+def _rows(cls: type[Schema], prefix: str) -> list[tuple[str, Any, str, str]]:
+    """(dotted key, default, description, allowed values) of every leaf key of `cls`, nested sections
+    expanded."""
     out = []
     for name, field in cls.model_fields.items():
         nested = _model_of(field.annotation)
@@ -262,10 +286,7 @@ def _rows(cls: type[Schema], prefix: str) -> list[tuple[str, Any, str]]:
         default = field.get_default(call_default_factory=True) if not field.is_required() else "(required)"
         single = get_origin(field.annotation) is Literal and len(get_args(field.annotation)) == 1
         allowed = "" if single else describe_type(field.annotation, field.metadata)
-        meaning = (field.description or "").rstrip(".")
-        if allowed and allowed != "a mapping":
-            meaning = f"{meaning}; {allowed}" if meaning else allowed
-        out.append((f"{prefix}{name}", default, meaning))
+        out.append((f"{prefix}{name}", default, (field.description or "").rstrip("."), allowed))
     return out
 
 
@@ -279,21 +300,28 @@ def markdown_table(schema: Any, prefix: str, only: tuple[str, ...] | None = None
         members = {_tag_value(c, tag): c for c in get_args(base)}
     else:
         members = {"": schema}
-    keys: dict[str, dict[str, tuple[Any, str]]] = {}
+    keys: dict[str, dict[str, tuple[Any, str, str]]] = {}
     for name, cls in members.items():
-        for key, default, meaning in _rows(cls, prefix):
+        for key, default, description, allowed in _rows(cls, prefix):
             if only is None or key.removeprefix(prefix).split(".")[0] in only:
-                keys.setdefault(key, {})[name] = (default, meaning)
+                keys.setdefault(key, {})[name] = (default, description, allowed)
     lines = ["| key | default | meaning |", "| --- | --- | --- |"]
     everyone = set(members)
     if len(members) > 1:  # the variant's name first
         keys = {f"{prefix}{tag}": keys.pop(f"{prefix}{tag}"), **keys}
     for key, per in keys.items():
-        meaning = next(iter(per.values()))[1]
+        # the first variant that describes the key (a variant may redefine just its default)
+        description = next((d for _, d, _ in per.values() if d), "")
+        allowed = next(iter(per.values()))[2]
+        meaning = (
+            f"{description}; {allowed}"
+            if description and allowed and allowed != "a mapping"
+            else description or allowed
+        )
         if len(members) > 1 and key.removeprefix(prefix) == tag:
             meaning = f"{meaning.split(';')[0]}; one of {', '.join(members)}"
         defaults: dict[str, list[str]] = {}
-        for name, (default, _) in per.items():
+        for name, (default, _, _) in per.items():
             shown = default if isinstance(default, str) and default == "(required)" else f"`{_show(default)}`"
             defaults.setdefault(shown, []).append(name)
         if len(defaults) == 1 or len(members) == 1:
@@ -314,6 +342,7 @@ __all__ = [
     "Float",
     "Int",
     "Schema",
+    "UserPath",
     "describe_type",
     "flatten",
     "ignored_keys",

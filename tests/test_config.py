@@ -66,8 +66,9 @@ def bad_values(annotation, metadata) -> list:
     meta = list(metadata) + meta
     if get_origin(base) in (Union, type(int | None)):
         args = [a for a in get_args(base) if a is not type(None)]
-        if any(get_origin(_unwrap(a)[0]) is Literal for a in args) and bool in args:  # progress: auto|bool
-            return ["sometimes", 3]
+        bases = [_unwrap(a)[0] for a in args]
+        if any(get_origin(b) is Literal for b in bases) and bool in bases:  # progress: auto | a boolean
+            return ["sometimes", 3, "yes"]
         base, inner = _unwrap(args[0])
         meta += inner
     if get_origin(base) is Literal:

@@ -1,4 +1,5 @@
-"""The code's shape: imports run down the rooms (ARCHITECTURE.md), and no module imports itself back."""
+"""The code's shape: imports run down the rooms (the README's Layout table; ../shared/ARCHITECTURE.md), and no
+module imports itself back."""
 
 from __future__ import annotations
 
@@ -54,8 +55,7 @@ def imports(tree: ast.Module, top_level_only: bool = False):
             yield from (a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             yield node.module
-        elif top_level_only and isinstance(node, ast.If):  # TYPE_CHECKING blocks do not run
-            continue
+            yield from (f"{node.module}.{a.name}" for a in node.names)  # `from pkg import module`
 
 
 ALL = dict(modules())

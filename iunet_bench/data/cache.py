@@ -35,6 +35,7 @@ CODE_MODULES = (
     "iunet_bench.data.cache",  # this file: the stored format
     "iunet_bench.data.dataset",  # which box a case is cropped to
     "simulators.box",  # bounding box and the robot box used for crops
+    "iunet_bench.rng",  # the robot box's generator
 )
 LIBRARIES = ("numpy", "scipy", "SimpleITK")
 

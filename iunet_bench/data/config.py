@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from iunet_bench.data.phantom import PhantomConfig
 from iunet_bench.data.preprocess import PreprocessConfig
-from iunet_bench.schema import Float, Int, Schema, variants
+from iunet_bench.schema import Float, Int, Schema, UserPath, variants
 
 DEFAULT_CACHE_DIR = Path("runs") / "cache" / "preprocess"
 Labels = tuple[Int, ...] | None
@@ -38,11 +38,8 @@ class SplitConfig(Schema):
 
 
 class _DataBase(Schema):
-    root: Path | None = Field(
-        None, description="the data set's folder; required for msd, folder and dicom (an existing folder)"
-    )
     seed: Int = Field(0, ge=0, description="seeds the fold split, the phantoms and robot boxes (`${seed}`)")
-    cache_dir: Path | None = Field(
+    cache_dir: UserPath | None = Field(
         None,
         description="preprocessed volumes, keyed by file content, preprocessing config and the data code; "
         "null = runs/cache/preprocess under the working directory; must be a writable folder (checked "
@@ -56,6 +53,19 @@ class _DataBase(Schema):
     box_jitter: Float = Field(
         0.1, ge=0, le=1, description="robot_box only: jitter of the box as a fraction of its size"
     )
+    split: SplitConfig = SplitConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+
+    @property
+    def cache_folder(self) -> Path:
+        folder = Path.cwd() / DEFAULT_CACHE_DIR if self.cache_dir is None else self.cache_dir
+        return Path(os.path.expanduser(str(folder))).resolve()
+
+
+class _RealData(_DataBase):
+    """Keys of the sources that read files (msd, folder, dicom)."""
+
+    root: Path = Field(description="the data set's folder (an existing folder)")
     foreground: Labels = Field(
         (1,),
         min_length=1,
@@ -74,8 +84,6 @@ class _DataBase(Schema):
         description="how far image and label grids may differ: relative for spacing, in voxels for origin, "
         "absolute for direction cosines",
     )
-    split: SplitConfig = SplitConfig()
-    preprocess: PreprocessConfig = PreprocessConfig()
 
     @field_validator("foreground", "label_values")
     @classmethod
@@ -83,15 +91,6 @@ class _DataBase(Schema):
         if values is not None and any(v < (1 if info.field_name == "foreground" else 0) for v in values):
             raise ValueError(f"must be {'>= 1' if info.field_name == 'foreground' else '>= 0'}")
         return values
-
-    @property
-    def cache_folder(self) -> Path:
-        folder = Path.cwd() / DEFAULT_CACHE_DIR if self.cache_dir is None else self.cache_dir
-        return Path(os.path.expanduser(str(folder))).resolve()
-
-
-class _RealData(_DataBase):
-    root: Path = Field(description="the data set's folder (an existing folder)")
 
     @field_validator("root", mode="before")
     @classmethod
@@ -133,7 +132,7 @@ class FolderData(_RealData):
         "", description="removed from image names before pairing (e.g. `_0000` for nnU-Net names)"
     )
     label_suffix: str = Field("", description="removed from label names before pairing (e.g. `_seg`)")
-    manifest: Path | None = Field(
+    manifest: UserPath | None = Field(
         None,
         description="a CSV with `case_id,image,label` columns (paths relative to the CSV; an image may be a "
         "DICOM folder); replaces the folders",

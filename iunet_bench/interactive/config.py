@@ -62,7 +62,8 @@ class _Finetune(_Method):
         description="split the network at its frozen frontier (`models/split.py`): the frozen prefix, and the "
         "skip connections' share of frozen decoder convolutions, are computed once per case; each round "
         "(all steps + prediction) is one compiled function on the tail, built once per job. false = the "
-        "straightforward path (whole network every step); results agree to float summation order",
+        "straightforward path (whole network every step); results agree to float summation order. With "
+        "nothing frozen (trainable all, bifseg) the straightforward path runs either way",
     )
     weights: WeightsConfig = WeightsConfig()
     geodesic: GeodesicConfig = GeodesicConfig()

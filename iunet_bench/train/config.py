@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from iunet_bench.schema import Float, Int, Schema
+from iunet_bench.schema import Float, Int, Schema, UserPath
 
 
 class AugmentConfig(Schema):
@@ -25,7 +25,7 @@ class TrainConfig(Schema):
         1e-3, gt=0, description="Adam learning rate (the paper: 1e-4; `experiment=paper` sets it)"
     )
     augment: AugmentConfig = AugmentConfig()
-    cache_dir: Path = Field(
+    cache_dir: UserPath = Field(
         Path("runs/cache/baseline"),
         description="where trained baselines are cached, keyed by data, model, train config, seed, precision "
         "and the code that trains them; must be a writable folder",
