@@ -288,8 +288,32 @@ def test_each_base_preset_spells_out_the_schema_defaults_of_its_variant(tmp_path
     assert flatten(tree[group]).keys() <= flatten(defaults.model_dump()).keys() | {"phantom"}  # smoke sizes
 
 
-def test_experiments_and_sweeps_compose_into_valid_configurations():
-    for overrides in [("experiment=smoke",), ("experiment=paper",), ("+sweep=layers",)]:
+def sweep_jobs(path) -> list[tuple[str, ...]]:
+    """The overrides of every job a sweep file launches (its sweeper params expanded as Hydra does)."""
+    import itertools
+
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))["hydra"]["sweeper"]["params"]
+    axes = []
+    for key, values in params.items():
+        (override,) = parser.parse_overrides([f"{key}={values}"])
+        axes.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+    return list(itertools.product(*axes))
+
+
+@pytest.mark.parametrize("path", sorted((CONF / "sweep").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_job_of_every_sweep_is_a_valid_configuration(path):
+    jobs = sweep_jobs(path)
+    assert len(jobs) >= 2
+    for job in jobs:  # as CI's smoke sweeps run them (experiment=smoke also sets keys some variants ignore)
+        load_config(raw(f"+sweep={path.stem}", "experiment=smoke", *job))
+
+
+def test_experiments_compose_into_valid_configurations():
+    for overrides in [("experiment=smoke",), ("experiment=paper",)]:
         load_config(raw(*overrides))
     paper = load_config(raw("experiment=paper"))
     assert paper.data.preprocess.grid == (24, 64, 64) and paper.train.steps == 2000 and paper.train.lr == 1e-4
