@@ -27,22 +27,21 @@ class Summary:
     curves: dict[str, list[float]] = field(default_factory=dict)  # honesty_curves, for the console table
 
 
-def curves_by_case(records: Sequence[RoundRecord]) -> dict[str, list[float]]:
-    """DSC per round of each case, in the order the cases ran."""
+def curves_by_case(records: Sequence[RoundRecord], field: str = "dsc") -> dict[str, list[float]]:
+    """A record field (default: DSC) per round of each case, in the order the cases ran."""
     out: dict[str, list[float]] = {}
     for r in sorted(records, key=lambda r: r.round):
-        out.setdefault(r.case_id, []).append(r.dsc)
+        out.setdefault(r.case_id, []).append(getattr(r, field))
     return {cid: out[cid] for cid in dict.fromkeys(r.case_id for r in records)}
 
 
+def floor_curves(records: Sequence[RoundRecord]) -> dict[str, list[float]] | None:
+    """The paste floor's DSC per round of each case, or None when the job ran no floor."""
+    floors = curves_by_case(records, "floor_dsc")
+    return floors if all(np.isfinite(c).all() for c in floors.values()) else None
+
+
 HONOURED = 0.95  # a round honours the user when at least this share of its scribbled voxels keep their label
-
-
-def _by_case(records: Sequence[RoundRecord], value) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for r in sorted(records, key=lambda r: r.round):
-        out.setdefault(r.case_id, []).append(value(r))
-    return out
 
 
 def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
@@ -64,8 +63,8 @@ def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
         if active
         else float("nan"),
     }
-    floors = _by_case(records, lambda r: r.floor_dsc)
-    if all(np.isfinite(c).all() for c in floors.values()):
+    floors = floor_curves(records)
+    if floors is not None:
         curves = curves_by_case(records)
         floor_mean = np.mean(np.array(list(floors.values())), axis=0)
         floor_auc = float(np.mean([metrics.auc(c) for c in floors.values()]))
@@ -170,8 +169,8 @@ def honesty_curves(records: Sequence[RoundRecord], rounds: int) -> dict[str, lis
         "scribble_agreement_all": [active_mean(lambda r: r.agreement_all, k) for k in range(rounds + 1)],
         "changed_voxels": [active_mean(lambda r: r.changed_voxels, k) for k in range(rounds + 1)],
     }
-    floors = _by_case(records, lambda r: r.floor_dsc)
-    if all(np.isfinite(c).all() for c in floors.values()):
+    floors = floor_curves(records)
+    if floors is not None:
         floor_mean = np.mean(np.array(list(floors.values())), axis=0)
         out["dsc_paste"] = [float(v) for v in floor_mean]
         out["dsc_gain_over_paste"] = [float(a - b) for a, b in zip(mean_curve(records), floor_mean)]
