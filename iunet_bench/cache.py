@@ -88,6 +88,17 @@ def check_writable(folder: Path) -> None:
     os.unlink(tmp)
 
 
+def require_writable(folder: Path, key: str, hint: str = "") -> None:
+    """`check_writable`, as a ConfigError naming the config key that chose the folder."""
+    from iunet_bench.schema import ConfigError
+
+    try:
+        check_writable(folder)
+    except OSError as exc:
+        reason = f"{type(exc).__name__}: {exc.strerror or exc}"
+        raise ConfigError([f"{key}: {folder} is not a writable folder ({reason}){hint}"]) from None
+
+
 def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80]
 

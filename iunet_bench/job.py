@@ -162,13 +162,14 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
     tracker.log_artifact(results.rounds_csv(out / "rounds.csv", records))
     if not records:
         return Summary("", [], {}, failures.items)
-    tracker.log_metrics(results.curve_rows(records, rounds))
+    summary = results.summarise(records)
+    tracker.log_metrics(results.curve_rows(records, rounds, summary))
     _plot(out / "curves.png", records)
     tracker.log_artifact(out / "curves.png")
     return Summary(
         "",
         results.mean_curve(records),
-        results.summarise(records),
+        summary,
         failures.items,
         results.seconds_per_round(records, rounds),
         results.honesty_curves(records, rounds),

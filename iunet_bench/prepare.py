@@ -91,17 +91,10 @@ class JobSetup:
     def check(self) -> None:
         """What the schema cannot know without touching the machine: the data set lists, the cache folders
         take files, the device and precision exist. ConfigError otherwise; nothing is computed."""
-        from iunet_bench.cache import check_writable
+        from iunet_bench.cache import require_writable
 
         _ = self.dataset
-        try:
-            check_writable(self.config.train.cache_dir)
-        except OSError as exc:
-            raise ConfigError(
-                [
-                    f"train.cache_dir: {self.config.train.cache_dir} is not a writable folder ({exc.strerror or exc})"
-                ]
-            ) from None
+        require_writable(self.config.train.cache_dir, "train.cache_dir")
         _ = self.device
 
     def volumes(self) -> Volumes:

@@ -225,8 +225,11 @@ def report(uri: str, experiment: str, sweep: str | None, parent: str | None, out
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m iunet_bench.report", description=__doc__.splitlines()[0])
-    parser.add_argument("--uri", default="sqlite:///runs/mlflow.db", help="MLflow tracking URI")
-    parser.add_argument("--experiment", default="iunet_bench")
+    from iunet_bench.tracking import TrackingConfig
+
+    defaults = TrackingConfig()  # the job's own defaults: the report reads where jobs write
+    parser.add_argument("--uri", default=defaults.uri, help="MLflow tracking URI")
+    parser.add_argument("--experiment", default=defaults.experiment)
     parser.add_argument("--sweep", help="sweep name (tag `sweep`): its latest parent run")
     parser.add_argument("--parent", help="parent run id of a sweep")
     parser.add_argument("--out", type=Path, default=None, help="folder for report.csv and curves.png")

@@ -139,8 +139,10 @@ def seconds_per_round(records: Sequence[RoundRecord], rounds: int) -> list[float
     ]
 
 
-def curve_rows(records: Sequence[RoundRecord], rounds: int) -> list[tuple[str, float, int]]:
-    """(metric, value, step) rows of the job's curves and summary (see the tracking contract)."""
+def curve_rows(
+    records: Sequence[RoundRecord], rounds: int, summary: dict[str, float] | None = None
+) -> list[tuple[str, float, int]]:
+    """(metric, value, step) rows of the job's curves and `summary` (default: `summarise(records)`)."""
     rows = [("dsc", v, r) for r, v in enumerate(mean_curve(records))]
     hd = [[r.hd95 for r in records if r.round == k] for k in range(rounds + 1)]
     rows += [("hd95", float(np.mean(h)), k) for k, h in enumerate(hd)]
@@ -150,7 +152,8 @@ def curve_rows(records: Sequence[RoundRecord], rounds: int) -> list[tuple[str, f
     curves = honesty_curves(records, rounds)
     rows += [(name, v, k) for name, series in curves.items() for k, v in enumerate(series)]
     # a summary that is also a curve (dsc_gain_over_paste) is that curve's last value: logged once
-    rows += [(k, v, 0) for k, v in summarise(records).items() if k not in curves]
+    summary = summarise(records) if summary is None else summary
+    rows += [(k, v, 0) for k, v in summary.items() if k not in curves]
     return [(k, v, s) for k, v, s in rows if np.isfinite(v)]
 
 

@@ -285,7 +285,7 @@ def test_each_base_preset_spells_out_the_schema_defaults_of_its_variant(tmp_path
     required = {"root"} if group == "data" else set()
     defaults = cls(**{k: getattr(getattr(config, group), k) for k in required})
     assert getattr(config, group) == defaults
-    assert flatten(tree[group]).keys() <= flatten(defaults.model_dump()).keys() | {"phantom"}  # smoke sizes
+    assert flatten(tree[group]).keys() <= flatten(defaults.model_dump()).keys()
 
 
 def sweep_jobs(path) -> list[tuple[str, ...]]:

@@ -103,9 +103,14 @@ def test_a_key_changes_with_the_source_of_the_code_that_makes_the_entry(tmp_path
     cache_module.code_digest.cache_clear()
     try:
         assert c.key({"x": 1}) != before
-        assert _text_cache(tmp_path).key({"x": 2}) != c.key({"x": 1})
+        # a module the cache does not list changes nothing
+        other = Cache(tmp_path, code=("iunet_bench.schema",))
+        unlisted = other.key({"x": 1})
     finally:
+        monkeypatch.setattr(cache_module, "_source", real)
         cache_module.code_digest.cache_clear()
+    assert other.key({"x": 1}) == unlisted
+    assert c.key({"x": 1}) == before  # the edit undone, the key is the old one again
 
 
 @pytest.mark.slow

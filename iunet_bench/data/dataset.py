@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from iunet_bench.cache import check_writable
+from iunet_bench.cache import require_writable
 from iunet_bench.data.cache import content_digest, load_volume, save_volume, volume_cache
 from iunet_bench.data.case import Case, Geometry, Volume
 from iunet_bench.data.config import AnyData, DataConfig
@@ -225,15 +225,8 @@ def build_dataset(config: AnyData | Mapping[str, Any]) -> Dataset:
     or a data set that cannot be listed at all."""
     if isinstance(config, Mapping):
         config = validate_group(DataConfig, config, "data")
-    try:
-        check_writable(config.cache_folder)
-    except OSError as exc:
-        raise ConfigError(
-            [
-                f"data.cache_dir: {config.cache_folder} is not a writable folder ({type(exc).__name__}: "
-                f"{exc.strerror or exc}); set data.cache_dir to one (null: runs/cache/preprocess here)"
-            ]
-        ) from None
+    hint = "; set data.cache_dir to one (null: runs/cache/preprocess here)"
+    require_writable(config.cache_folder, "data.cache_dir", hint)
     try:
         listing = LISTERS[config.source](config)
     except ValueError as exc:
