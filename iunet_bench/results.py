@@ -62,6 +62,7 @@ def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
         "dsc_drop_rounds": float(np.mean([r.dsc < previous[(r.case_id, r.round - 1)] for r in active]))
         if active
         else float("nan"),
+        "fine_tune_steps_mean": float(np.mean([len(r.losses) for r in active])) if active else float("nan"),
     }
     floors = floor_curves(records)
     if floors is not None:
@@ -171,6 +172,7 @@ def honesty_curves(records: Sequence[RoundRecord], rounds: int) -> dict[str, lis
         "scribble_agreement": [active_mean(lambda r: r.agreement, k) for k in range(rounds + 1)],
         "scribble_agreement_all": [active_mean(lambda r: r.agreement_all, k) for k in range(rounds + 1)],
         "changed_voxels": [active_mean(lambda r: r.changed_voxels, k) for k in range(rounds + 1)],
+        "fine_tune_steps": [active_mean(lambda r: len(r.losses), k) for k in range(rounds + 1)],
     }
     floors = floor_curves(records)
     if floors is not None:

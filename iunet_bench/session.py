@@ -132,8 +132,8 @@ def run_session(
             robot_s,
             interaction.effort.as_dict(),
             list(result.losses),
-            agreement=metrics.scribble_agreement(prediction, interaction.add, interaction.remove),
-            agreement_all=metrics.scribble_agreement(prediction, so_far.add, so_far.remove),
+            agreement=metrics.scribble_agreement(result.own, interaction.add, interaction.remove),
+            agreement_all=metrics.scribble_agreement(result.own, so_far.add, so_far.remove),
             changed_voxels=int(np.count_nonzero(previous.astype(bool) != prediction.astype(bool))),
             floor_dsc=metrics.dsc(reference, floor.refine(interaction).prediction) if floor else float("nan"),
         )

@@ -334,3 +334,22 @@ def test_validation_does_not_import_tensorflow():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_paper_preset_keeps_the_papers_literal_values():
+    """`interact=iunet_paper` is the paper's method as printed (sections 2.5-2.6): it must not follow the
+    default when the default moves."""
+    i = load_config(raw("interact=iunet_paper")).interact
+    assert (i.method, i.trainable, i.steps, i.lr, i.lambda_volume) == (
+        "iunet",
+        ("head", "bottleneck"),
+        20,
+        1e-4,
+        0.1,
+    )
+    assert (i.weights.scribble, i.weights.uncertain, i.until_agreement, i.paste_scribbles) == (
+        3.0,
+        0.0,
+        None,
+        False,
+    )

@@ -345,7 +345,7 @@ def test_every_method_runs_in_the_session_loop_and_logs_the_same_metrics(model, 
     if "steps" in spec:
         spec["steps"] = 2
     config = validate_group(InteractConfig, spec, "interact")
-    assert config.method == spec["method"] == path.stem
+    assert config.method == spec["method"] and path.stem.startswith(config.method)
     refiner = build_refiner(config, model)
     assert refiner.name == spec["method"]
     if spec["method"] == "bifseg":  # every layer, so nothing is frozen upstream
@@ -436,3 +436,84 @@ def test_with_nothing_frozen_the_fast_setting_takes_the_straightforward_path(mod
     assert f_losses == s_losses and f_dsc == s_dsc
     np.testing.assert_array_equal(f_prob, s_prob)
     assert IUnetRefiner(model, cfg(["head"], fast=True)).fast is True
+
+
+# ---------------------------------------------------------------------- stopping rule, pasting, bifseg
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_until_agreement_fine_tunes_in_chunks_until_the_scribbles_carry_their_label(model, fast):
+    """The stopping rule: whole chunks of `steps`, never past `max_steps`, and a round stops as soon as the
+    network's own prediction labels the target share of the case's scribbled voxels as scribbled (or at
+    the cap); the steps it took are the losses it reports."""
+    rule = cfg(["head", "bottleneck"], steps=2, lr=3e-2, until_agreement=0.99, max_steps=40, fast=fast)
+    refiner = IUnetRefiner(model, rule)
+    vol = volume(6, "f")
+    refiner.start(vol, predict_mask(model, vol.image))
+    for k in range(3):
+        out = refiner.refine(strokes(vol, k))
+        taken = len(out.losses)
+        assert taken % 2 == 0 and 2 <= taken <= 40
+        s = refiner.scribbles
+        agreement = float(np.mean(np.r_[out.prediction[s.add] == 1, out.prediction[s.remove] == 0]))
+        assert agreement == refiner.agreement(out.prediction)
+        assert agreement >= 0.99 or taken == 40
+    fixed = IUnetRefiner(model, cfg(["head", "bottleneck"], steps=2, lr=3e-2, fast=fast))
+    fixed.start(vol, predict_mask(model, vol.image))
+    assert all(len(fixed.refine(strokes(vol, k)).losses) == 2 for k in range(3))
+
+
+def test_until_agreement_needs_a_chunk():
+    with pytest.raises(ValueError, match="until_agreement needs 1 <= steps <= max_steps"):
+        cfg(["head"], steps=0, until_agreement=0.95)
+    with pytest.raises(ValueError, match="steps=30, max_steps=20"):
+        cfg(["head"], steps=30, until_agreement=0.95, max_steps=20)
+
+
+def test_paste_scribbles_is_separate_and_agreement_is_measured_on_the_network(model):
+    """`paste_scribbles` puts the accumulated scribbles over the network's output (the user sees them), the
+    network's own output is kept, and the session's agreement is measured on the network's output: a
+    pasted round is never counted as honoured for free."""
+    vol = volume(7, "g")
+    start = predict_mask(model, vol.image)
+    plain = IUnetRefiner(model, cfg(["head"], steps=1, lr=1e-6))
+    pasted = IUnetRefiner(model, cfg(["head"], steps=1, lr=1e-6, paste_scribbles=True))
+    plain.start(vol, start)
+    pasted.start(vol, start)
+    a, b = plain.refine(strokes(vol, 0)), pasted.refine(strokes(vol, 0))
+    np.testing.assert_array_equal(a.prediction, b.network)  # same network output
+    s = pasted.scribbles
+    assert b.prediction[s.add].all() and not b.prediction[s.remove].any()
+    assert a.network is None and a.own is a.prediction
+    assert plain.agreement(a.prediction) < 1  # the tiny step did not honour them
+    records = run_session(vol, start, robot(), pasted, rounds=1, seed=0)
+    assert records[1].agreement < 1.0  # measured on the network's output, not on the pasted one
+
+
+def test_bifseg_is_its_own_method_not_iunet_over_all_layers(model):
+    """bifseg: every layer, BIFSeg's weighted cross-entropy and probability-based uncertainty; from the
+    same start and the same budget it differs from iunet with trainable=[all]."""
+    from iunet_bench.interactive.config import BifsegInteract
+    from iunet_bench.interactive.refiner import BifsegRefiner
+
+    vol = volume(8, "h")
+    start = predict_mask(model, vol.image)
+    bif = build_refiner(BifsegInteract(steps=3, lr=1e-2), model)
+    iun = build_refiner(cfg(["all"], steps=3, lr=1e-2), model)
+    assert isinstance(bif, BifsegRefiner) and type(iun) is IUnetRefiner
+    assert len(bif.variables) == len(model.trainable_variables) and not bif.fast
+    bif.start(vol, start)
+    iun.start(vol, start)
+    a, b = bif.refine(strokes(vol, 0)), iun.refine(strokes(vol, 0))
+    assert not np.allclose(a.losses, b.losses)
+    assert not np.array_equal(bif.probability, iun.probability)
+
+
+def test_bifseg_weight_map_zeroes_what_the_network_is_unsure_of():
+    from iunet_bench.interactive.weights import confidence_weight_map
+
+    p = np.array([[[0.05, 0.3, 0.5, 0.75, 0.85, 0.99]]], np.float32)
+    scribbles = np.zeros(p.shape, bool)
+    scribbles[0, 0, 2] = True  # a scribble on an uncertain voxel keeps the scribble weight
+    w = confidence_weight_map(p, scribbles, 5.0, 0.8)
+    np.testing.assert_array_equal(w, [[[1.0, 0.0, 5.0, 0.0, 1.0, 1.0]]])

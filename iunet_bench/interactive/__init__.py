@@ -21,9 +21,9 @@ def build_refiner(config, model) -> Refiner:
         from iunet_bench.interactive.classic import RandomWalkerRefiner
 
         return RandomWalkerRefiner(config)
-    from iunet_bench.interactive.refiner import IUnetRefiner
+    from iunet_bench.interactive.refiner import make_refiner
 
-    return IUnetRefiner(model, config)
+    return make_refiner(model, config)
 
 
 __all__ = ["Refinement", "Refiner", "build_refiner"]

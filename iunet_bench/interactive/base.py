@@ -16,8 +16,16 @@ from simulators.interaction import Interaction
 class Refinement:
     """What a refiner returns for one round."""
 
-    prediction: np.ndarray  # uint8 0/1 on the volume's grid: the method's own output
+    prediction: np.ndarray  # uint8 0/1 on the volume's grid: what the user sees next
     losses: tuple[float, ...] = ()  # fine-tuning loss per step of this round (learning methods only)
+    network: np.ndarray | None = (
+        None  # the network's own output, when `prediction` has scribbles pasted over it
+    )
+
+    @property
+    def own(self) -> np.ndarray:
+        """The method's own output, before any pasting: what agreement with the scribbles is measured on."""
+        return self.prediction if self.network is None else self.network
 
 
 class Refiner(Protocol):

@@ -1,7 +1,7 @@
 """The `interact` config group: one schema per method (`interact.method`), checked without TensorFlow.
 
 Methods: `iunet` (layer-subset fine-tuning, paper sections 2.5-2.6), `bifseg` (image-specific fine-tuning
-of all layers with the same loss), `paste` (no learning: the scribbles pasted into the previous
+of all layers with BIFSeg's own weighted cross-entropy, Wang et al. 2018), `paste` (no learning: the scribbles pasted into the previous
 prediction), `random_walker` (scikit-image's random walker seeded by the scribbles and the confident
 prediction). Whether `interact.trainable` names layer groups of the configured model is a rule of the
 job's schema (`iunet_bench.config`), which knows both.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from iunet_bench.schema import Bool, Float, Int, Schema, variants
 
@@ -50,23 +50,43 @@ class _Method(Schema):
 
 
 class _Finetune(_Method):
-    steps: Int = Field(20, ge=0, description="Adam steps per round (0 = just predict)")
-    lr: Float = Field(1e-4, gt=0, description="Adam learning rate (state restored at every case)")
-    lambda_volume: Float = Field(
-        0.1,
+    """What every fine-tuning method shares: the optimiser's budget per round, and its stopping rule."""
+
+    steps: Int = Field(
+        20,
         ge=0,
-        description="lambda of eq. 3, weight of the squared relative volume change ((sum P - sum Y') / sum P)^2",
+        description="Adam steps per round; with `until_agreement`: steps per chunk (0 = just predict)",
     )
-    fast: Bool = Field(
-        True,
-        description="split the network at its frozen frontier (`models/split.py`): the frozen prefix, and the "
-        "skip connections' share of frozen decoder convolutions, are computed once per case; each round "
-        "(all steps + prediction) is one compiled function on the tail, built once per job. false = the "
-        "straightforward path (whole network every step); results agree to float summation order. With "
-        "nothing frozen (trainable all, bifseg) the straightforward path runs either way",
+    lr: Float = Field(1e-4, gt=0, description="Adam learning rate (state restored at every case)")
+    until_agreement: Float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="stopping rule: after each chunk of `steps` steps, stop once this share of the case's "
+        "scribbled voxels (all rounds so far) carries its label in the network's prediction, or at `max_steps`; "
+        'null = exactly `steps` steps (the paper\'s "a few iterations")',
     )
-    weights: WeightsConfig = WeightsConfig()
-    geodesic: GeodesicConfig = GeodesicConfig()
+    max_steps: Int = Field(
+        200,
+        ge=1,
+        description="with `until_agreement`: the cap on steps per round, in whole chunks (the steps each "
+        "round took are logged)",
+    )
+    paste_scribbles: Bool = Field(
+        False,
+        description="paste the scribbles over the network's prediction before the user sees it (not the "
+        "paper's method: the prediction is the network's own output); agreement is always measured on the "
+        "network's output before pasting",
+    )
+
+    @model_validator(mode="after")
+    def _chunks_need_steps(self):
+        if self.until_agreement is not None and not 1 <= self.steps <= self.max_steps:
+            raise ValueError(
+                f"until_agreement needs 1 <= steps <= max_steps (steps is the size of a chunk; "
+                f"got steps={self.steps}, max_steps={self.max_steps})"
+            )
+        return self
 
 
 class IUnetInteract(_Finetune):
@@ -80,6 +100,21 @@ class IUnetInteract(_Finetune):
         "`model.norm: batch`) and `decoder.<i>.up` (e.g. `bottleneck.conv1`, the paper's \"a layer in the "
         'deepest section"); an unknown name lists the valid ones for the model, grouped. bifseg: always `all`',
     )
+    lambda_volume: Float = Field(
+        0.1,
+        ge=0,
+        description="lambda of eq. 3, weight of the squared relative volume change ((sum P - sum Y') / sum P)^2",
+    )
+    fast: Bool = Field(
+        True,
+        description="split the network at its frozen frontier (`models/split.py`): the frozen prefix, and the "
+        "skip connections' share of frozen decoder convolutions, are computed once per case; each round "
+        "(all steps + prediction) is one compiled function on the tail, built once per job. false = the "
+        "straightforward path (whole network every step); results agree to float summation order. With "
+        "nothing frozen (trainable all) the straightforward path runs either way",
+    )
+    weights: WeightsConfig = WeightsConfig()
+    geodesic: GeodesicConfig = GeodesicConfig()
 
     @field_validator("trainable", mode="before")
     @classmethod
@@ -92,8 +127,25 @@ class IUnetInteract(_Finetune):
 
 
 class BifsegInteract(_Finetune):
+    """BIFSeg's image-specific fine-tuning (Wang et al., IEEE TMI 2018), as far as this harness has it:
+    every layer, a voxel-weighted cross-entropy towards the previous prediction with the scribbles pasted
+    in, scribbles weighted `scribble_weight`, voxels whose own foreground probability is uncertain (the
+    larger class probability below `confident`) weight 0, everything else 1. Departures: no CRF (BIFSeg's
+    label update alternates with a CRF; here the target is the thresholded prediction), and the network is
+    the job's 3D U-Net, not BIFSeg's P-Net."""
+
     method: Literal["bifseg"] = "bifseg"
     trainable: tuple[Literal["all"]] = ("all",)
+    steps: Int = Field(20, ge=0, description="Adam steps per round; with `until_agreement`: per chunk")
+    lr: Float = Field(1e-3, gt=0, description="Adam learning rate (state restored at every case)")
+    scribble_weight: Float = Field(5.0, ge=0, description="bifseg: cross-entropy weight of scribbled voxels")
+    confident: Float = Field(
+        0.8,
+        ge=0.5,
+        le=1,
+        description="bifseg: a voxel outside the scribbles whose larger class probability (previous "
+        "prediction) is below this is uncertain: weight 0",
+    )
 
 
 class PasteInteract(_Method):

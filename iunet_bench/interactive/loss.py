@@ -18,3 +18,11 @@ def interactive_loss(target, pred, weight, lambda_volume: float, weight_mode: st
     volume_target = tf.reduce_sum(target, (1, 2, 3))
     volume = tf.square((volume_pred - volume_target) / (volume_pred + EPS))
     return tf.reduce_mean(-dice + lambda_volume * volume)
+
+
+def weighted_cross_entropy(target, pred, weight):
+    """BIFSeg's loss: the voxel-weighted cross-entropy sum(w * sum_k -Y'_k log P_k) / sum(w), per batch item,
+    averaged over the batch. target, pred: (batch, z, y, x, classes); weight: (batch, z, y, x)."""
+    ce = -tf.reduce_sum(target * tf.math.log(tf.clip_by_value(pred, EPS, 1.0)), -1)
+    per_item = tf.reduce_sum(weight * ce, (1, 2, 3)) / (tf.reduce_sum(weight, (1, 2, 3)) + EPS)
+    return tf.reduce_mean(per_item)

@@ -3,7 +3,10 @@
 Each round (paper sections 2.5-2.6): target Y' = the previous prediction with the (accumulated) scribbles
 pasted in; weight map w (3 on scribbles, 0 in the geodesic band around them, 1 elsewhere); `steps` Adam
 steps on the eq. 3 loss over the chosen layer groups only, with the network in inference mode (BatchNorm
-statistics frozen); then the new prediction. Weights and optimizer state are restored to the baseline at
+statistics frozen); then the new prediction. With `until_agreement` the steps come in chunks of `steps`
+until the network labels that share of the scribbled voxels as scribbled, or `max_steps` is reached.
+`bifseg` (`BifsegRefiner`) changes only the loss (BIFSeg's weighted cross-entropy) and its weight map
+(uncertainty from the network's own probability). Weights and optimizer state are restored to the baseline at
 every `start`, so no case leaks into another; the refiner tunes its own copy of the network, so the
 caller's model stays the baseline.
 
@@ -26,14 +29,15 @@ import time
 
 import numpy as np
 
+from iunet_bench import metrics
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive.base import Refinement, ScribbleMemory
-from iunet_bench.interactive.config import FinetuneConfig
-from iunet_bench.interactive.weights import Geodesic, weight_map
+from iunet_bench.interactive.config import BifsegInteract, FinetuneConfig, IUnetInteract
+from iunet_bench.interactive.weights import Geodesic, confidence_weight_map, weight_map
 from iunet_bench.train import optim
 from simulators.interaction import Interaction
 
-__all__ = ["IUnetRefiner", "predict_mask"]
+__all__ = ["BifsegRefiner", "IUnetRefiner", "predict_mask"]
 
 
 def predict_mask(model, image: np.ndarray) -> np.ndarray:
@@ -77,7 +81,7 @@ class IUnetRefiner:
         self.cfg = cfg
         self.name = cfg.method
         self.model = own_copy(model)
-        self.fast = cfg.fast
+        self.fast = bool(getattr(cfg, "fast", False))
         model = self.model
         groups = list(cfg.trainable)
         self.variables = trainable_variables(model, groups)
@@ -108,6 +112,7 @@ class IUnetRefiner:
         self.build_seconds = time.perf_counter() - t0
         self.probability: np.ndarray | None = None
         self.geodesic: Geodesic | None = None
+        self.scribbles: Interaction | None = None
 
     def _warm_up(self) -> None:
         """Run one round on a blank image, then restore: TensorFlow optimises a traced graph at its first
@@ -201,10 +206,7 @@ class IUnetRefiner:
         self.prediction = initial_prediction.astype(np.uint8)
         self.memory = ScribbleMemory(volume.image.shape, self.cfg.accumulate)
         self.probability = None
-        g = self.cfg.geodesic
-        self.geodesic = (
-            Geodesic(volume.image, volume.spacing, g.intensity_weight) if g.threshold > 0 else None
-        )
+        self.geodesic = self._geodesic(volume)
         x = tf.constant(volume.image[None, ..., None], dtype=self.model.inputs[0].dtype)
         self._inputs = self._prefix(x) if self.fast else x
 
@@ -213,13 +215,19 @@ class IUnetRefiner:
 
         Y' = the previous round's prediction with the (accumulated) scribbles pasted in; the weight map is
         that of the same (accumulated) scribbles."""
-        scribbles = self.memory.update(interaction)
+        self.scribbles = scribbles = self.memory.update(interaction)
         target = scribbles.paste(self.prediction).astype(np.float32)
+        return np.stack([1 - target, target], -1), self._weight_map(scribbles)
+
+    def _geodesic(self, volume: Volume) -> Geodesic | None:
+        g = self.cfg.geodesic
+        return Geodesic(volume.image, volume.spacing, g.intensity_weight) if g.threshold > 0 else None
+
+    def _weight_map(self, scribbles: Interaction) -> np.ndarray:
         v = self.volume
-        w = weight_map(
+        return weight_map(
             v.image, scribbles.scribbles, v.spacing, self.cfg.weights, self.cfg.geodesic, self.geodesic
         )
-        return np.stack([1 - target, target], -1), w
 
     def run_round(self, target: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`cfg.steps` Adam steps towards `target` under `weight`, then the prediction: (loss per step,
@@ -236,6 +244,66 @@ class IUnetRefiner:
         return losses.numpy(), prob.numpy()
 
     def refine(self, interaction: Interaction) -> Refinement:
-        losses, self.probability = self.run_round(*self.round_inputs(interaction))
-        self.prediction = (self.probability >= 0.5).astype(np.uint8)
-        return Refinement(self.prediction, tuple(float(v) for v in losses))
+        """One round: `steps` steps (or chunks of them until the scribbles are honoured, see
+        `until_agreement`), then the network's prediction, with the scribbles pasted over it only when
+        `paste_scribbles` asks (the `network` field then keeps the network's own output)."""
+        cfg = self.cfg
+        target, weight = self.round_inputs(interaction)
+        losses, prob = self.run_round(target, weight)
+        if cfg.until_agreement is not None:
+            while (
+                len(losses) + cfg.steps <= cfg.max_steps and self.agreement(prob >= 0.5) < cfg.until_agreement
+            ):
+                more, prob = self.run_round(target, weight)
+                losses = np.concatenate([losses, more])
+        self.probability = prob
+        network = (prob >= 0.5).astype(np.uint8)
+        self.prediction = self.scribbles.paste(network).astype(np.uint8) if cfg.paste_scribbles else network
+        return Refinement(
+            self.prediction,
+            tuple(float(v) for v in losses),
+            network=network if cfg.paste_scribbles else None,
+        )
+
+    def agreement(self, prediction: np.ndarray) -> float:
+        """Share of the case's scribbled voxels so far (those in this round's target) that `prediction`
+        labels as scribbled."""
+        s = self.scribbles
+        value = metrics.scribble_agreement(prediction, s.add, s.remove)
+        return 1.0 if np.isnan(value) else value
+
+
+class BifsegRefiner(IUnetRefiner):
+    """BIFSeg's image-specific fine-tuning (see `BifsegInteract`): every layer, weighted cross-entropy,
+    scribbles weight `scribble_weight`, voxels the network itself is unsure of (larger class probability
+    of the previous prediction below `confident`) weight 0."""
+
+    def __init__(self, model, cfg: BifsegInteract):
+        super().__init__(model, cfg)
+
+    def _geodesic(self, volume: Volume) -> None:
+        return None  # BIFSeg's uncertainty comes from the network's probability, not from distances
+
+    def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
+        super().start(volume, initial_prediction)
+        self.probability = self._predict(self._inputs).numpy()  # the baseline's: round 1's uncertainty
+
+    def _weight_map(self, scribbles: Interaction) -> np.ndarray:
+        cfg = self.cfg
+        return confidence_weight_map(
+            self.probability, scribbles.scribbles, cfg.scribble_weight, cfg.confident
+        )
+
+    def _loss(self, target, probs, weight):
+        import tensorflow as tf
+
+        from iunet_bench.interactive.loss import weighted_cross_entropy
+
+        return weighted_cross_entropy(target, tf.cast(probs, tf.float32), weight)
+
+
+def make_refiner(model, cfg: FinetuneConfig) -> IUnetRefiner:
+    """The fine-tuning refiner of a validated `iunet` or `bifseg` config."""
+    if isinstance(cfg, IUnetInteract):
+        return IUnetRefiner(model, cfg)
+    return BifsegRefiner(model, cfg)

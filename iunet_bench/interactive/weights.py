@@ -91,3 +91,15 @@ def weight_map(
     w[uncertain_band(image, scribbles, spacing, band, geodesic)] = weights.uncertain
     w[scribbles] = weights.scribble
     return w
+
+
+def confidence_weight_map(
+    probability: np.ndarray, scribbles: np.ndarray, scribble_weight: float, confident: float
+) -> np.ndarray:
+    """BIFSeg's weight map: `scribble_weight` on scribbled voxels, 0 where the network is unsure of its own
+    previous prediction (the larger class probability max(p, 1 - p) below `confident`), 1 elsewhere."""
+    p = np.asarray(probability, np.float32)
+    w = np.ones(p.shape, np.float32)
+    w[np.maximum(p, 1.0 - p) < confident] = 0.0
+    w[scribbles] = scribble_weight
+    return w
