@@ -450,14 +450,17 @@ def test_until_agreement_fine_tunes_in_chunks_until_the_scribbles_carry_their_la
     refiner = IUnetRefiner(model, rule)
     vol = volume(6, "f")
     refiner.start(vol, predict_mask(model, vol.image))
+    steps_taken = []
     for k in range(3):
         out = refiner.refine(strokes(vol, k))
         taken = len(out.losses)
+        steps_taken.append(taken)
         assert taken % 2 == 0 and 2 <= taken <= 40
         s = refiner.scribbles
         agreement = float(np.mean(np.r_[out.prediction[s.add] == 1, out.prediction[s.remove] == 0]))
         assert agreement == refiner.agreement(out.prediction)
         assert agreement >= 0.99 or taken == 40
+    assert max(steps_taken) > 2  # at least one round went on past its first chunk
     fixed = IUnetRefiner(model, cfg(["head", "bottleneck"], steps=2, lr=3e-2, fast=fast))
     fixed.start(vol, predict_mask(model, vol.image))
     assert all(len(fixed.refine(strokes(vol, k)).losses) == 2 for k in range(3))

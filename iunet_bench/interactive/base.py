@@ -18,9 +18,8 @@ class Refinement:
 
     prediction: np.ndarray  # uint8 0/1 on the volume's grid: what the user sees next
     losses: tuple[float, ...] = ()  # fine-tuning loss per step of this round (learning methods only)
-    network: np.ndarray | None = (
-        None  # the network's own output, when `prediction` has scribbles pasted over it
-    )
+    # the network's own output, when `prediction` has the scribbles pasted over it (None: they are the same)
+    network: np.ndarray | None = None
 
     @property
     def own(self) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The `interact` config group: one schema per method (`interact.method`), checked without TensorFlow.
 
 Methods: `iunet` (layer-subset fine-tuning, paper sections 2.5-2.6), `bifseg` (image-specific fine-tuning
-of all layers with BIFSeg's own weighted cross-entropy, Wang et al. 2018), `paste` (no learning: the scribbles pasted into the previous
-prediction), `random_walker` (scikit-image's random walker seeded by the scribbles and the confident
+of all layers with BIFSeg's own weighted cross-entropy, Wang et al. 2018), `paste` (no learning: the
+scribbles pasted into the previous prediction), `random_walker` (scikit-image's random walker seeded by the scribbles and the confident
 prediction). Whether `interact.trainable` names layer groups of the configured model is a rule of the
 job's schema (`iunet_bench.config`), which knows both.
 """

@@ -81,7 +81,7 @@ class IUnetRefiner:
         self.cfg = cfg
         self.name = cfg.method
         self.model = own_copy(model)
-        self.fast = bool(getattr(cfg, "fast", False))
+        self.fast = self._fast_requested()
         model = self.model
         groups = list(cfg.trainable)
         self.variables = trainable_variables(model, groups)
@@ -219,6 +219,9 @@ class IUnetRefiner:
         target = scribbles.paste(self.prediction).astype(np.float32)
         return np.stack([1 - target, target], -1), self._weight_map(scribbles)
 
+    def _fast_requested(self) -> bool:
+        return self.cfg.fast
+
     def _geodesic(self, volume: Volume) -> Geodesic | None:
         g = self.cfg.geodesic
         return Geodesic(volume.image, volume.spacing, g.intensity_weight) if g.threshold > 0 else None
@@ -278,8 +281,10 @@ class BifsegRefiner(IUnetRefiner):
     scribbles weight `scribble_weight`, voxels the network itself is unsure of (larger class probability
     of the previous prediction below `confident`) weight 0."""
 
-    def __init__(self, model, cfg: BifsegInteract):
-        super().__init__(model, cfg)
+    cfg: BifsegInteract
+
+    def _fast_requested(self) -> bool:
+        return False  # every layer trains: there is no frozen prefix to compute once
 
     def _geodesic(self, volume: Volume) -> None:
         return None  # BIFSeg's uncertainty comes from the network's probability, not from distances
