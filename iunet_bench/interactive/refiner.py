@@ -112,7 +112,8 @@ class IUnetRefiner:
         self.build_seconds = time.perf_counter() - t0
         self.probability: np.ndarray | None = None
         self.geodesic: Geodesic | None = None
-        self.scribbles: Interaction | None = None
+        self.scribbles: Interaction | None = None  # the case's scribbles so far (the round's target)
+        self.latest: Interaction | None = None  # this round's
 
     def _warm_up(self) -> None:
         """Run one round on a blank image, then restore: TensorFlow optimises a traced graph at its first
@@ -215,6 +216,7 @@ class IUnetRefiner:
 
         Y' = the previous round's prediction with the (accumulated) scribbles pasted in; the weight map is
         that of the same (accumulated) scribbles."""
+        self.latest = interaction
         self.scribbles = scribbles = self.memory.update(interaction)
         target = scribbles.paste(self.prediction).astype(np.float32)
         return np.stack([1 - target, target], -1), self._weight_map(scribbles)
@@ -269,11 +271,15 @@ class IUnetRefiner:
         )
 
     def agreement(self, prediction: np.ndarray) -> float:
-        """Share of the case's scribbled voxels so far (those in this round's target) that `prediction`
-        labels as scribbled."""
-        s = self.scribbles
-        value = metrics.scribble_agreement(prediction, s.add, s.remove)
-        return 1.0 if np.isnan(value) else value
+        """The smaller of two shares that `prediction` labels as scribbled: of this round's scribbled
+        voxels (what the session's `agreement` and `rounds_honoured` report) and of the case's scribbled
+        voxels so far (those in this round's target). The stopping rule needs both: old scribbles honoured
+        do not excuse a new one ignored, nor the reverse."""
+        shares = [
+            metrics.scribble_agreement(prediction, s.add, s.remove) for s in (self.latest, self.scribbles)
+        ]
+        shares = [v for v in shares if not np.isnan(v)]
+        return min(shares) if shares else 1.0
 
 
 class BifsegRefiner(IUnetRefiner):
