@@ -67,7 +67,7 @@ class StrokeStyle(Schema):
         description="stroke shape: skeleton longest path (DAVIS), centreline, contour, straight line; a list = "
         "one chosen at random per stroke",
     )
-    thickness: Int = Field(1, ge=1, description="brush width in voxels (odd: a brush has a centre voxel)")
+    thickness: Int = Field(3, ge=1, description="brush width in voxels (odd: a brush has a centre voxel)")
     margin_voxels: Int = Field(
         1,
         ge=0,

@@ -22,7 +22,10 @@ Labels = tuple[Int, ...] | None
 
 class SplitConfig(Schema):
     folds: Int = Field(
-        4, ge=2, description="k of the seeded k-fold split of the cases (at most the number of cases)"
+        2,
+        ge=2,
+        description="k of the seeded k-fold split of the cases (at most the number of cases); 2 holds out "
+        "half of them, enough for the paired tests a comparison of refiners needs",
     )
     fold: Int = Field(
         0, ge=0, description="the fold held out for interactive sessions; the baseline trains on the others"

@@ -39,7 +39,7 @@ _MARGIN = 16.0  # mm around every structure in which its signed distance is comp
 class PhantomConfig(Schema):
     """The phantom generator's settings (`data.phantom.*`)."""
 
-    n_cases: Int = Field(12, ge=1, description="phantoms generated (deterministic from `data.seed`)")
+    n_cases: Int = Field(16, ge=1, description="phantoms generated (deterministic from `data.seed`)")
     shape: tuple[Int, Int, Int] = Field(
         (40, 192, 192), description="z-y-x voxels at the nominal spacing (field of view = shape x spacing)"
     )

@@ -17,7 +17,9 @@ from iunet_bench.schema import Bool, Float, Int, Schema, variants
 
 
 class WeightsConfig(Schema):
-    scribble: Float = Field(3.0, ge=0, description="weight of scribbled voxels")
+    scribble: Float = Field(
+        30.0, ge=0, description="weight of scribbled voxels (the paper's 3: `interact=iunet_paper`)"
+    )
     uncertain: Float = Field(0.0, ge=0, description="weight in the geodesic band around the scribbles")
     mode: Literal["both", "numerator"] = Field(
         "both",
@@ -57,9 +59,13 @@ class _Finetune(_Method):
         ge=0,
         description="Adam steps per round; with `until_agreement`: steps per chunk (0 = just predict)",
     )
-    lr: Float = Field(1e-4, gt=0, description="Adam learning rate (state restored at every case)")
+    lr: Float = Field(
+        1e-3,
+        gt=0,
+        description="Adam learning rate (state restored at every case; the paper's 1e-4: `interact=iunet_paper`)",
+    )
     until_agreement: Float | None = Field(
-        None,
+        0.95,
         gt=0,
         le=1,
         description="stopping rule: after each chunk of `steps` steps, stop once this share of the case's "
@@ -92,7 +98,7 @@ class _Finetune(_Method):
 class IUnetInteract(_Finetune):
     method: Literal["iunet"] = Field("iunet", description="the interaction method")
     trainable: tuple[str, ...] = Field(
-        ("head", "bottleneck"),
+        ("head", "bottleneck", "decoder.0"),
         min_length=1,
         description="what is fine-tuned: blocks `head`, `bottleneck`, `decoder`, `encoder`, `all`; levels "
         "`decoder.<i>`, `encoder.<i>` (levels count from the top, 0 = full resolution); single layers "
@@ -138,6 +144,9 @@ class BifsegInteract(_Finetune):
     trainable: tuple[Literal["all"]] = ("all",)
     steps: Int = Field(20, ge=0, description="Adam steps per round; with `until_agreement`: per chunk")
     lr: Float = Field(1e-3, gt=0, description="Adam learning rate (state restored at every case)")
+    until_agreement: Float | None = Field(
+        None, gt=0, le=1, description="bifseg: null = BIFSeg's fixed `steps` per round; a share: as for iunet"
+    )
     scribble_weight: Float = Field(5.0, ge=0, description="bifseg: cross-entropy weight of scribbled voxels")
     confident: Float = Field(
         0.8,
