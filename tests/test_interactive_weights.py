@@ -46,14 +46,12 @@ def test_weight_map_has_exactly_the_configured_values_where_they_belong():
     np.testing.assert_array_equal(w[~band & ~scribbles], 1.0)
 
 
-def test_paper_defaults_are_3_on_scribbles_and_0_in_the_band():
+def test_the_papers_weights_are_3_on_scribbles_and_0_in_the_band():
+    """The paper's weights (`interact=iunet_paper`; the default raises the scribbles' weight to 30)."""
     image, scribbles = noisy_image(1), two_strokes()
-    assert (WeightsConfig().scribble, WeightsConfig().uncertain, GeodesicConfig().threshold) == (
-        3.0,
-        0.0,
-        0.2,
-    )
-    w = weight_map(image, scribbles, SPACING, WeightsConfig(), GeodesicConfig())
+    paper = WeightsConfig(scribble=3.0)
+    assert (paper.uncertain, GeodesicConfig().threshold) == (0.0, 0.2)
+    w = weight_map(image, scribbles, SPACING, paper, GeodesicConfig())
     assert set(np.unique(w)) == {0.0, 1.0, 3.0}
     np.testing.assert_array_equal(w == 3.0, scribbles)
     np.testing.assert_array_equal(w == 0.0, uncertain_band(image, scribbles, SPACING, GeodesicConfig()))
@@ -65,7 +63,7 @@ def test_no_band_without_scribbles_or_with_threshold_zero():
         weight_map(image, np.zeros_like(scribbles), SPACING, WeightsConfig(), GeodesicConfig()) == 1
     ).all()
     w = weight_map(image, scribbles, SPACING, WeightsConfig(), GeodesicConfig(threshold=0.0))
-    np.testing.assert_array_equal(w, np.where(scribbles, 3.0, 1.0))
+    np.testing.assert_array_equal(w, np.where(scribbles, WeightsConfig().scribble, 1.0))
 
 
 def test_geodesic_distance_is_euclidean_in_millimetres_without_intensity_term():
