@@ -68,8 +68,9 @@ class _Finetune(_Method):
         0.95,
         gt=0,
         le=1,
-        description="stopping rule: after each chunk of `steps` steps, stop once this share of the case's "
-        "scribbled voxels (all rounds so far) carries its label in the network's prediction, or at `max_steps`; "
+        description="stopping rule: after each chunk of `steps` steps, stop once this share of this round's "
+        "scribbled voxels, and of the case's so far, carries its label in the network's prediction, or at "
+        "`max_steps`; "
         'null = exactly `steps` steps (the paper\'s "a few iterations")',
     )
     max_steps: Int = Field(
