@@ -7,6 +7,7 @@ import mlflow
 import pytest
 
 from iunet_bench import metrics
+from iunet_bench.interactive.config import IUnetInteract
 from tests.conftest import run_cli, shared_train_cache
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,9 @@ def test_smoke_job_logs_the_tracking_contract(tmp_path):
     run = runs[0]
     run_id = run.info.run_id
     assert run.info.status == "FINISHED"
-    assert run.data.params["interact.trainable"] == "['head', 'bottleneck']"
+    default = IUnetInteract()  # the whole validated config is logged, defaults included
+    assert run.data.params["interact.trainable"] == str(list(default.trainable))
+    assert run.data.params["interact.until_agreement"] == str(default.until_agreement)
     assert run.data.params["session.rounds"] == str(SMOKE_ROUNDS)
     for tag in ("git_commit", "data_fingerprint", "device", "held_out_cases", "baseline_key"):
         assert run.data.tags.get(tag), tag
@@ -68,7 +71,11 @@ def test_smoke_job_logs_the_tracking_contract(tmp_path):
     effort = history("effort_strokes")
     assert len(effort) == SMOKE_ROUNDS + 1 and effort[0] == 0 and effort == sorted(effort)  # cumulative
     assert len(history("train_loss")) == 150  # train.steps in the smoke experiment
-    assert len(history("loss")) == SMOKE_ROUNDS * 3  # interact.steps = 3 in the smoke experiment
+    # the stopping rule: chunks of interact.steps = 3, at most interact.max_steps = 12 per round (smoke)
+    steps = history("fine_tune_steps")
+    assert steps and all(3 <= v <= 12 for v in steps)
+    total = len(history("loss"))  # one point per step of the case that fine-tuned longest
+    assert total % 3 == 0 and SMOKE_ROUNDS * 3 <= total <= SMOKE_ROUNDS * 12
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"config.yaml", "rounds.csv", "curves.png", "masks", "pictures"} <= artifacts
     masks = {a.path for a in client.list_artifacts(run_id, "masks")}
