@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from iunet_bench.interactive.config import GeodesicConfig, WeightsConfig
@@ -47,14 +50,16 @@ def test_weight_map_has_exactly_the_configured_values_where_they_belong():
 
 
 def test_the_papers_weights_are_3_on_scribbles_and_0_in_the_band():
-    """The paper's weights (`interact=iunet_paper`; the default raises the scribbles' weight to 30)."""
+    """The paper's weights, read from `interact=iunet_paper` (the default raises the scribbles' to 30)."""
+    preset = Path(__file__).parents[1] / "conf" / "interact" / "iunet_paper.yaml"
+    spec = yaml.safe_load(preset.read_text(encoding="utf-8"))
+    paper, geodesic = WeightsConfig(**spec["weights"]), GeodesicConfig(**spec["geodesic"])
+    assert (paper.scribble, paper.uncertain, geodesic.threshold) == (3.0, 0.0, 0.2)
     image, scribbles = noisy_image(1), two_strokes()
-    paper = WeightsConfig(scribble=3.0)
-    assert (paper.uncertain, GeodesicConfig().threshold) == (0.0, 0.2)
-    w = weight_map(image, scribbles, SPACING, paper, GeodesicConfig())
+    w = weight_map(image, scribbles, SPACING, paper, geodesic)
     assert set(np.unique(w)) == {0.0, 1.0, 3.0}
     np.testing.assert_array_equal(w == 3.0, scribbles)
-    np.testing.assert_array_equal(w == 0.0, uncertain_band(image, scribbles, SPACING, GeodesicConfig()))
+    np.testing.assert_array_equal(w == 0.0, uncertain_band(image, scribbles, SPACING, geodesic))
 
 
 def test_no_band_without_scribbles_or_with_threshold_zero():
