@@ -28,6 +28,7 @@ def _terminate(signum, frame):  # a scheduler's SIGTERM ends the job like Ctrl-C
 def main(cfg: DictConfig) -> float | None:
     from iunet_bench.job import run
     from iunet_bench.results import format_table
+    from iunet_bench.sweep import write_job_status
 
     signal.signal(signal.SIGTERM, _terminate)
     multirun = in_multirun()
@@ -40,14 +41,19 @@ def main(cfg: DictConfig) -> float | None:
         if multirun:  # one bad job never stops the other jobs of a sweep
             from iunet_bench.tracking import record_failed_job
 
+            write_job_status("FAILED", f"configuration error: {exc}")
             record_failed_job(raw, f"configuration error: {exc}")
             return None
         sys.exit(2)
-    except Exception:
+    except Exception as exc:
         if not multirun:
             raise
         traceback.print_exc()  # the job's run is already closed as FAILED; the sweep goes on
+        write_job_status("FAILED", f"{type(exc).__name__}: {exc}")
         return None
+    if multirun:
+        error = "" if summary.curve else "no case finished (see failures.json)"
+        write_job_status("FINISHED" if summary.curve else "FAILED", error)
     for f in summary.failures:
         print(f"FAILED case {f['case_id']} ({f['stage']}): {f['error']}", file=sys.stderr)
     print(format_table(summary))
@@ -61,3 +67,7 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     main()
+    from iunet_bench.sweep import FAILED_JOBS
+
+    if FAILED_JOBS:  # a sweep whose jobs failed exits non-zero, so CI and schedulers see it
+        sys.exit(1)

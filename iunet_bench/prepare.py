@@ -89,11 +89,14 @@ class JobSetup:
         return configure_tensorflow(self.config)
 
     def check(self) -> None:
-        """What the schema cannot know without touching the machine: the data set lists, the cache folders
+        """What the schema cannot know without touching the machine: the tracking store opens (a server
+        answers within seconds), the data set lists and its intensity mode is known, the cache folders
         take files, the device and precision exist. ConfigError otherwise; nothing is computed."""
         from iunet_bench.cache import require_writable
+        from iunet_bench.tracking import open_client
 
-        _ = self.dataset
+        open_client(self.config.tracking.uri)
+        _ = self.dataset.preprocess_config
         require_writable(self.config.train.cache_dir, "train.cache_dir")
         _ = self.device
 

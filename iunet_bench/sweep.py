@@ -8,12 +8,59 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
+import sys
 import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
 from iunet_bench.tracking import PARENT_FILE, Tracker, TrackingConfig, git_commit
+
+STATUS_DIR = "jobs"  # <sweep folder>/jobs/<job number>.json: each job's overrides and outcome
+# (job, error) of every failed job of the multiruns this process launched: `python -m iunet_bench` exits 1
+# when it is not empty (see __main__), so a sweep whose jobs failed is seen by CI and schedulers.
+FAILED_JOBS: list[tuple[str, str]] = []
+
+
+def _status_path(hydra_cfg) -> Path:
+    return Path(str(hydra_cfg.sweep.dir)) / STATUS_DIR / f"{hydra_cfg.job.num}.json"
+
+
+def _write_status(hydra_cfg, status: str, error: str = "") -> None:
+    path = _status_path(hydra_cfg)
+    overrides = " ".join(str(o) for o in hydra_cfg.overrides.task)
+    with contextlib.suppress(OSError):  # the job's own error matters more than its status file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps({"overrides": overrides, "status": status, "error": error[:5000]}), encoding="utf-8"
+        )
+
+
+def write_job_status(status: str, error: str = "") -> None:
+    """This sweep job's outcome (FINISHED or FAILED, with the error), for the launching process to count
+    whatever the launcher (the sweep folder is shared: local processes, or a cluster's shared disk)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    _write_status(HydraConfig.get(), status, error)
+
+
+def failed_jobs(sweep_folder: Path) -> list[tuple[str, str]]:
+    """(job number and overrides, error) of the sweep's jobs that did not finish: a FAILED status, or still
+    STARTED (the job was killed, or its process died before it could say)."""
+    out = []
+    paths = sorted(Path(sweep_folder, STATUS_DIR).glob("*.json"), key=lambda p: int(p.stem))
+    for path in paths:
+        try:
+            status = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            out.append((f"job {path.stem}", f"unreadable status file {path}"))
+            continue
+        if status.get("status") == "FINISHED":
+            continue
+        error = status.get("error") or "the job was killed or its process died before it finished"
+        out.append((f"job {path.stem} ({status.get('overrides', '')})", str(error)))
+    return out
 
 
 def _tracking_of(hydra_cfg) -> TrackingConfig:
@@ -36,6 +83,14 @@ class SweepCallback(Callback):
     Runs in the launching process, so parallel jobs (joblib, submitit, Ray) never race to create the
     sqlite schema. The parent run id goes to a file in the sweep folder, where every job finds it.
     """
+
+    def on_job_start(self, config, **kwargs) -> None:
+        """In the job's own process (any launcher): mark it started, so a job that dies is counted."""
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            _write_status(HydraConfig.get(), "STARTED")
 
     def on_multirun_start(self, config, **kwargs) -> None:
         t = _tracking_of(config)
@@ -75,7 +130,12 @@ class SweepCallback(Callback):
             client.log_artifacts(parent, str(folder), "report")
         except (SystemExit, Exception) as exc:  # noqa: BLE001
             print(f"sweep report not written: {exc}")
-        client.set_tag(parent, "failed_jobs", str(len(children) - len(finished)))
+        failed = failed_jobs(Path(str(config.hydra.sweep.dir)))
+        FAILED_JOBS.extend(failed)
+        if failed:
+            lines = [f"  {name}: {error.splitlines()[0] if error else ''}" for name, error in failed]
+            print(f"\n{len(failed)} sweep job(s) failed:", *lines, sep="\n", file=sys.stderr)
+        client.set_tag(parent, "failed_jobs", str(max(len(failed), len(children) - len(finished))))
         client.set_terminated(parent, "FINISHED" if finished else "FAILED")
 
 

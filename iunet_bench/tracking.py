@@ -84,14 +84,81 @@ def git_commit() -> str:
         return "unknown"
 
 
-def prepare_store(uri: str, experiment: str, artifact_root: str | None = None) -> str:
-    """Create the store and the experiment once (before parallel jobs start); return the experiment id."""
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """For a tracking server (`http(s)://`): ConfigError naming `tracking.uri` unless an MLflow server answers
+    its health check within `timeout` seconds. Called before any compute, so that a wrong address or a server
+    that is down fails the job in seconds, not after MLflow's minutes of retries."""
+    import urllib.error
+    import urllib.request
+
+    from iunet_bench.schema import ConfigError
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (the user's own server)
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):  # a protected server: reachable, its credentials are MLflow's business
+            return
+        problem = f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:  # refused, timed out, unknown host, bad URL
+        problem = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+    raise ConfigError(
+        [
+            f"tracking.uri: no MLflow server answers at {uri} ({problem} from {url} within {timeout:g} s); "
+            'start one (README, "Several machines") or use a local store, e.g. '
+            "tracking.uri=sqlite:///runs/mlflow.db"
+        ]
+    )
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def open_client(uri: str):
+    """An MlflowClient on `uri`, its store created or upgraded safely.
+
+    A fresh sqlite file gets its schema from the first process that opens it; two processes doing that at
+    once corrupt it (half-migrated, every later job fails). So the first open of a sqlite store in a process
+    happens under a file lock beside the database (`<db>.lock`, the `filelock` package): the others wait and
+    then find the schema complete. A store already left half-created is a ConfigError naming the file."""
+    import mlflow
+    from filelock import FileLock
+
+    from iunet_bench.schema import ConfigError
+
+    db = _sqlite_path(uri)
+    if db is None:
+        check_reachable(uri)
+        return mlflow.MlflowClient(uri)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock", timeout=300):
+        try:
+            client = mlflow.MlflowClient(uri)
+            client.search_experiments(max_results=1)  # builds the store: schema created or upgraded here
+        except Exception as exc:
+            raise ConfigError(
+                [
+                    f"tracking.uri: the MLflow store {db} cannot be opened ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:300]}); if an older version of this tool left it half-created, "
+                    "move it away and run again, or point tracking.uri at another file"
+                ]
+            ) from None
+    return client
+
+
+def prepare_store(uri: str, experiment: str, artifact_root: str | None = None, client=None) -> str:
+    """Create the store and the experiment once (safe when parallel jobs start at once, see `open_client`);
+    return the experiment id."""
     import mlflow
 
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    client = client if client is not None else open_client(uri)
     mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
@@ -121,10 +188,8 @@ class Tracker:
         parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
     ):
-        import mlflow
-
-        self.client = mlflow.MlflowClient(uri)
-        experiment_id = prepare_store(uri, experiment, artifact_root)
+        self.client = open_client(uri)
+        experiment_id = prepare_store(uri, experiment, artifact_root, self.client)
         tags = dict(tags or {})
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id

@@ -77,7 +77,13 @@ def test_smoke_job_logs_the_tracking_contract(tmp_path):
     total = len(history("loss"))  # one point per step of the case that fine-tuned longest
     assert total % 3 == 0 and SMOKE_ROUNDS * 3 <= total <= SMOKE_ROUNDS * 12
     artifacts = {a.path for a in client.list_artifacts(run_id)}
-    assert {"config.yaml", "rounds.csv", "curves.png", "masks", "pictures"} <= artifacts
+    assert {"config.yaml", "rounds.csv", "cases.csv", "curves.png", "masks", "pictures"} <= artifacts
+    assert run.data.tags["intensity"] == "window"  # the mode actually used, also per case in cases.csv
+    table = client.download_artifacts(run_id, "cases.csv", str(tmp_path))
+    with open(table, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["case_id"] for r in rows if r["role"] == "held_out") == sorted(cases)
+    assert {r["intensity"] for r in rows} == {"window"} and all(int(r["label_voxels"]) > 0 for r in rows)
     masks = {a.path for a in client.list_artifacts(run_id, "masks")}
     assert masks == {f"masks/{case}.nii.gz" for case in cases}
     pictures = client.list_artifacts(run_id, f"pictures/{cases[0]}")
@@ -94,8 +100,11 @@ def test_a_sweep_job_with_a_bad_value_is_recorded_and_the_other_jobs_run(tmp_pat
         shared_train_cache(),
         cwd=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "interact.trainable" in proc.stderr
+    # the other job ran, but the sweep as a whole failed: it says which job, and exits 1 (CI, schedulers)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "1 sweep job(s) failed" in proc.stderr
+    failed_line = proc.stderr.split("1 sweep job(s) failed:")[1].splitlines()[1]
+    assert "nosuch" in failed_line and "interact.trainable" in failed_line
     runs = all_runs(client_for(tmp_path))
     parent = next(r for r in runs if r.data.tags.get("kind") == "sweep")
     children = {r.data.params["interact.trainable"]: r for r in runs if r.data.tags.get("kind") == "job"}
