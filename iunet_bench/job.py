@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import traceback
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def run(config: JobConfig) -> Summary:
             "data_fingerprint": setup.dataset.fingerprint,
             "device": setup.device,
             "held_out_cases": ",".join(test_ids),
+            "intensity": setup.dataset.preprocess_config.intensity,  # `auto` resolved
             "kind": "job",
         },
     )
@@ -69,7 +71,13 @@ def run(config: JobConfig) -> Summary:
         status = "KILLED"
         raise
     finally:
-        tracker.end(status)
+        try:
+            tracker.end(status)
+        except Exception as exc:
+            if status == "FINISHED":
+                raise
+            # already failing (often: the store went away); its own error is the one to see
+            print(f"could not close MLflow run {tracker.run_id} as {status}: {exc}", file=sys.stderr)
 
 
 def _yaml(tree: dict) -> str:
@@ -95,6 +103,8 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
         missing = "training" if not volumes.train else "held-out"
         tracker.set_tags({"error": f"no {missing} case could be loaded (see failures.json)"})
         return Summary("", [], {}, failures.items)
+
+    tracker.log_artifact(_cases_csv(out / "cases.csv", volumes.train, volumes.test))
 
     bar = tqdm(total=config.train.steps, desc="baseline training", disable=not progress, leave=False)
 
@@ -148,7 +158,17 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
             failures.add(volume.case_id, "session", f"{type(exc).__name__}: {exc}", traceback.format_exc())
             continue
         records += case_records
-        tracker.log_metrics(results.case_rows(tracking.metric_key(volume.case_id), case_records))
+        local = results.rounds_csv(
+            out / "rounds.csv", records
+        )  # kept here as each case ends, whatever MLflow does
+        try:
+            tracker.log_metrics(results.case_rows(tracking.metric_key(volume.case_id), case_records))
+        except Exception as exc:
+            raise RuntimeError(
+                f"tracking.uri {config.tracking.uri}: logging case {volume.case_id} failed "
+                f"({type(exc).__name__}: {str(exc)[:300]}); the rounds of every finished case are kept in "
+                f"{local}"
+            ) from exc
         try:  # the curve is logged; a trouble with its files must not discard it
             mask = setup.dataset.write_mask(
                 volume, latest["prediction"], out / "masks" / f"{volume.case_id}.nii.gz"
@@ -174,6 +194,41 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
         results.seconds_per_round(records, rounds),
         results.honesty_curves(records, rounds),
     )
+
+
+def _cases_csv(path: Path, train, test) -> Path:
+    """One row per loaded case: its role, the intensity mapping actually used, spacing and label size, so
+    what `auto` chose (and how each case was normalised) is in the run, not only in the cache."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            [
+                "case_id",
+                "role",
+                "intensity",
+                "intensity_lo",
+                "intensity_hi",
+                "grid_spacing_mm",
+                "label_voxels",
+            ]
+        )
+        for role, volumes in (("train", train), ("held_out", test)):
+            for v in volumes:
+                i = v.meta.get("intensity", {})
+                spacing = "x".join(f"{s:.3g}" for s in v.spacing)
+                row = [
+                    v.case_id,
+                    role,
+                    i.get("mode"),
+                    i.get("lo"),
+                    i.get("hi"),
+                    spacing,
+                    v.meta.get("label_voxels"),
+                ]
+                writer.writerow(row)
+    return path
 
 
 def _plot(path: Path, records) -> None:

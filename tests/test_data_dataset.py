@@ -750,3 +750,96 @@ def test_auto_intensity_reads_the_dicom_modality_tag(tmp_path, modalities, resol
     if resolved == "window":
         volumes, failures = ds.volumes(ds.case_ids)
         assert failures == [] and volumes[0].meta["intensity"]["mode"] == "window"
+
+
+# ---------------------------------------------------------------------- what the data room let through
+
+
+def test_a_symlink_loop_in_msd_images_fails_only_its_case_naming_the_path(tmp_path):
+    root = write_msd(tmp_path / "Task07", n=3)
+    loop = root / "imagesTr" / "pancreas_001.nii.gz"
+    loop.unlink()
+    loop.symlink_to(loop)  # points at itself
+    ds = build_dataset(data_cfg(root, tmp_path, source="msd"))  # the listing itself does not crash
+    volumes, failures = ds.volumes(ds.case_ids)
+    assert [v.case_id for v in volumes] == ["pancreas_000", "pancreas_002"]
+    (f,) = failures
+    assert f.case_id == "pancreas_001" and str(loop) in f.error and "loop" in f.error
+
+
+def test_a_symlink_loop_in_a_folder_layout_is_named_not_a_missing_image(tmp_path):
+    root = make_folder(tmp_path / "data", n=3)
+    loop = root / "images" / "case1.nii.gz"
+    loop.unlink()
+    loop.symlink_to(loop)
+    ds = build_dataset(data_cfg(root, tmp_path))
+    volumes, failures = ds.volumes(ds.case_ids)
+    assert [v.case_id for v in volumes] == ["case0", "case2"]
+    (f,) = failures
+    assert f.case_id == "case1" and str(loop) in f.error and "loop" in f.error
+    assert "no image file" not in f.error
+
+
+def test_msd_without_modality_under_auto_is_a_config_error_naming_the_key(tmp_path):
+    root = write_msd(tmp_path / "TaskMR", labels={"0": "bg", "1": "organ"}, modality="MRI", values=(1,))
+    meta = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
+    del meta["modality"]  # the trial: an MR set was windowed as CT and 34-46% of its voxels saturated
+    (root / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
+    ds = build_dataset(data_cfg(root, tmp_path, source="msd", preprocess={**PRE, "intensity": "auto"}))
+    with pytest.raises(ConfigError) as err:
+        _ = ds.preprocess_config
+    assert "data.preprocess.intensity" in str(err.value) and "dataset.json" in str(err.value)
+    explicit = build_dataset(
+        data_cfg(root, tmp_path, source="msd", preprocess={**PRE, "intensity": "zscore"})
+    )
+    volumes, failures = explicit.volumes(explicit.case_ids)
+    assert failures == [] and {v.meta["intensity"]["mode"] for v in volumes} == {"zscore"}
+
+
+def test_implausible_cases_fail_alone_naming_the_check_or_warn(tmp_path):
+    root = make_folder(tmp_path / "data", n=2)
+    image, label = volume_pair(5)
+    write(root / "images" / "huge.nii.gz", image, spacing=(0.8, 0.8, 1e6))
+    write(root / "labels" / "huge.nii.gz", label, spacing=(0.8, 0.8, 1e6))
+    write(root / "images" / "flat.nii.gz", np.full(SHAPE, 40, np.int16))
+    write(root / "labels" / "flat.nii.gz", label)
+    write(root / "images" / "whole.nii.gz", image)
+    write(root / "labels" / "whole.nii.gz", np.ones(SHAPE, np.uint8))
+    speck = np.zeros(SHAPE, np.uint8)
+    speck[5, 12, 14] = 1  # one voxel: a few on the model grid at most
+    write(root / "images" / "speck.nii.gz", image)
+    write(root / "labels" / "speck.nii.gz", speck)
+    keys = {
+        "huge": "data.checks.spacing_mm",
+        "flat": "data.checks.min_contrast",
+        "whole": "data.checks.max_label_share",
+        "speck": "data.checks.min_label_voxels",
+    }
+    ds = build_dataset(data_cfg(root, tmp_path))
+    volumes, failures = ds.volumes(ds.case_ids)
+    assert [v.case_id for v in volumes] == ["case0", "case1"]
+    errors = {f.case_id: f.error for f in failures}
+    assert sorted(errors) == sorted(keys)
+    for cid, key in keys.items():
+        assert key in errors[cid] and f"case {cid}" in errors[cid], errors[cid]
+    lenient = build_dataset(data_cfg(root, tmp_path, checks={"action": "warn"}))
+    with pytest.warns(RuntimeWarning, match="data.checks"):
+        volumes, failures = lenient.volumes(lenient.case_ids)
+    assert failures == [] and len(volumes) == 6
+
+
+def test_a_manifest_path_outside_the_root_fails_its_case_and_a_missing_column_is_named(tmp_path):
+    root = make_folder(tmp_path / "data", n=2)
+    outside = make_folder(tmp_path / "elsewhere", n=1)
+    rows = ["case_id,image,label", "p0,images/case0.nii.gz,labels/case0.nii.gz"]
+    rows.append("p1,../elsewhere/images/case0.nii.gz,labels/case1.nii.gz")
+    (root / "cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    ds = build_dataset(data_cfg(root, tmp_path, manifest="cases.csv"))
+    volumes, failures = ds.volumes(ds.case_ids)
+    assert [v.case_id for v in volumes] == ["p0"]
+    (f,) = failures
+    assert f.case_id == "p1" and "outside data.root" in f.error and "elsewhere" in f.error
+    assert outside.is_dir()
+    (root / "cases.csv").write_text("case_id,image\np0,images/case0.nii.gz\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"no column 'label'"):
+        build_dataset(data_cfg(root, tmp_path, manifest="cases.csv"))

@@ -40,6 +40,38 @@ class SplitConfig(Schema):
         return self
 
 
+class ChecksConfig(Schema):
+    """Plausibility of each case, checked when it is loaded: a case outside these bounds fails with a message
+    naming the key (`action: warn` keeps it with a warning), so that one implausible file (a spacing of 1e6
+    mm, a constant image) cannot dominate a job's means."""
+
+    action: Literal["fail", "warn"] = Field(
+        "fail", description="fail: the implausible case fails (the others go on); warn: kept, with a warning"
+    )
+    spacing_mm: tuple[Float, Float] = Field(
+        (0.05, 20.0), description="[min, max] voxel spacing of the original image along every axis (mm)"
+    )
+    min_contrast: Float = Field(
+        0.01,
+        ge=0,
+        description="least standard deviation of the preprocessed image (in [-1, 1]); below it the image is "
+        "constant (or its intensity mode saturates it)",
+    )
+    max_label_share: Float = Field(
+        0.9, gt=0, le=1, description="largest share of the model grid the reference label may cover"
+    )
+    min_label_voxels: Int = Field(
+        10, ge=0, description="fewest reference voxels in the original image (fewer: nothing to segment)"
+    )
+
+    @field_validator("spacing_mm")
+    @classmethod
+    def _ordered(cls, bounds):
+        if not 0 < bounds[0] <= bounds[1]:
+            raise ValueError(f"must be [min, max] with 0 < min <= max, got {list(bounds)}")
+        return bounds
+
+
 class _DataBase(Schema):
     seed: Int = Field(0, ge=0, description="seeds the fold split, the phantoms and robot boxes (`${seed}`)")
     cache_dir: UserPath | None = Field(
@@ -58,6 +90,7 @@ class _DataBase(Schema):
     )
     split: SplitConfig = SplitConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
+    checks: ChecksConfig = ChecksConfig()
 
     @property
     def cache_folder(self) -> Path:
@@ -137,7 +170,7 @@ class FolderData(_RealData):
     label_suffix: str = Field("", description="removed from label names before pairing (e.g. `_seg`)")
     manifest: UserPath | None = Field(
         None,
-        description="a CSV with `case_id,image,label` columns (paths relative to the CSV; an image may be a "
+        description="a CSV with `case_id,image,label` columns (paths relative to the CSV and inside `data.root`; an image may be a "
         "DICOM folder); replaces the folders",
     )
 

@@ -25,7 +25,7 @@ import SimpleITK as sitk
 from iunet_bench.cache import require_writable
 from iunet_bench.data.cache import content_digest, load_volume, save_volume, volume_cache
 from iunet_bench.data.case import Case, Geometry, Volume
-from iunet_bench.data.config import AnyData, DataConfig
+from iunet_bench.data.config import AnyData, ChecksConfig, DataConfig
 from iunet_bench.data.io import (
     CaseError,
     dicom_modality,
@@ -67,7 +67,19 @@ class Dataset:
         p = self.config.preprocess
         if p.intensity == "auto":
             modalities = self.modalities
-            ct = bool(modalities) and all(m.strip().upper() == "CT" for m in modalities)
+            if not modalities:  # guessing CT would window an MR set to HU and saturate it, unseen
+                where = (
+                    f"{self.config.root / 'dataset.json'} has no 'modality'"
+                    if self.config.source == "msd"
+                    else "no series has a readable Modality tag"
+                )
+                raise ConfigError(
+                    [
+                        f"data.preprocess.intensity: auto needs the images' modality, but {where}; set "
+                        "data.preprocess.intensity=window (CT in HU), zscore (MR and others) or percentile"
+                    ]
+                )
+            ct = all(m.strip().upper() == "CT" for m in modalities)
             p = p.model_copy(update={"intensity": "window" if ct else "zscore"})
         return p
 
@@ -91,12 +103,19 @@ class Dataset:
 
     def volumes(self, ids: list[str]) -> tuple[list[Volume], list[Failure]]:
         """Preprocessed volumes for `ids` (from the cache when possible); a case that fails is reported as a
-        `Failure` naming the case and file, never raised, so the rest still load."""
+        `Failure` naming the case and file, never raised, so the rest still load. A case outside the
+        `data.checks` bounds fails too (or, with `data.checks.action=warn`, loads with a warning)."""
         out, failures = [], []
         for cid in ids:
             ref = self._refs[cid]
             try:
-                out.append(self._volume(ref))
+                volume = self._volume(ref)
+                problem = implausible(volume, self.config.checks)
+                if problem and self.config.checks.action == "fail":
+                    raise CaseError(cid, ref.image, problem)
+                if problem:
+                    warnings.warn(f"case {cid}: {problem}", RuntimeWarning, stacklevel=2)
+                out.append(volume)
             except CaseError as exc:
                 failures.append(Failure(cid, str(exc)))
             except Exception as exc:  # noqa: BLE001 - one bad case must not stop the others
@@ -217,6 +236,38 @@ class Dataset:
 
         volume, _ = self._cache.get_or_make(ref.case_id, key, make, save_volume, load_volume)
         return volume
+
+
+def implausible(volume: Volume, checks: ChecksConfig) -> str | None:
+    """Why a preprocessed case is implausible under `checks` (each reason names its `data.checks` key), or
+    None. Spacing: the original file's; contrast and label: on the model grid, what the network sees."""
+    reasons = []
+    spacing = (
+        Geometry.from_dict(volume.meta["geometry"]).spacing if "geometry" in volume.meta else volume.spacing
+    )
+    lo, hi = checks.spacing_mm
+    if not all(lo <= s <= hi for s in spacing):
+        reasons.append(
+            f"voxel spacing {[round(s, 4) for s in spacing]} mm is outside data.checks.spacing_mm {[lo, hi]}"
+        )
+    sd = float(np.std(volume.image))
+    if sd < checks.min_contrast:
+        mode = volume.meta.get("intensity", {}).get("mode", "?")
+        reasons.append(
+            f"the preprocessed image is nearly constant (sd {sd:.2g} < data.checks.min_contrast "
+            f"{checks.min_contrast:g}; intensity mode {mode})"
+        )
+    share = np.count_nonzero(volume.label) / volume.label.size
+    if share > checks.max_label_share:
+        reasons.append(
+            f"the label covers {share:.0%} of the model grid (> data.checks.max_label_share {checks.max_label_share:g})"
+        )
+    voxels = int(volume.meta.get("label_voxels", np.count_nonzero(volume.label)))
+    if voxels < checks.min_label_voxels:
+        reasons.append(
+            f"the label has {voxels} voxels in the image (< data.checks.min_label_voxels {checks.min_label_voxels})"
+        )
+    return "; ".join(reasons) or None
 
 
 def build_dataset(config: AnyData | Mapping[str, Any]) -> Dataset:

@@ -206,6 +206,7 @@ def preprocess(case: Case, cfg: PreprocessConfig, box: Box, box_kind: str = "ref
             "label_interpolation": cfg.label_interpolation,
             "box": box_kind,
             "intensity": {"mode": cfg.intensity, "lo": lo, "hi": hi},
+            "label_voxels": int(np.count_nonzero(case.label)),  # on the case grid, before any resampling
         },
     )
 

@@ -110,7 +110,7 @@ def list_msd(cfg: MsdData) -> Listing:
         meta = json.loads(path.read_text(encoding="utf-8"))
         entries = meta["training"]
         known = tuple(sorted(int(k) for k in meta.get("labels", {"0": "", "1": ""})))
-        modalities = tuple(str(v) for v in dict(meta.get("modality", {"0": "CT"})).values())
+        modalities = tuple(str(v) for v in dict(meta.get("modality") or {}).values())  # none: not known
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(
             f"data.root: {path} is not a valid MSD dataset.json ({type(exc).__name__}: {exc})"
@@ -124,15 +124,55 @@ def list_msd(cfg: MsdData) -> Listing:
     for e in entries:
         if not isinstance(e, dict) or "image" not in e:
             raise ValueError(f"data.root: {path}: a training entry {e!r} has no 'image'")
-        image = (cfg.root / str(e["image"])).resolve()
-        label = (cfg.root / str(e["label"])).resolve() if e.get("label") else None
-        refs.append(CaseRef(strip_suffix(image.name), image, label))
+        image = cfg.root / str(e["image"])
+        label = cfg.root / str(e["label"]) if e.get("label") else None
+        problem = _link_problem(image) or (_link_problem(label) if label is not None else None)
+        refs.append(CaseRef(strip_suffix(image.name), _resolved(image), _resolved(label), problem=problem))
     if not refs:
         raise ValueError(f"data.root: {path} lists no training cases")
     allowed, foreground = _mapping(cfg, known)
     notes: list[str] = []
     refs = _merge(refs, str(path), notes)
     return Listing(refs, allowed, foreground, modalities, notes)
+
+
+def _link_problem(path: Path) -> str | None:
+    """Why `path` cannot be followed (a symbolic link that loops or points nowhere), or None."""
+    try:
+        path.resolve(strict=True)
+    except FileNotFoundError:
+        return f"{path} is a symbolic link to a missing file" if path.is_symlink() else None
+    except (RuntimeError, OSError) as exc:  # RuntimeError: a loop (Python < 3.13), OSError ELOOP
+        return f"{path} cannot be followed: a symbolic link loop ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _resolved(path: Path | None) -> Path | None:
+    """`path` with links resolved where they can be (a broken one stays as it is: its case carries the
+    problem)."""
+    if path is None:
+        return None
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path
+
+
+def _image_entries(folder: Path, problems: dict[str, str], suffix: str) -> list[Path]:
+    """Image files of a folder, sorted; a link among them that loops or points nowhere is a problem of its
+    case (named by the link's name), not a file silently left out."""
+    out = []
+    for p in sorted(folder.iterdir()):
+        if not _visible(p) or strip_suffix(p.name) == p.name:
+            continue
+        link = _link_problem(p) if p.is_symlink() else None
+        if link:
+            name = _stem(p, suffix)
+            problems[name] = f"{problems[name]}; {link}" if name in problems else link
+            out.append(p)
+        elif is_image_file(p):
+            out.append(p)
+    return out
 
 
 def _stem(path: Path, suffix: str) -> str:
@@ -152,16 +192,10 @@ def list_folder(cfg: FolderData) -> Listing:
             raise ValueError(f"data.{key}: {d} is not an existing folder")
     problems: dict[str, str] = {}  # case name -> two or more files share it
     images = _by_name(
-        (p for p in sorted(images_dir.iterdir()) if _visible(p) and is_image_file(p)),
-        cfg.image_suffix,
-        "image",
-        problems,
+        _image_entries(images_dir, problems, cfg.image_suffix), cfg.image_suffix, "image", problems
     )
     labels = _by_name(
-        (p for p in sorted(labels_dir.iterdir()) if _visible(p) and is_image_file(p)),
-        cfg.label_suffix,
-        "label",
-        problems,
+        _image_entries(labels_dir, problems, cfg.label_suffix), cfg.label_suffix, "label", problems
     )
     pairs = set(images) & set(labels)
     if not pairs:
@@ -187,19 +221,32 @@ def _manifest(cfg: FolderData, manifest: Path, notes: list[str]) -> list[CaseRef
     with path.open(newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
         header = set(rows[0]) if rows else set()
-    missing = {"case_id", "image", "label"} - header
-    if not rows or missing:
+    missing = [c for c in ("case_id", "image", "label") if c not in header]
+    if not rows:
         raise ValueError(
-            f"data.manifest: {path} needs a header with case_id,image,label and one row per case"
+            f"data.manifest: {path} has no rows: it needs a case_id,image,label header and a row per case"
+        )
+    if missing:
+        raise ValueError(
+            f"data.manifest: {path} has no column {', '.join(map(repr, missing))} (its header: "
+            f"{', '.join(sorted(header))}); it needs case_id,image,label"
         )
     base = path.parent
+    root = _resolved(cfg.root)
     refs = []
     for i, r in enumerate(rows, start=2):
         cid = (r["case_id"] or "").strip()
         if not cid:
             raise ValueError(f"data.manifest: {path} line {i} has no case_id")
         img, lab = (r["image"] or "").strip(), (r["label"] or "").strip()
-        refs.append(CaseRef(cid, (base / img) if img else None, (base / lab) if lab else None))
+        image, label = (base / img) if img else None, (base / lab) if lab else None
+        outside = [str(p) for p in (image, label) if p is not None and not _resolved(p).is_relative_to(root)]
+        problem = (
+            f"data.manifest {path} line {i}: {', '.join(outside)} lies outside data.root {root}"
+            if outside
+            else None
+        )
+        refs.append(CaseRef(cid, image, label, problem=problem))
     return _merge(refs, f"data.manifest {path}", notes)
 
 
