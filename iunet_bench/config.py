@@ -55,6 +55,11 @@ class JobConfig(Schema):
     progress: Literal["auto"] | Bool = Field(
         "auto", description="progress bars: auto (on in a terminal, off when `CI` is set), true, false"
     )
+    resume: Bool = Field(
+        True,
+        description="run again with the same configuration: a finished run is returned as it is, an "
+        "unfinished one (killed, failed) is continued from its finished cases; false = always a new run",
+    )
     session: SessionConfig = SessionConfig()
     data: DataConfig = PhantomData()
     model: UNetConfig = UNetConfig()

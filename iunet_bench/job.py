@@ -15,7 +15,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from iunet_bench import results, tracking
+from iunet_bench import results, resume, tracking
 from iunet_bench.config import JobConfig
 from iunet_bench.prepare import JobSetup, prepare, show_progress
 from iunet_bench.results import Summary
@@ -37,33 +37,63 @@ class _Failures:
 
 
 def run(config: JobConfig) -> Summary:
-    """The whole job. Raises ConfigError before any compute (and before any MLflow run) on bad input."""
+    """The whole job. Raises ConfigError before any compute (and before any MLflow run) on bad input.
+    With `resume=true` a finished run of the same configuration is returned as it is, and an unfinished one
+    is continued (see `iunet_bench.resume`)."""
     setup = prepare(config)
     out = output_dir()
     _, test_ids = setup.split
     t = config.tracking
+    parent = tracking.parent_run_id_for_job()
+    commit = tracking.git_commit()
+    key = resume.run_key(config.params(), commit)
+    previous = None
+    if config.resume:
+        client = tracking.open_client(t.uri)
+        experiment_id = tracking.prepare_store(t.uri, t.experiment, t.artifact_root, client)
+        found = resume.find_run(client, experiment_id, key, parent)
+        previous = resume.load_previous(client, found) if found is not None else None
+    if previous is not None and previous.finished:
+        run_id = previous.run.info.run_id
+        print(
+            f"already finished as MLflow run {run_id}; nothing computed (resume=false runs it again)",
+            file=sys.stderr,
+        )
+        records = [r for cid in test_ids for r in previous.cases.get(cid, [])]
+        return _summary(records, config.session.rounds, [], run_id)
     tracker = tracking.Tracker(
         t.uri,
         t.experiment,
         t.artifact_root,
         run_name=config.run_name,
-        parent_run_id=tracking.parent_run_id_for_job(),
+        parent_run_id=parent,
         tags={
             "sweep": tracking.sweep_name(t),
-            "git_commit": tracking.git_commit(),
+            "git_commit": commit,
+            "run_key": key,
             "data_fingerprint": setup.dataset.fingerprint,
             "device": setup.device,
             "held_out_cases": ",".join(test_ids),
             "intensity": setup.dataset.preprocess_config.intensity,  # `auto` resolved
             "kind": "job",
         },
+        reopen=previous.run.info.run_id if previous is not None else None,
     )
     status = "FAILED"
     try:
-        tracker.log_params(tracking.params(config.params()))
+        if previous is None:
+            tracker.log_params(tracking.params(config.params()))
+        else:
+            times = int(previous.run.data.tags.get("resumed", "0")) + 1
+            tracker.set_tags({"resumed": str(times)})
+            print(
+                f"resuming MLflow run {tracker.run_id}: {len(previous.cases)} of {len(test_ids)} held-out cases "
+                "already finished",
+                file=sys.stderr,
+            )
         (out / "config.yaml").write_text(_yaml(config.params()), encoding="utf-8")
         tracker.log_artifact(out / "config.yaml")
-        summary = _run_cases(setup, tracker, out)
+        summary = _run_cases(setup, tracker, out, previous)
         summary.run_id = tracker.run_id
         status = "FINISHED" if summary.curve else "FAILED"
         return summary
@@ -86,7 +116,7 @@ def _yaml(tree: dict) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(tree))
 
 
-def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
+def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | None = None) -> Summary:
     from tqdm.auto import tqdm
 
     from iunet_bench.interactive.refiner import predict_mask
@@ -115,7 +145,7 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
     baseline = setup.baseline(on_step)
     bar.close()
     tracker.set_tags({"baseline_key": baseline.key, "baseline_cached": str(baseline.hit)})
-    if baseline.losses:
+    if baseline.losses and not resume.logged_rounds(tracker.client, tracker.run_id, "train_loss"):
         tracker.log_metrics(("train_loss", v, i) for i, v in enumerate(baseline.losses))
 
     # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
@@ -124,8 +154,15 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
     records = []
     rounds, session = config.session.rounds, config.session
     cases_bar = tqdm(volumes.test, desc="cases", disable=not progress)
+    done = previous.cases if previous is not None else {}
     for index, volume in enumerate(cases_bar):
         cases_bar.set_postfix(case=volume.case_id)
+        case_key = tracking.metric_key(volume.case_id)
+        if volume.case_id in done:  # finished before an interruption: its records are the run's
+            records += done[volume.case_id]
+            if not resume.logged_rounds(tracker.client, tracker.run_id, f"dsc.{case_key}"):
+                tracker.log_metrics(results.case_rows(case_key, done[volume.case_id]))  # cut off in between
+            continue
         latest = {}
         pictures = out / "pictures" / volume.case_id if index < session.pictures else None
 
@@ -158,11 +195,11 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
             failures.add(volume.case_id, "session", f"{type(exc).__name__}: {exc}", traceback.format_exc())
             continue
         records += case_records
-        local = results.rounds_csv(
-            out / "rounds.csv", records
-        )  # kept here as each case ends, whatever MLflow does
+        # kept in the job folder as each case ends, whatever MLflow does
+        local = results.rounds_csv(out / "rounds.csv", records)
         try:
-            tracker.log_metrics(results.case_rows(tracking.metric_key(volume.case_id), case_records))
+            resume.save_case(tracker, out, volume.case_id, case_records)  # first: this marks the case done
+            tracker.log_metrics(results.case_rows(case_key, case_records))
         except Exception as exc:
             raise RuntimeError(
                 f"tracking.uri {config.tracking.uri}: logging case {volume.case_id} failed "
@@ -182,15 +219,22 @@ def _run_cases(setup: JobSetup, tracker, out: Path) -> Summary:
     tracker.log_artifact(results.rounds_csv(out / "rounds.csv", records))
     if not records:
         return Summary("", [], {}, failures.items)
-    summary = results.summarise(records)
-    tracker.log_metrics(results.curve_rows(records, rounds, summary))
+    summary = _summary(records, rounds, failures.items)
+    if not resume.logged_rounds(tracker.client, tracker.run_id, "dsc"):  # a resumed run may have them
+        tracker.log_metrics(results.curve_rows(records, rounds, summary.metrics))
     _plot(out / "curves.png", records)
     tracker.log_artifact(out / "curves.png")
+    return summary
+
+
+def _summary(records, rounds: int, failures: list, run_id: str = "") -> Summary:
+    if not records:
+        return Summary(run_id, [], {}, failures)
     return Summary(
-        "",
+        run_id,
         results.mean_curve(records),
-        summary,
-        failures.items,
+        results.summarise(records),
+        failures,
         results.seconds_per_round(records, rounds),
         results.honesty_curves(records, rounds),
     )

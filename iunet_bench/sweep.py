@@ -93,20 +93,42 @@ class SweepCallback(Callback):
             _write_status(HydraConfig.get(), "STARTED")
 
     def on_multirun_start(self, config, **kwargs) -> None:
+        """With `resume=true`, a sweep command run again (same overrides, same code) reuses its parent run,
+        so its jobs find their own runs under it: finished ones are skipped, the others continued."""
+        from iunet_bench.resume import sweep_key
+        from iunet_bench.tracking import open_client, prepare_store
+
         t = _tracking_of(config)
         sweep = t.sweep or "multirun"
-        tracker = Tracker(
-            t.uri,
-            t.experiment,
-            t.artifact_root,
-            run_name=f"{sweep} {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            tags={"sweep": sweep, "git_commit": git_commit(), "kind": "sweep"},
-        )
+        commit = git_commit()
+        key = sweep_key(sweep, [str(o) for o in config.hydra.overrides.task], commit)
+        client = open_client(t.uri)
+        experiment_id = prepare_store(t.uri, t.experiment, t.artifact_root, client)
+        earlier = []
+        if bool(config.get("resume", True)):
+            earlier = client.search_runs(
+                [experiment_id],
+                f"tags.sweep_key = '{key}' and tags.kind = 'sweep'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+        if earlier:
+            run_id = earlier[0].info.run_id
+            client.update_run(run_id, status="RUNNING")
+            print(f"resuming sweep run {run_id} (resume=false starts a new one)", file=sys.stderr)
+        else:
+            run_id = Tracker(
+                t.uri,
+                t.experiment,
+                t.artifact_root,
+                run_name=f"{sweep} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+                tags={"sweep": sweep, "git_commit": commit, "kind": "sweep", "sweep_key": key},
+            ).run_id
         path = _sweep_parent_file(config)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(tracker.run_id, encoding="utf-8")
+        path.write_text(run_id, encoding="utf-8")
         # If the launcher dies before on_multirun_end, the parent must not stay RUNNING for ever.
-        atexit.register(close_if_running, t.uri, tracker.run_id)
+        atexit.register(close_if_running, t.uri, run_id)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         import mlflow
@@ -135,7 +157,9 @@ class SweepCallback(Callback):
         if failed:
             lines = [f"  {name}: {error.splitlines()[0] if error else ''}" for name, error in failed]
             print(f"\n{len(failed)} sweep job(s) failed:", *lines, sep="\n", file=sys.stderr)
-        client.set_tag(parent, "failed_jobs", str(max(len(failed), len(children) - len(finished))))
+        # the status files count this invocation's jobs (a resumed parent also holds earlier attempts)
+        counted = any(Path(str(config.hydra.sweep.dir), STATUS_DIR).glob("*.json"))
+        client.set_tag(parent, "failed_jobs", str(len(failed) if counted else len(children) - len(finished)))
         client.set_terminated(parent, "FINISHED" if finished else "FAILED")
 
 

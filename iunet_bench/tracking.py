@@ -187,14 +187,23 @@ class Tracker:
         run_name: str | None = None,
         parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
+        reopen: str | None = None,
     ):
+        """reopen: the id of an unfinished run to continue (resume) instead of creating one."""
         self.client = open_client(uri)
         experiment_id = prepare_store(uri, experiment, artifact_root, self.client)
         tags = dict(tags or {})
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
-        self.run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
-        self.run_id = self.run.info.run_id
+        if reopen is not None:
+            self.client.update_run(reopen, status="RUNNING")
+            self.run = self.client.get_run(reopen)
+            self.run_id = reopen
+            self.set_tags(tags)
+        else:
+            self.run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
+            self.run_id = self.run.info.run_id
+        self.experiment_id = experiment_id
 
     def log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param

@@ -91,15 +91,9 @@ def test_smoke_job_logs_the_tracking_contract(tmp_path):
 
 
 def test_a_sweep_job_with_a_bad_value_is_recorded_and_the_other_jobs_run(tmp_path):
-    proc = run_cli(
-        "-m",
-        "experiment=smoke",
-        "session.rounds=1",
-        "session.pictures=0",
-        "interact.trainable=[nosuch],[head]",
-        shared_train_cache(),
-        cwd=tmp_path,
-    )
+    sweep = ["-m", "experiment=smoke", "session.rounds=1", "session.pictures=0"]
+    sweep += ["interact.trainable=[nosuch],[head]", shared_train_cache()]
+    proc = run_cli(*sweep, cwd=tmp_path)
     # the other job ran, but the sweep as a whole failed: it says which job, and exits 1 (CI, schedulers)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "1 sweep job(s) failed" in proc.stderr
@@ -114,6 +108,21 @@ def test_a_sweep_job_with_a_bad_value_is_recorded_and_the_other_jobs_run(tmp_pat
     assert children["['head']"].info.status == "FINISHED"
     assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "1"
     assert parent.data.tags["sweep"] == children["['head']"].data.tags["sweep"] == "multirun"
+
+    # the same sweep again (resume=true): same parent, the finished job skipped, the failed one tried again
+    again = run_cli(*sweep, cwd=tmp_path)
+    assert again.returncode == 1 and f"resuming sweep run {parent.info.run_id}" in again.stderr
+    assert "already finished as MLflow run " + children["['head']"].info.run_id in again.stderr
+    runs = all_runs(client_for(tmp_path))
+    assert [r.info.run_id for r in runs if r.data.tags.get("kind") == "sweep"] == [parent.info.run_id]
+    jobs = [r for r in runs if r.data.tags.get("kind") == "job"]
+    assert sorted(r.data.params["interact.trainable"] for r in jobs) == [
+        "['head']",
+        "['nosuch']",
+        "['nosuch']",
+    ]
+    parent = next(r for r in runs if r.data.tags.get("kind") == "sweep")
+    assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "1"
 
 
 def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(tmp_path):

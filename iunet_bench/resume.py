@@ -1,0 +1,123 @@
+"""Resume: a job run again with the same configuration picks up where it stopped.
+
+A job's identity is its `run_key`: a digest of the validated configuration (every key that can change a
+result: not `progress`, `resume`, the `tracking` keys or the cache folders) and the code's git commit
+(`-dirty` included: uncommitted edits are not told apart), logged as a tag. Each
+held-out case, once finished, leaves its round records as a run artifact (`records/<case>.json`) before its
+curves are logged, so the records say which cases are done. With `resume=true` (the default) a job looks
+for a run with its key (under the same sweep parent, if any):
+
+- a FINISHED one: nothing is computed; its summary is rebuilt from its records and returned;
+- a RUNNING, KILLED or FAILED one (a job killed with `kill -9`, a lost node, a failed case): that run is
+  reopened, not replaced, so every curve of the configuration stays in one run and the MLflow UI never
+  shows a half run beside a whole one. Its finished cases are skipped (a case whose curve did not reach
+  the store before the kill is logged from its records), the case that was cut off is redone from its
+  start, and the run ends with the curves, summary and report of an uninterrupted run.
+
+`resume=false` always starts a new run. Two processes running the same configuration at once would both
+take the run as theirs: do not start one configuration twice at the same time (a sweep never does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from iunet_bench.session import RoundRecord
+
+RECORDS = "records"  # artifact folder of the finished cases' round records
+# keys that cannot change a result: where things are written and how the job talks
+_NOT_IDENTITY = ("progress", "resume", "tracking", "data.cache_dir", "train.cache_dir")
+
+
+def run_key(params: dict, commit: str) -> str:
+    """16 hex digits naming one configuration (`JobConfig.params()`) of one code version."""
+    identity = json.loads(json.dumps(params, default=str))  # a deep copy
+    for dotted in _NOT_IDENTITY:
+        *path, last = dotted.split(".")
+        node = identity
+        for part in path:
+            node = node.get(part, {})
+        node.pop(last, None)
+    text = json.dumps({"config": identity, "code": commit}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sweep_key(name: str, overrides: list[str], commit: str) -> str:
+    """16 hex digits naming one sweep command (its overrides) of one code version."""
+    text = json.dumps({"sweep": name, "overrides": sorted(overrides), "code": commit})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def find_run(client, experiment_id: str, key: str, parent: str | None):
+    """The newest run with this `run_key` (and this sweep parent, None for a single job), FINISHED ones
+    first; None if there is none."""
+    runs = client.search_runs(
+        [experiment_id], f"tags.run_key = '{key}'", order_by=["attributes.start_time DESC"], max_results=50
+    )
+    runs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    return (finished or runs or [None])[0]
+
+
+def records_to_json(records: list[RoundRecord]) -> str:
+    def clean(v):  # NaN as null: strict JSON, read back as NaN
+        return None if isinstance(v, float) and math.isnan(v) else v
+
+    return json.dumps([{k: clean(v) for k, v in r.__dict__.items()} for r in records])
+
+
+_FLOATS = {f.name for f in fields(RoundRecord) if f.type in ("float", float)}
+
+
+def records_from_json(text: str) -> list[RoundRecord]:
+    out = []
+    for d in json.loads(text):
+        d = {k: (float("nan") if v is None and k in _FLOATS else v) for k, v in d.items()}
+        out.append(RoundRecord(**d))
+    return out
+
+
+def save_case(tracker, out: Path, case_id: str, records: list[RoundRecord]) -> None:
+    """The finished case's records: a local file in the job folder and a run artifact (the done marker)."""
+    folder = out / RECORDS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{case_id}.json"
+    path.write_text(records_to_json(records), encoding="utf-8")
+    tracker.log_artifact(path, RECORDS)
+
+
+@dataclass
+class Previous:
+    """What an earlier run of the same configuration left: its run, and the records of its finished cases
+    (by case id)."""
+
+    run: object
+    cases: dict[str, list[RoundRecord]] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.run.info.status == "FINISHED"
+
+
+def load_previous(client, run) -> Previous:
+    prev = Previous(run)
+    names = [a.path for a in client.list_artifacts(run.info.run_id, RECORDS)]
+    if not names:
+        return prev
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(client.download_artifacts(run.info.run_id, RECORDS, tmp))
+        for path in sorted(folder.glob("*.json")):
+            records = records_from_json(path.read_text(encoding="utf-8"))
+            if records:
+                prev.cases[records[0].case_id] = records
+    return prev
+
+
+def logged_rounds(client, run_id: str, metric: str) -> int:
+    """How many points of `metric` the run holds (0 when never logged)."""
+    return len(client.get_metric_history(run_id, metric))
