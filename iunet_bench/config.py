@@ -55,6 +55,11 @@ class JobConfig(Schema):
     progress: Literal["auto"] | Bool = Field(
         "auto", description="progress bars: auto (on in a terminal, off when `CI` is set), true, false"
     )
+    threads: Literal["auto"] | Int = Field(
+        "auto",
+        description="TensorFlow threads per job (intra-op); auto: every core for a lone job, the cores shared "
+        "out among the parallel jobs of a `hydra/launcher=joblib` sweep (cores // n_jobs)",
+    )
     resume: Bool = Field(
         True,
         description="run again with the same configuration: a finished run is returned as it is, an "

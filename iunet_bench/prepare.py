@@ -31,6 +31,11 @@ def configure_tensorflow(config: JobConfig) -> str:
     import keras
     import tensorflow as tf
 
+    threads = job_threads(config.threads)
+    if threads is not None:
+        with contextlib.suppress(RuntimeError):  # a joblib worker's later job: TensorFlow is set already
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:  # parallel sweep jobs share a GPU: take memory as needed, not all of it at start
         with contextlib.suppress(RuntimeError):  # already initialised by an earlier job of a multirun
@@ -47,6 +52,25 @@ def configure_tensorflow(config: JobConfig) -> str:
         name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
         return f"gpu:{name}"
     return "cpu"
+
+
+def job_threads(threads) -> int | None:
+    """TensorFlow intra-op threads for this job: `threads` as given, or for `auto` the machine's cores
+    divided among the parallel jobs of a joblib-launched sweep (None: TensorFlow's own choice, every core).
+    Without this, n parallel jobs each start a thread per core and slow one another down."""
+    if threads != "auto":
+        return int(threads)
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    launcher = HydraConfig.get().launcher
+    if "Joblib" not in str(launcher.get("_target_", "")):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n_jobs = int(launcher.get("n_jobs", -1))
+    n_jobs = cores if n_jobs <= 0 else min(n_jobs, cores)
+    return max(1, cores // n_jobs)
 
 
 def show_progress(config: JobConfig) -> bool:

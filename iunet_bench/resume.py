@@ -31,7 +31,7 @@ from iunet_bench.session import RoundRecord
 
 RECORDS = "records"  # artifact folder of the finished cases' round records
 # keys that cannot change a result: where things are written and how the job talks
-_NOT_IDENTITY = ("progress", "resume", "tracking", "data.cache_dir", "train.cache_dir")
+_NOT_IDENTITY = ("progress", "resume", "threads", "tracking", "data.cache_dir", "train.cache_dir")
 
 
 def run_key(params: dict, commit: str) -> str:

@@ -135,7 +135,20 @@ def open_client(uri: str):
     db = _sqlite_path(uri)
     if db is None:
         check_reachable(uri)
-        return mlflow.MlflowClient(uri)
+        client = mlflow.MlflowClient(uri)
+        if uri.startswith(("http://", "https://")):
+            try:
+                client.search_experiments(max_results=1)
+            except mlflow.exceptions.MlflowException as exc:
+                if getattr(exc, "get_http_status_code", lambda: 0)() in (401, 403):
+                    raise ConfigError(
+                        [
+                            f"tracking.uri: the MLflow server at {uri} refused this job's credentials: set "
+                            'MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (README, "Several machines")'
+                        ]
+                    ) from None
+                raise
+        return client
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db) + ".lock", timeout=300):
         try:
