@@ -30,10 +30,10 @@ class _Failures:
 
     def add(self, case_id: str, stage: str, error: str, trace: str = "") -> None:
         self.items.append({"case_id": case_id, "stage": stage, "error": error, "traceback": trace})
-        self.path.write_text(json.dumps(self.items, indent=2), encoding="utf-8")
-        with contextlib.suppress(Exception):  # tracking trouble must not hide the case's own error
-            self.tracker.log_artifact(self.path)
+        with contextlib.suppress(Exception):  # a full disk or tracking trouble must not hide the error
             self.tracker.set_tags({"failed_cases": str(len(self.items))})
+            self.path.write_text(json.dumps(self.items, indent=2), encoding="utf-8")
+            self.tracker.log_artifact(self.path)
 
 
 def run(config: JobConfig) -> Summary:
@@ -195,16 +195,19 @@ def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | 
             failures.add(volume.case_id, "session", f"{type(exc).__name__}: {exc}", traceback.format_exc())
             continue
         records += case_records
-        # kept in the job folder as each case ends, whatever MLflow does
-        local = results.rounds_csv(out / "rounds.csv", records)
+        # kept in the job folder as each case ends, whatever MLflow does (MLflow keeps it if the disk cannot)
+        local = _write_local(failures, volume.case_id, results.rounds_csv, out / "rounds.csv", records)
         try:
-            resume.save_case(tracker, out, volume.case_id, case_records)  # first: this marks the case done
+            # first the records (they mark the case done for a resume), then the curves
+            _write_local(
+                failures, volume.case_id, resume.save_case, tracker, out, volume.case_id, case_records
+            )
             tracker.log_metrics(results.case_rows(case_key, case_records))
         except Exception as exc:
             raise RuntimeError(
                 f"tracking.uri {config.tracking.uri}: logging case {volume.case_id} failed "
                 f"({type(exc).__name__}: {str(exc)[:300]}); the rounds of every finished case are kept in "
-                f"{local}"
+                f"{local or 'no local file either (see the failures above)'}"
             ) from exc
         try:  # the curve is logged; a trouble with its files must not discard it
             mask = setup.dataset.write_mask(
@@ -216,15 +219,32 @@ def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | 
         except Exception as exc:
             failures.add(volume.case_id, "artifacts", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
-    tracker.log_artifact(results.rounds_csv(out / "rounds.csv", records))
+    def files() -> None:  # the job's own files, last: the curves and summary are in MLflow already
+        tracker.log_artifact(results.rounds_csv(out / "rounds.csv", records))
+        if records:
+            _plot(out / "curves.png", records)
+            tracker.log_artifact(out / "curves.png")
+
     if not records:
+        _write_local(failures, "job", files)
         return Summary("", [], {}, failures.items)
     summary = _summary(records, rounds, failures.items)
     if not resume.logged_rounds(tracker.client, tracker.run_id, "dsc"):  # a resumed run may have them
         tracker.log_metrics(results.curve_rows(records, rounds, summary.metrics))
-    _plot(out / "curves.png", records)
-    tracker.log_artifact(out / "curves.png")
+    _write_local(failures, "job", files)
     return summary
+
+
+def _write_local(failures: _Failures, case_id: str, write, *args):
+    """`write(*args)`, or None when the job folder takes no file (disk full, read-only): recorded as a
+    failure naming the path, and the job goes on (its results are in MLflow)."""
+    try:
+        return write(*args)
+    except OSError as exc:
+        if exc.filename is None:  # not a file of ours (a connection to the tracking server, say)
+            raise
+        failures.add(case_id, "artifacts", f"cannot write {exc.filename}: {exc.strerror or exc}")
+        return None
 
 
 def _summary(records, rounds: int, failures: list, run_id: str = "") -> Summary:

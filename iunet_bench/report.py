@@ -215,7 +215,9 @@ def _label(run: RunCurves, varying: list[str]) -> str:
 def report(uri: str, experiment: str, sweep: str | None, parent: str | None, out: Path) -> str:
     import mlflow
 
-    client = mlflow.MlflowClient(uri)
+    from iunet_bench.tracking import store_uri
+
+    client = mlflow.MlflowClient(store_uri(uri))
     runs = [read_curves(client, r) for r in select_runs(client, experiment, sweep, parent)]
     runs = [r for r in runs if r.curve]
     if not runs:

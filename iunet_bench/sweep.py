@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from iunet_bench.tracking import PARENT_FILE, Tracker, TrackingConfig, git_commit
+from iunet_bench.tracking import PARENT_FILE, Tracker, TrackingConfig, git_commit, store_uri
 
 STATUS_DIR = "jobs"  # <sweep folder>/jobs/<job number>.json: each job's overrides and outcome
 # (job, error) of every failed job of the multiruns this process launched: `python -m iunet_bench` exits 1
@@ -138,7 +138,7 @@ class SweepCallback(Callback):
             return
         t = _tracking_of(config)
         uri = t.uri
-        client = mlflow.MlflowClient(uri)
+        client = mlflow.MlflowClient(store_uri(uri))
         parent = path.read_text(encoding="utf-8").strip()
         children = client.search_runs(
             [client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
@@ -167,6 +167,6 @@ def close_if_running(uri: str, run_id: str) -> None:
     import mlflow
 
     with contextlib.suppress(Exception):
-        client = mlflow.MlflowClient(uri)
+        client = mlflow.MlflowClient(store_uri(uri))
         if client.get_run(run_id).info.status == "RUNNING":
             client.set_terminated(run_id, "FAILED")

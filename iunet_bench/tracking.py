@@ -117,7 +117,15 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    return Path(uri.removeprefix("sqlite:///")).absolute() if uri.startswith("sqlite:///") else None
+
+
+def store_uri(uri: str) -> str:
+    """The URI with a relative sqlite path made absolute (against the working directory): MLflow keeps
+    one store per URI text in a process, so `sqlite:///runs/mlflow.db` from two working directories would
+    otherwise reach the first one's file."""
+    db = _sqlite_path(uri)
+    return f"sqlite:///{db}" if db is not None else uri
 
 
 def open_client(uri: str):
@@ -132,6 +140,7 @@ def open_client(uri: str):
 
     from iunet_bench.schema import ConfigError
 
+    uri = store_uri(uri)
     db = _sqlite_path(uri)
     if db is None:
         check_reachable(uri)
@@ -171,7 +180,7 @@ def prepare_store(uri: str, experiment: str, artifact_root: str | None = None, c
     import mlflow
 
     client = client if client is not None else open_client(uri)
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(store_uri(uri))
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id

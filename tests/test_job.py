@@ -1,5 +1,7 @@
 """In-process jobs on the smoke configuration: determinism and failure isolation."""
 
+import os
+
 import mlflow
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ from omegaconf import OmegaConf
 from iunet_bench import job
 from iunet_bench.config import load_config
 from iunet_bench.results import format_table
+from iunet_bench.tracking import store_uri
 from tests.conftest import shared_data_cache, shared_train_cache
 
 pytestmark = pytest.mark.slow
@@ -31,7 +34,7 @@ def test_same_seed_gives_bit_identical_curves_including_baseline_training(smoke_
     second = job.run(
         config_of(compose, "experiment=smoke", "train.cache_dir=runs/cache/other", "resume=false")
     )
-    client = mlflow.MlflowClient(str(smoke_cfg.tracking.uri))
+    client = mlflow.MlflowClient(store_uri(smoke_cfg.tracking.uri))
     assert [client.get_run(s.run_id).data.tags["baseline_cached"] for s in (first, second)] == [
         "False",
         "False",
@@ -57,7 +60,7 @@ def test_when_no_case_loads_the_job_reports_each_reason_and_trains_nothing(compo
     assert summary.curve == []
     assert {f["stage"] for f in summary.failures} == {"load"}
     assert all("disk on fire" in f["error"] for f in summary.failures)
-    run = mlflow.MlflowClient(str(cfg.tracking.uri)).get_run(summary.run_id)
+    run = mlflow.MlflowClient(store_uri(cfg.tracking.uri)).get_run(summary.run_id)
     assert run.info.status == "FAILED"
     assert "no training case" in run.data.tags["error"]
     assert not list((tmp_path / "runs" / "cache" / "baseline").glob("baseline-*"))  # nothing trained
@@ -72,7 +75,7 @@ def test_when_every_case_fails_the_run_is_failed_and_the_reasons_are_kept(smoke_
     monkeypatch.setattr(ScribbleRobot, "annotate", broken)
     summary = job.run(smoke_cfg)
     assert summary.curve == []
-    client = mlflow.MlflowClient(str(smoke_cfg.tracking.uri))
+    client = mlflow.MlflowClient(store_uri(smoke_cfg.tracking.uri))
     run = client.get_run(summary.run_id)
     held_out = run.data.tags["held_out_cases"].split(",")
     assert run.info.status == "FAILED"
@@ -100,7 +103,7 @@ def test_a_failing_case_is_recorded_and_the_other_cases_still_log(smoke_cfg, mon
     assert len(summary.failures) == 1
     assert summary.failures[0]["stage"] == "session"
     assert "robot lost its pen" in summary.failures[0]["error"]
-    client = mlflow.MlflowClient(str(smoke_cfg.tracking.uri))
+    client = mlflow.MlflowClient(store_uri(smoke_cfg.tracking.uri))
     run = client.get_run(summary.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags["failed_cases"] == "1"
@@ -110,3 +113,64 @@ def test_a_failing_case_is_recorded_and_the_other_cases_still_log(smoke_cfg, mon
     assert summary.failures[0]["case_id"] not in logged
     assert np.all(np.isfinite(summary.curve))
     assert "failures.json" in {a.path for a in client.list_artifacts(summary.run_id)}
+
+
+def tree_digest(root) -> dict[str, str]:
+    """Every file under `root` (links included, not followed) and a digest of its bytes."""
+    import hashlib
+    from pathlib import Path
+
+    out = {}
+    for p in sorted(Path(root).rglob("*")):
+        if p.is_symlink():
+            out[str(p)] = "link:" + os.readlink(p)
+        elif p.is_file():
+            out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            out[str(p)] = "dir"
+    return out
+
+
+def test_a_job_on_real_files_writes_nothing_into_the_data_folder(compose, tmp_path, monkeypatch):
+    from tests.test_data_dataset import write_msd
+
+    root = write_msd(tmp_path / "data" / "Task07", n=4)
+    before = tree_digest(tmp_path / "data")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # runs/ goes here, as it would under the user's working directory
+    monkeypatch.setenv("CI", "1")
+    cfg = config_of(
+        compose,
+        "experiment=smoke",
+        "data=msd",
+        f"data.root={root}",
+        "data.preprocess.grid=[8,24,24]",
+        "data.split.folds=2",
+        "session.rounds=1",
+    )
+    summary = job.run(cfg)
+    assert summary.curve and len(summary.curve) == 2
+    assert tree_digest(tmp_path / "data") == before  # not a byte, not a file, not a folder added
+    assert (work / "runs").is_dir()
+
+
+def test_a_full_disk_midway_loses_no_logged_result_and_names_the_path(smoke_cfg, monkeypatch):
+    """The job folder stops taking files (disk full) after the job started: every case still reaches
+    MLflow, and the failures name the file that could not be written."""
+    import errno
+
+    from iunet_bench import results
+
+    def full(path, records):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(results, "rounds_csv", full)
+    summary = job.run(smoke_cfg)
+    run = mlflow.MlflowClient(store_uri(smoke_cfg.tracking.uri)).get_run(summary.run_id)
+    cases = run.data.tags["held_out_cases"].split(",")
+    assert summary.curve and all(f"dsc.{c}" in run.data.metrics for c in cases)  # nothing computed is lost
+    assert "dsc_final" in run.data.metrics
+    written = [f for f in summary.failures if f["stage"] == "artifacts"]
+    assert written and all("rounds.csv" in f["error"] and "No space left" in f["error"] for f in written)
+    assert int(run.data.tags["failed_cases"]) == len(summary.failures)
