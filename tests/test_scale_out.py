@@ -106,6 +106,8 @@ def test_a_submitit_sweep_against_a_protected_tracking_server_logs_every_run(tmp
 
 
 def check_sweep(client) -> None:
+    """The sweep of these tests arrived whole: a FINISHED parent, two FINISHED children under it, each
+    case's curve once per round, every artifact."""
     experiment = client.get_experiment_by_name("iunet_bench")
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("kind") == "sweep"]
@@ -124,3 +126,25 @@ def check_sweep(client) -> None:
         assert records == {f"records/{c}.json" for c in cases}
     report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert "report/report.csv" in report
+
+
+@pytest.mark.slow
+def test_a_ray_sweep_on_a_local_ray_instance_logs_every_run(tmp_path):
+    """`hydra/launcher=ray` (the `cluster` extra) on a local Ray instance. Skipped where the Ray launcher is
+    not installed: it pins cloudpickle < 3, which the joblib launcher's joblib >= 1.6 refuses, so it lives
+    in its own environment (README, "Several machines")."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="needs the cluster extra's Ray launcher")
+    proc = run_cli(
+        "-m",
+        "experiment=smoke",
+        "session.rounds=1",
+        "session.pictures=0",
+        "interact.trainable=[head],[bottleneck]",
+        "hydra/launcher=ray",
+        shared_train_cache(),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check_sweep(
+        mlflow.MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"), artifacts_over_http=False
+    )
