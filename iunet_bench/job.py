@@ -119,9 +119,8 @@ def _yaml(tree: dict) -> str:
 def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | None = None) -> Summary:
     from tqdm.auto import tqdm
 
+    from iunet_bench.cases import run_cases
     from iunet_bench.interactive.refiner import predict_mask
-    from iunet_bench.session import run_session
-    from simulators.render import save_round_png
 
     config, progress = setup.config, show_progress(setup.config)
     failures = _Failures(tracker, out)
@@ -150,50 +149,28 @@ def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | 
 
     # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
     initial = {v.case_id: predict_mask(baseline.model, v.image) for v in volumes.test}
-    refiner, floor = setup.refiner(), setup.floor()
     records = []
     rounds, session = config.session.rounds, config.session
-    cases_bar = tqdm(volumes.test, desc="cases", disable=not progress)
     done = previous.cases if previous is not None else {}
-    for index, volume in enumerate(cases_bar):
-        cases_bar.set_postfix(case=volume.case_id)
-        case_key = tracking.metric_key(volume.case_id)
+    todo = []
+    for index, volume in enumerate(volumes.test):
         if volume.case_id in done:  # finished before an interruption: its records are the run's
             records += done[volume.case_id]
+            case_key = tracking.metric_key(volume.case_id)
             if not resume.logged_rounds(tracker.client, tracker.run_id, f"dsc.{case_key}"):
                 tracker.log_metrics(results.case_rows(case_key, done[volume.case_id]))  # cut off in between
+        else:
+            todo.append((volume, out / "pictures" / volume.case_id if index < session.pictures else None))
+    cases_bar = tqdm(total=len(todo), desc="cases", disable=not progress)
+    for volume, result in run_cases(setup, todo, initial):
+        cases_bar.update(1)
+        cases_bar.set_postfix(case=volume.case_id)
+        case_key = tracking.metric_key(volume.case_id)
+        pictures = out / "pictures" / volume.case_id
+        if result.records is None:
+            failures.add(volume.case_id, "session", result.error, result.trace)
             continue
-        latest = {}
-        pictures = out / "pictures" / volume.case_id if index < session.pictures else None
-
-        def on_round(record, prediction, interaction, volume=volume, latest=latest, pictures=pictures):
-            latest["prediction"] = prediction
-            if pictures is not None:
-                pictures.mkdir(parents=True, exist_ok=True)
-                save_round_png(
-                    pictures / f"round_{record.round:02d}.png",
-                    volume.image,
-                    volume.label,
-                    prediction,
-                    interaction,
-                    title=f"{volume.case_id} round {record.round}: DSC {record.dsc:.3f}",
-                )
-
-        try:
-            case_records = run_session(
-                volume,
-                initial[volume.case_id],
-                setup.robot,
-                refiner,
-                rounds,
-                config.seed,
-                session.target_dsc,
-                on_round,
-                floor=floor,
-            )
-        except Exception as exc:  # one bad case never loses the rest of the job
-            failures.add(volume.case_id, "session", f"{type(exc).__name__}: {exc}", traceback.format_exc())
-            continue
+        case_records = result.records
         records += case_records
         # kept in the job folder as each case ends, whatever MLflow does (MLflow keeps it if the disk cannot)
         local = _write_local(failures, volume.case_id, results.rounds_csv, out / "rounds.csv", records)
@@ -211,13 +188,15 @@ def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | 
             ) from exc
         try:  # the curve is logged; a trouble with its files must not discard it
             mask = setup.dataset.write_mask(
-                volume, latest["prediction"], out / "masks" / f"{volume.case_id}.nii.gz"
+                volume, result.prediction, out / "masks" / f"{volume.case_id}.nii.gz"
             )
             tracker.log_artifact(mask, "masks")
-            if pictures is not None:
+            if pictures.is_dir():
                 tracker.log_artifacts(pictures, f"pictures/{volume.case_id}")
         except Exception as exc:
             failures.add(volume.case_id, "artifacts", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+    cases_bar.close()
 
     def files() -> None:  # the job's own files, last: the curves and summary are in MLflow already
         tracker.log_artifact(results.rounds_csv(out / "rounds.csv", records))

@@ -122,7 +122,13 @@ class JobSetup:
         open_client(self.config.tracking.uri)
         _ = self.dataset.preprocess_config
         require_writable(self.config.train.cache_dir, "train.cache_dir")
-        _ = self.device
+        if self.device != "cpu" and self.config.session.workers > 1:
+            raise ConfigError(
+                [
+                    f"session.workers: {self.config.session.workers} parallel case processes are for the CPU; "
+                    f"on {self.device} the cases share the GPU in one process (session.workers=1)"
+                ]
+            )
 
     def volumes(self) -> Volumes:
         if "_volumes" not in self.__dict__:

@@ -35,6 +35,12 @@ class SessionConfig(Schema):
         None, ge=0, le=1, description="stop a case once its DSC reaches this; its curve is carried forward"
     )
     pictures: Int = Field(2, ge=0, description="cases for which a slice picture of every round is logged")
+    workers: Int = Field(
+        1,
+        ge=1,
+        description="held-out cases run in this many parallel processes (CPU only), each with cores // "
+        "workers TensorFlow threads; same records as one process (README, Speed, for when it pays off)",
+    )
 
 
 @dataclass

@@ -30,10 +30,10 @@ def smoke_cfg(compose, tmp_path, monkeypatch):
 def test_same_seed_gives_bit_identical_curves_including_baseline_training(smoke_cfg, compose):
     first = job.run(config_of(compose, "experiment=smoke"))  # its own runs/cache: trained here
     # a fresh cache: the baseline is trained again, so training determinism is tested too
-    # (resume=false: the same configuration in the same store would otherwise return the first run)
-    second = job.run(
-        config_of(compose, "experiment=smoke", "train.cache_dir=runs/cache/other", "resume=false")
-    )
+    # (resume=false: the same configuration in the same store would otherwise return the first run);
+    # its cases run in two worker processes, one thread each: a case's records must not depend on that
+    other = ["train.cache_dir=runs/cache/other", "resume=false", "session.workers=2"]
+    second = job.run(config_of(compose, "experiment=smoke", *other))
     client = mlflow.MlflowClient(store_uri(smoke_cfg.tracking.uri))
     assert [client.get_run(s.run_id).data.tags["baseline_cached"] for s in (first, second)] == [
         "False",
