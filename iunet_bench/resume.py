@@ -1,7 +1,7 @@
 """Resume: a job run again with the same configuration picks up where it stopped.
 
 A job's identity is its `run_key`: a digest of the validated configuration (every key that can change a
-result: not `progress`, `resume`, the `tracking` keys or the cache folders) and the code's git commit
+result: not `progress`, `resume`, the `tracking` keys or the cache folders; `threads` is part of it) and the code's git commit
 (`-dirty` included: uncommitted edits are not told apart), logged as a tag. Each
 held-out case, once finished, leaves its round records as a run artifact (`records/<case>.json`) before its
 curves are logged, so the records say which cases are done. With `resume=true` (the default) a job looks
@@ -30,8 +30,9 @@ from pathlib import Path
 from iunet_bench.session import RoundRecord
 
 RECORDS = "records"  # artifact folder of the finished cases' round records
-# keys that cannot change a result: where things are written and how the job talks
-_NOT_IDENTITY = ("progress", "resume", "threads", "tracking", "data.cache_dir", "train.cache_dir")
+# keys that cannot change a result: where things are written and how the job talks (`threads` can: the
+# thread count changes the order of floating-point sums in TensorFlow's CPU kernels)
+_NOT_IDENTITY = ("progress", "resume", "tracking", "data.cache_dir", "train.cache_dir")
 
 
 def run_key(params: dict, commit: str) -> str:

@@ -28,10 +28,12 @@ def smoke_cfg(compose, tmp_path, monkeypatch):
 
 
 def test_same_seed_gives_bit_identical_curves_including_baseline_training(smoke_cfg, compose):
-    first = job.run(config_of(compose, "experiment=smoke"))  # its own runs/cache: trained here
+    # its own runs/cache: trained here; one TensorFlow thread, as each worker of the second run has
+    first = job.run(config_of(compose, "experiment=smoke", "threads=1"))
     # a fresh cache: the baseline is trained again, so training determinism is tested too
     # (resume=false: the same configuration in the same store would otherwise return the first run);
-    # its cases run in two worker processes, one thread each: a case's records must not depend on that
+    # its cases run in two worker processes, one thread each: a case's records must not depend on the
+    # process that ran it (the thread count can change floating-point sums: README, Determinism)
     other = ["train.cache_dir=runs/cache/other", "resume=false", "session.workers=2"]
     second = job.run(config_of(compose, "experiment=smoke", *other))
     client = mlflow.MlflowClient(store_uri(smoke_cfg.tracking.uri))
