@@ -12,6 +12,10 @@ import sys
 import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
+# A tracking server that goes away midway: fail in about 30 s (4 retries, 2-16 s apart) rather than MLflow's
+# minutes of retries; the run continues on the next start (resume). Set these variables to choose otherwise.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
