@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -55,7 +55,7 @@ class JobConfig(Schema):
     progress: Literal["auto"] | Bool = Field(
         "auto", description="progress bars: auto (on in a terminal, off when `CI` is set), true, false"
     )
-    threads: Literal["auto"] | Int = Field(
+    threads: Literal["auto"] | Annotated[Int, Field(ge=1)] = Field(
         "auto",
         description="TensorFlow threads per job (intra-op); auto: every core for a lone job, the cores shared "
         "out among the parallel jobs of a `hydra/launcher=joblib` sweep (cores // n_jobs)",

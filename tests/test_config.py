@@ -69,6 +69,8 @@ def bad_values(annotation, metadata) -> list:
         bases = [_unwrap(a)[0] for a in args]
         if any(get_origin(b) is Literal for b in bases) and bool in bases:  # progress: auto | a boolean
             return ["sometimes", 3, "yes"]
+        if get_origin(bases[0]) is Literal and len(args) == 2:  # threads: auto | an integer >= 1
+            return ["nonsense-value", True, *bad_values(args[1], [])]
         base, inner = _unwrap(args[0])
         meta += inner
     if get_origin(base) is Literal:
