@@ -133,7 +133,15 @@ def tree_digest(root) -> dict[str, str]:
     return out
 
 
-def test_a_job_on_real_files_writes_nothing_into_the_data_folder(compose, tmp_path, monkeypatch):
+def test_a_full_disk_midway_loses_no_logged_result_and_nothing_touches_the_data_folder(
+    compose, tmp_path, monkeypatch
+):
+    """A job on a user's MSD folder whose job folder stops taking files (disk full) after the job started:
+    every case still reaches MLflow, the failures name the file that could not be written, and the data
+    folder is byte for byte what it was (nothing written, nothing added)."""
+    import errno
+
+    from iunet_bench import results
     from tests.test_data_dataset import write_msd
 
     root = write_msd(tmp_path / "data" / "Task07", n=4)
@@ -142,37 +150,20 @@ def test_a_job_on_real_files_writes_nothing_into_the_data_folder(compose, tmp_pa
     work.mkdir()
     monkeypatch.chdir(work)  # runs/ goes here, as it would under the user's working directory
     monkeypatch.setenv("CI", "1")
-    cfg = config_of(
-        compose,
-        "experiment=smoke",
-        "data=msd",
-        f"data.root={root}",
-        "data.preprocess.grid=[8,24,24]",
-        "data.split.folds=2",
-        "session.rounds=1",
-    )
-    summary = job.run(cfg)
-    assert summary.curve and len(summary.curve) == 2
-    assert tree_digest(tmp_path / "data") == before  # not a byte, not a file, not a folder added
-    assert (work / "runs").is_dir()
-
-
-def test_a_full_disk_midway_loses_no_logged_result_and_names_the_path(smoke_cfg, monkeypatch):
-    """The job folder stops taking files (disk full) after the job started: every case still reaches
-    MLflow, and the failures name the file that could not be written."""
-    import errno
-
-    from iunet_bench import results
 
     def full(path, records):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(results, "rounds_csv", full)
-    summary = job.run(smoke_cfg)
-    run = mlflow.MlflowClient(store_uri(smoke_cfg.tracking.uri)).get_run(summary.run_id)
+    cfg = config_of(
+        compose, "experiment=smoke", "data=msd", f"data.root={root}", "data.split.folds=2", "session.rounds=1"
+    )
+    summary = job.run(cfg)
+    run = mlflow.MlflowClient(store_uri(cfg.tracking.uri)).get_run(summary.run_id)
     cases = run.data.tags["held_out_cases"].split(",")
     assert summary.curve and all(f"dsc.{c}" in run.data.metrics for c in cases)  # nothing computed is lost
     assert "dsc_final" in run.data.metrics
     written = [f for f in summary.failures if f["stage"] == "artifacts"]
     assert written and all("rounds.csv" in f["error"] and "No space left" in f["error"] for f in written)
     assert int(run.data.tags["failed_cases"]) == len(summary.failures)
+    assert tree_digest(tmp_path / "data") == before
