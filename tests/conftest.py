@@ -50,6 +50,8 @@ def run_cli(*overrides: str, cwd: Path, timeout: float = 600) -> subprocess.Comp
         env=env,
         capture_output=True,
         text=True,
+        encoding="utf-8",
+        errors="replace",  # MLflow prints emoji; the test reads the text, whatever the locale
         timeout=timeout,
     )
 

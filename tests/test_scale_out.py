@@ -92,7 +92,7 @@ def test_a_submitit_sweep_against_a_protected_tracking_server_logs_every_run(tmp
             "experiment=smoke",
             "session.rounds=1",
             "session.pictures=0",
-            "interact.trainable=[head],[bottleneck]",
+            "interact.trainable=[head]",  # one job: the sweep machinery is tested on sqlite elsewhere
             f"tracking.uri={uri}",
             "hydra/launcher=submitit_local",
             "hydra.launcher.timeout_min=10",
@@ -100,20 +100,20 @@ def test_a_submitit_sweep_against_a_protected_tracking_server_logs_every_run(tmp
             cwd=tmp_path,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
-        check_sweep(mlflow.MlflowClient(uri))
+        check_sweep(mlflow.MlflowClient(uri), ["['head']"])
     finally:
         stop(server)
 
 
-def check_sweep(client) -> None:
-    """The sweep of these tests arrived whole: a FINISHED parent, two FINISHED children under it, each
-    case's curve once per round, every artifact."""
+def check_sweep(client, subsets: list[str]) -> None:
+    """The sweep of these tests arrived whole: a FINISHED parent, a FINISHED child per layer subset under
+    it, each case's curve once per round, every artifact."""
     experiment = client.get_experiment_by_name("iunet_bench")
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("kind") == "sweep"]
     children = [r for r in runs if r.data.tags.get("kind") == "job"]
-    assert len(children) == 2 and parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "0"
-    assert sorted(c.data.params["interact.trainable"] for c in children) == ["['bottleneck']", "['head']"]
+    assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "0"
+    assert sorted(c.data.params["interact.trainable"] for c in children) == subsets
     for child in children:
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
