@@ -8,7 +8,7 @@ curves are logged, so the records say which cases are done. With `resume=true` (
 for a run with its key (under the same sweep parent, if any):
 
 - a FINISHED one: nothing is computed; its summary is rebuilt from its records and returned;
-- a RUNNING, KILLED or FAILED one (a job killed with `kill -9`, a lost node, a failed case): that run is
+- a RUNNING, KILLED or FAILED one (a job killed with `kill -9`, a lost node, a failed job): that run is
   reopened, not replaced, so every curve of the configuration stays in one run and the MLflow UI never
   shows a half run beside a whole one. Its finished cases are skipped (a case whose curve did not reach
   the store before the kill is logged from its records), the case that was cut off is redone from its
