@@ -586,6 +586,19 @@ def test_perturb_erodes_or_dilates_only_when_asked():
         perturb(ref, erode=-1)
 
 
+def test_perturb_erosion_does_not_eat_an_organ_from_the_volumes_edge():
+    """A one-slice volume: erode=1 used to empty it (the array edge counted as background). With the edge
+    as foreground, eroding one slice is eroding the slice in-plane (4-connected), independently computed."""
+    flat = np.zeros((1, 20, 20), bool)
+    flat[0, 4:16, 5:15] = True
+    in_plane = ndi.binary_erosion(flat[0], structure=ndi.generate_binary_structure(2, 1), border_value=1)
+    assert np.array_equal(perturb(flat, erode=1)[0], in_plane) and in_plane.any()
+    cut = np.zeros((6, 12, 12), bool)
+    cut[:, 3:9, 3:9] = True  # the organ runs through the top and bottom faces of the field of view
+    eroded = perturb(cut, erode=1)
+    assert eroded[0].sum() == eroded[3].sum() == 16  # every slice loses its rim, none loses more
+
+
 def test_truncate_keeps_the_central_part_within_the_length_limit():
     path = np.stack([np.full(31, 5), np.arange(31)], 1)
     out = truncate(path, 10.0, (1.0, 2.0))  # 2 mm per step
