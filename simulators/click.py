@@ -7,7 +7,9 @@
 2. up to `clicks.per_round` clicks, each placed by the rule:
    - `ritm` (RITM's clicker, in 3D with mm distances): the depth of every voxel of an error component
      is its distance to the nearest voxel outside that component (a correct voxel, an error voxel of
-     the other polarity, or beyond the volume's edge); this is RITM's distance to the nearest voxel
+     the other polarity, or beyond the volume's in-plane edge: beyond its first and last slice the
+     component continues, since a crop or a thin volume ends there, not the organ); this is RITM's
+     distance to the nearest voxel
      outside the false-negative (or false-positive) mask, since the nearest outside voxel touches the
      component and so is never in another component of its polarity. Click the deepest voxel, "add"
      if the deepest false negative is strictly deeper than the deepest false positive, else "remove"
@@ -54,18 +56,38 @@ class ClickStyle(Schema):
     radius_voxels: Int = Field(1, ge=0, description="a click paints a disk of this radius on its axial slice")
 
 
-def _depth_mm(mask: np.ndarray, spacing) -> np.ndarray:
+def _open_z(box: tuple[slice, ...], depth: int) -> tuple[bool, bool]:
+    """Whether the box reaches the volume's first and last slice: there the field of view ends, not the
+    organ, so beyond it does not count as outside (see `_depth_mm`)."""
+    return box[0].start == 0, box[0].stop == depth
+
+
+def _depth_mm(mask: np.ndarray, spacing, open_z: tuple[bool, bool] = (False, False)) -> np.ndarray:
     """Distance (mm) of each voxel of a component's `mask` (its bounding box) to the nearest voxel outside
-    the component; the box is padded by one voxel, so the volume's edge counts as outside. The nearest
-    outside voxel touches the component, so it is correct or of the other polarity, never in another
-    component of the same polarity: this equals the distance to the nearest voxel outside that polarity's
-    error mask, as in RITM's clicker."""
-    return ndi.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    the component. The box is padded by one voxel that counts as outside, as RITM's clicker pads the image
+    (so in-plane the image's edge is outside), except beyond a first or last slice of the volume the
+    component reaches (`open_z`): a CT crop or a thin volume ends there, not the organ, and counting that
+    face as outside capped every depth at one slice spacing on one-slice or thin volumes, sending the click
+    to the first error voxel in raster order. The nearest outside voxel touches the component, so it is
+    correct or of the other polarity, never in another component of the same polarity: this equals the
+    distance to the nearest voxel outside that polarity's error mask, as in RITM's clicker."""
+    padded = np.pad(mask, 1)
+    if open_z[0]:
+        padded[0] = padded[1]  # the component continues beyond the first slice (no zero there)
+    if open_z[1]:
+        padded[-1] = padded[-2]
+    return ndi.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
 
 
-def _depth_bound(box: tuple[slice, ...], spacing) -> float:
-    """An upper bound of any depth in a box: no voxel is farther from the outside than half the box."""
-    return min((b.stop - b.start + 1) / 2.0 * s for b, s in zip(box, spacing))
+def _depth_bound(box: tuple[slice, ...], spacing, open_z: tuple[bool, bool] = (False, False)) -> float:
+    """An upper bound of any depth in a box: no voxel is farther from the outside than half the box (along
+    z, the whole box when one face is open, no bound when both are)."""
+    bounds = [(b.stop - b.start + 1) / 2.0 * s for b, s in zip(box, spacing)]
+    if all(open_z):
+        bounds[0] = np.inf
+    elif any(open_z):
+        bounds[0] *= 2
+    return min(bounds)
 
 
 def ritm_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray, int]]:
@@ -75,17 +97,19 @@ def ritm_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray, 
     far; fewer than `n` clicks only when the balls of earlier clicks have taken out every eligible voxel."""
     shape, spacing = analysis.add.shape, analysis.spacing
     parts = [[r.polarity, r.box, r.mask.copy(), r.voxels] for p in POLARITIES for r in analysis.regions[p]]
-    parts.sort(key=lambda part: -_depth_bound(part[1], spacing))
+    opens = {id(part): _open_z(part[1], shape[0]) for part in parts}
+    parts.sort(key=lambda part: -_depth_bound(part[1], spacing, opens[id(part)]))
+    opens = [opens[id(part)] for part in parts]
     depths: list[np.ndarray | None] = [None] * len(parts)
     out: list[tuple[str, np.ndarray, int]] = []
     for _ in range(n):
         # polarity -> (depth, raster index of the voxel, part, voxel in the part's box)
         best = {p: (0.0, 0, -1, None) for p in POLARITIES}
         for i, (polarity, box, mask, _) in enumerate(parts):
-            if _depth_bound(box, spacing) < max(b[0] for b in best.values()):
+            if _depth_bound(box, spacing, opens[i]) < max(b[0] for b in best.values()):
                 break  # parts are sorted by this bound: no later one reaches the best depth either
             if depths[i] is None:
-                depths[i] = _depth_mm(mask, spacing)
+                depths[i] = _depth_mm(mask, spacing, opens[i])
             local = np.unravel_index(int(np.argmax(depths[i])), mask.shape)
             d = float(depths[i][local])
             key = int(np.ravel_multi_index(tuple(int(v) + s.start for v, s in zip(local, box)), shape))
@@ -110,7 +134,7 @@ def center_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray
     regions = sorted((r for p in POLARITIES for r in analysis.regions[p]), key=lambda r: -r.voxels)
     out = []
     for r in regions[:n]:
-        d = _depth_mm(r.mask, r.spacing)
+        d = _depth_mm(r.mask, r.spacing, _open_z(r.box, analysis.add.shape[0]))
         cand = np.argwhere(d >= 0.5 * d.max())
         centroid = np.argwhere(r.mask).mean(0)
         dist = (((cand - centroid) * np.asarray(r.spacing)) ** 2).sum(1)

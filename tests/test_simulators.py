@@ -683,6 +683,36 @@ def test_stroke_length_is_measured_in_millimetres():
 # ------------------------------------------------------------------------------------------ clicks
 
 
+def depth_beyond_the_z_faces(error: np.ndarray, spacing) -> np.ndarray:
+    """Independent reference of the click robot's depth: distance to the nearest voxel outside the error,
+    the image's in-plane edge outside (as RITM pads it), the volume's first and last slice continued."""
+    padded = np.pad(np.pad(error, ((1, 1), (0, 0), (0, 0)), mode="edge"), ((0, 0), (1, 1), (1, 1)))
+    return ndi.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
+
+
+def test_a_click_on_a_one_slice_or_thin_volume_goes_to_the_in_plane_centre():
+    """The volume's z faces are where the field of view ends, not the organ: on one slice, or on 3 slices
+    the error runs through, the RITM click lands at the 2D distance-transform maximum of the error, not on
+    its first voxel in raster order (what capping every depth at one slice spacing gave)."""
+    for depth in (1, 3):
+        ref = np.zeros((depth, 24, 24), np.uint8)
+        ref[:, 4:20, 3:21] = 1
+        pred = ref.copy()
+        pred[:, 6:17, 5:14] = 0  # a missed box, off-centre, through every slice
+        spacing = (3.0, 0.8, 0.8)
+        image = np.zeros(ref.shape, np.float32)
+        it = make_annotator(preset("click_ritm")).annotate(
+            image, ref, pred, np.random.default_rng(0), spacing=spacing
+        )
+        (s,) = it.strokes
+        missed = (ref == 1) & (pred == 0)
+        in_plane = ndi.distance_transform_edt(np.pad(missed[depth // 2], 1), sampling=spacing[1:])[1:-1, 1:-1]
+        z, y, x = (int(v) for v in s.path[0])
+        assert s.label == ADD and in_plane[y, x] == pytest.approx(in_plane.max()), (depth, y, x)
+        first = np.argwhere(missed)[0]
+        assert (y, x) != (int(first[1]), int(first[2]))
+
+
 @HYPO
 @given(predictions)
 def test_ritm_click_is_at_the_deepest_error_voxel(params):
@@ -699,7 +729,7 @@ def test_ritm_click_is_at_the_deepest_error_voxel(params):
         eligible = np.zeros_like(ref)
         for r in analysis.regions[p]:
             eligible[r.box] |= r.mask
-        depth[p] = ndi.distance_transform_edt(np.pad(eligible, 1), sampling=vol.spacing)[1:-1, 1:-1, 1:-1]
+        depth[p] = depth_beyond_the_z_faces(eligible, vol.spacing)
     (s,) = it.strokes
     polarity = ADD if depth[ADD].max() > depth[REMOVE].max() else REMOVE
     assert s.label == s.target == polarity
