@@ -8,7 +8,9 @@
 3. for each planned stroke, on its slice:
    a. the region is the largest 8-connected piece of the component's cross-section;
    b. a path of the chosen shape is drawn in the region's core, away from its border (`strokes.py`),
-      its central `strokes.max_length_mm` kept; a path shorter than `strokes.min_length_mm` is skipped;
+      its central `strokes.max_length_mm` kept; while it is shorter than `strokes.min_length_mm` the
+      margin shrinks (down to 0), and a region too small for that length still gets its longest path
+      (a short stroke): a region worth a stroke (`policy.min_region_voxels`) always gets one;
    c. the noise models (`noise.py`), each only when its rate or size is above zero, in this order:
       jitter, a gap (`noise.break_rate`), an overshoot over the border (`noise.overshoot_rate`), the
       other label (`noise.wrong_label_rate`);
@@ -92,7 +94,7 @@ class ScribbleRobot:
         return build_interaction(analysis.add.shape, records, self.time)
 
     def draw(self, target: Target, analysis: ErrorAnalysis, rng: np.random.Generator) -> Stroke | None:
-        """Step 3 of the module docstring for one planned stroke; None when the path is too short."""
+        """Step 3 of the module docstring for one planned stroke; None only when the region has no path."""
         style, noise, axis = self.strokes, self.noise, target.plane
         section, offset = target.region.section(axis, target.index)
         slice_shape = tuple(n for a, n in enumerate(analysis.add.shape) if a != axis)
@@ -101,10 +103,14 @@ class ScribbleRobot:
         spacing2 = in_plane_spacing(analysis.spacing, axis)
 
         shape = style.shape[0] if len(style.shape) == 1 else style.shape[int(rng.integers(len(style.shape)))]
-        path = truncate(
-            shape_path(region, shape, style.margin_voxels, spacing2), style.max_length_mm, spacing2
-        )
-        if path_length_mm(path, spacing2) < style.min_length_mm:
+        path = None  # the margin shrinks, down to 0, until the path is long enough; else the longest found
+        for margin in range(style.margin_voxels, -1, -1):
+            found = truncate(shape_path(region, shape, margin, spacing2), style.max_length_mm, spacing2)
+            if path is None or path_length_mm(found, spacing2) > path_length_mm(path, spacing2):
+                path = found
+            if path_length_mm(path, spacing2) >= style.min_length_mm:
+                break
+        if not len(path):
             return None
 
         drawn = path

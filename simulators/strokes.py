@@ -76,7 +76,8 @@ class StrokeStyle(Schema):
     min_length_mm: Float = Field(
         0.0,
         ge=0,
-        description="strokes shorter than this are not drawn (a round whose strokes are all too short is empty: stop)",
+        description="the shortest stroke wanted: below it the margin shrinks down to 0, and a region too small "
+        "still gets its longest stroke (a region worth a stroke always gets one)",
     )
     max_length_mm: Float | None = Field(
         None, ge=0, description="longer strokes keep their central part; null = no limit"

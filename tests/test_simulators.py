@@ -612,12 +612,39 @@ def test_length_limits_bound_every_stroke():
     cfg = with_changes("scribble_ideal", strokes={"max_length_mm": 8.0}, policy={"scribbles": 4})
     it = make_annotator(cfg).annotate(vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing)
     assert it.strokes and all(s.length_mm <= 8.0 for s in it.strokes)
-    skip = with_changes("scribble_ideal", strokes={"min_length_mm": 1e6})
-    assert (
-        make_annotator(skip)
-        .annotate(vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing)
-        .is_empty
+    # a length no region allows: every planned stroke is still drawn, as long as the region lets it be
+    want = with_changes("scribble_ideal", strokes={"min_length_mm": 1e6})
+    longest = make_annotator(want).annotate(
+        vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing
     )
+    plain = make_annotator(preset("scribble_ideal")).annotate(
+        vol.image, ref, pred, np.random.default_rng(0), spacing=vol.spacing
+    )
+    assert len(longest.strokes) == len(plain.strokes) > 0
+    assert all(a.length_mm >= b.length_mm for a, b in zip(longest.strokes, plain.strokes))
+    check_ideal(longest, ref, pred)
+
+
+@pytest.mark.parametrize("kind", ["thin band", "compact blob"])
+def test_the_careful_robot_never_stops_while_an_error_worth_a_stroke_remains(kind):
+    """scribble_careful keeps a 2-voxel margin and wants 3 mm strokes: in a small compact blob no path with
+    that margin is long enough, and it used to return an empty interaction (the session stopped with the
+    error left; a thin band, where the margin already shrank, is checked too). The margin now shrinks to 0,
+    and a short stroke is drawn inside the error."""
+    ref = np.zeros((6, 40, 40), np.uint8)
+    ref[1:5, 8:32, 8:32] = 1
+    pred = ref.copy()
+    if kind == "thin band":
+        pred[1:5, 8:10, 10:30] = 0  # a 2-voxel-wide missed band along the border
+    else:
+        pred[1:5, 18:21, 18:21] = 0  # a 3x3 missed blob in the middle, 36 voxels
+    missed = (ref == 1) & (pred == 0)
+    spacing = (2.0, 0.8, 0.8)
+    robot = make_annotator(preset("scribble_careful"))
+    it = robot.annotate(np.zeros(ref.shape, np.float32), ref, pred, np.random.default_rng(3), spacing=spacing)
+    assert not it.is_empty and it.add.any()
+    near = ndi.binary_dilation(missed, iterations=1)  # careful's overshoot: at most one voxel
+    assert not (it.add & ~near).any() and not it.remove.any()
 
 
 def test_thicker_brush_paints_more_but_stays_inside_and_connected():
