@@ -13,7 +13,6 @@ job logs them exactly as a sequential job would. A case that fails in a worker c
 
 from __future__ import annotations
 
-import os
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from iunet_bench.data import Volume
+from iunet_bench.runtime import cores
 
 
 @dataclass
@@ -67,10 +67,6 @@ def run_case(setup, refiner, floor, volume: Volume, initial: np.ndarray, picture
     except Exception as exc:  # one bad case never loses the rest of the job
         return CaseResult(None, None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     return CaseResult(records, latest["prediction"])
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 _WORKER: dict = {}  # per worker process: the setup, refiner and floor of the configuration it serves

@@ -47,9 +47,8 @@ def run(config: JobConfig) -> Summary:
     parent = tracking.parent_run_id_for_job()
     commit = tracking.git_commit()
     key = resume.run_key(config.params(), commit)
-    previous = None
+    client, previous = tracking.open_client(t.uri), None
     if config.resume:
-        client = tracking.open_client(t.uri)
         experiment_id = tracking.prepare_store(t.uri, t.experiment, t.artifact_root, client)
         found = resume.find_run(client, experiment_id, key, parent)
         previous = resume.load_previous(client, found) if found is not None else None
@@ -78,6 +77,7 @@ def run(config: JobConfig) -> Summary:
             "kind": "job",
         },
         reopen=previous.run.info.run_id if previous is not None else None,
+        client=client,
     )
     status = "FAILED"
     try:
@@ -204,10 +204,10 @@ def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | 
             _plot(out / "curves.png", records)
             tracker.log_artifact(out / "curves.png")
 
+    summary = _summary(records, rounds, failures.items)
     if not records:
         _write_local(failures, "job", files)
-        return Summary("", [], {}, failures.items)
-    summary = _summary(records, rounds, failures.items)
+        return summary
     if not resume.logged_rounds(tracker.client, tracker.run_id, "dsc"):  # a resumed run may have them
         tracker.log_metrics(results.curve_rows(records, rounds, summary.metrics))
     _write_local(failures, "job", files)

@@ -67,10 +67,12 @@ def job_threads(threads) -> int | None:
     launcher = HydraConfig.get().launcher
     if "Joblib" not in str(launcher.get("_target_", "")):
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from iunet_bench.runtime import cores
+
+    available = cores()
     n_jobs = int(launcher.get("n_jobs", -1))
-    n_jobs = cores if n_jobs <= 0 else min(n_jobs, cores)
-    return max(1, cores // n_jobs)
+    n_jobs = available if n_jobs <= 0 else min(n_jobs, available)
+    return max(1, available // n_jobs)
 
 
 def show_progress(config: JobConfig) -> bool:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+
+
+def cores() -> int:
+    """CPU cores this process may use (its affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def in_multirun() -> bool:

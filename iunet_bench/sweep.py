@@ -123,6 +123,7 @@ class SweepCallback(Callback):
                 t.artifact_root,
                 run_name=f"{sweep} {time.strftime('%Y-%m-%d %H:%M:%S')}",
                 tags={"sweep": sweep, "git_commit": commit, "kind": "sweep", "sweep_key": key},
+                client=client,
             ).run_id
         path = _sweep_parent_file(config)
         path.parent.mkdir(parents=True, exist_ok=True)

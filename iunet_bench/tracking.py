@@ -132,9 +132,10 @@ def open_client(uri: str):
     """An MlflowClient on `uri`, its store created or upgraded safely.
 
     A fresh sqlite file gets its schema from the first process that opens it; two processes doing that at
-    once corrupt it (half-migrated, every later job fails). So the first open of a sqlite store in a process
-    happens under a file lock beside the database (`<db>.lock`, the `filelock` package): the others wait and
-    then find the schema complete. A store already left half-created is a ConfigError naming the file."""
+    once corrupt it (half-migrated, every later job fails). So opening a sqlite store happens under a file
+    lock beside the database (`<db>.lock`, the `filelock` package): the others wait and
+    then find the schema complete (every open takes the lock: a few milliseconds once the schema exists). A
+    store already left half-created is a ConfigError naming the file."""
     import mlflow
     from filelock import FileLock
 
@@ -210,9 +211,11 @@ class Tracker:
         parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
         reopen: str | None = None,
+        client=None,
     ):
-        """reopen: the id of an unfinished run to continue (resume) instead of creating one."""
-        self.client = open_client(uri)
+        """reopen: the id of an unfinished run to continue (resume) instead of creating one; client: an
+        `open_client(uri)` already made (default: opened here)."""
+        self.client = client if client is not None else open_client(uri)
         experiment_id = prepare_store(uri, experiment, artifact_root, self.client)
         tags = dict(tags or {})
         if parent_run_id:
