@@ -52,7 +52,7 @@ def curves(folder: Path) -> dict:
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.kind = 'job'")
     out = {}
     for r in runs:
-        for key in (k for k in r.data.metrics if k.startswith("dsc.")):
+        for key in (k for k in r.data.metrics if k.startswith("dsc/")):
             history = client.get_metric_history(r.info.run_id, key)
             out[(r.data.params["interact.trainable"], key)] = [(m.step, m.value) for m in history]
     return out

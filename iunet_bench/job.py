@@ -157,7 +157,7 @@ def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | 
         if volume.case_id in done:  # finished before an interruption: its records are the run's
             records += done[volume.case_id]
             case_key = tracking.metric_key(volume.case_id)
-            if not resume.logged_rounds(tracker.client, tracker.run_id, f"dsc.{case_key}"):
+            if not resume.logged_rounds(tracker.client, tracker.run_id, results.case_metric("dsc", case_key)):
                 tracker.log_metrics(results.case_rows(case_key, done[volume.case_id]))  # cut off in between
         else:
             todo.append((volume, out / "pictures" / volume.case_id if index < session.pictures else None))

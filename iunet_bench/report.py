@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iunet_bench import results
 from iunet_bench.plots import plot_curves
 
 SUMMARY_KEYS = (
@@ -70,9 +71,10 @@ def read_curves(client, run) -> RunCurves:
     history = client.get_metric_history(run.info.run_id, "dsc")
     curve = [m.value for m in sorted(history, key=lambda m: m.step)]
     finals = {}
-    for key in run.data.metrics:
-        if key.startswith("dsc."):
-            finals[key[4:]] = run.data.metrics[key]  # search_runs holds the last value = final round
+    for key, value in run.data.metrics.items():
+        case = results.case_of(key)
+        if case is not None:
+            finals[case] = value  # search_runs holds the last value = final round
     return RunCurves(
         run.info.run_id,
         run.info.run_name or run.info.run_id[:8],

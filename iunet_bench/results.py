@@ -182,11 +182,24 @@ def honesty_curves(records: Sequence[RoundRecord], rounds: int) -> dict[str, lis
     return out
 
 
+CASE_CURVES = ("dsc", "hd95")  # the per-case curves, one section each in the MLflow UI
+
+
+def case_metric(name: str, case_key: str) -> str:
+    """A per-case curve's MLflow key, `<metric>/<case>`: the UI groups keys by the part before the first
+    `/`, so each metric's per-case charts form one section (and `dsc` itself stays on top)."""
+    return f"{name}/{case_key}"
+
+
+def case_of(key: str, name: str = "dsc") -> str | None:
+    """The case key of a per-case metric key of `name`, else None."""
+    prefix = f"{name}/"
+    return key[len(prefix) :] if key.startswith(prefix) else None
+
+
 def case_rows(case_key: str, records: Sequence[RoundRecord]) -> list[tuple[str, float, int]]:
-    """One case's curves (`dsc.<case>`, `hd95.<case>`), logged as soon as the case finishes."""
-    return [(f"dsc.{case_key}", r.dsc, r.round) for r in records] + [
-        (f"hd95.{case_key}", r.hd95, r.round) for r in records
-    ]
+    """One case's curves (`dsc/<case>`, `hd95/<case>`, ...), logged as soon as the case finishes."""
+    return [(case_metric(name, case_key), getattr(r, name), r.round) for name in CASE_CURVES for r in records]
 
 
 def rounds_csv(path: Path, records: Sequence[RoundRecord]) -> Path:

@@ -175,6 +175,11 @@ def open_client(uri: str):
     return client
 
 
+# Without this tag MLflow 3's UI opens an experiment on the GenAI traces overview; with it, on the training
+# runs, whose chart view shows the `dsc` curves by round.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def prepare_store(uri: str, experiment: str, artifact_root: str | None = None, client=None) -> str:
     """Create the store and the experiment once (safe when parallel jobs start at once, see `open_client`);
     return the experiment id."""
@@ -184,6 +189,8 @@ def prepare_store(uri: str, experiment: str, artifact_root: str | None = None, c
     mlflow.set_tracking_uri(store_uri(uri))
     found = client.get_experiment_by_name(experiment)
     if found is not None:
+        if found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # made by an older version, or by hand
+            client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
         return found.experiment_id
     location = None
     local = uri.startswith(("sqlite:", "file:"))  # a tracking server decides its own artifact store
@@ -191,7 +198,7 @@ def prepare_store(uri: str, experiment: str, artifact_root: str | None = None, c
         Path(artifact_root).mkdir(parents=True, exist_ok=True)
         location = Path(artifact_root).resolve().as_uri()
     try:
-        return client.create_experiment(experiment, artifact_location=location)
+        return client.create_experiment(experiment, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
     except Exception:  # another process created it first
         found = client.get_experiment_by_name(experiment)
         if found is None:

@@ -50,7 +50,7 @@ def test_smoke_job_logs_the_tracking_contract(tmp_path):
     assert len(curve) == SMOKE_ROUNDS + 1
     assert all(0.0 <= v <= 1.0 for v in curve)
     cases = run.data.tags["held_out_cases"].split(",")
-    per_case = {case: history(f"dsc.{case}") for case in cases}
+    per_case = {case: history(f"dsc/{case}") for case in cases}
     assert all(len(c) == SMOKE_ROUNDS + 1 for c in per_case.values())
     # the mean curve is the mean of the per-case curves, and the summaries follow from them
     assert curve == pytest.approx([sum(v) / len(cases) for v in zip(*per_case.values())])

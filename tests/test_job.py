@@ -110,7 +110,7 @@ def test_a_failing_case_is_recorded_and_the_other_cases_still_log(smoke_cfg, mon
     assert run.info.status == "FINISHED"
     assert run.data.tags["failed_cases"] == "1"
     held_out = run.data.tags["held_out_cases"].split(",")
-    logged = {k.split(".", 1)[1] for k in run.data.metrics if k.startswith("dsc.")}
+    logged = {k.split("/", 1)[1] for k in run.data.metrics if k.startswith("dsc/")}
     assert len(logged) == len(held_out) - 1
     assert summary.failures[0]["case_id"] not in logged
     assert np.all(np.isfinite(summary.curve))
@@ -161,7 +161,7 @@ def test_a_full_disk_midway_loses_no_logged_result_and_nothing_touches_the_data_
     summary = job.run(cfg)
     run = mlflow.MlflowClient(store_uri(cfg.tracking.uri)).get_run(summary.run_id)
     cases = run.data.tags["held_out_cases"].split(",")
-    assert summary.curve and all(f"dsc.{c}" in run.data.metrics for c in cases)  # nothing computed is lost
+    assert summary.curve and all(f"dsc/{c}" in run.data.metrics for c in cases)  # nothing computed is lost
     assert "dsc_final" in run.data.metrics
     written = [f for f in summary.failures if f["stage"] == "artifacts"]
     assert written and all("rounds.csv" in f["error"] and "No space left" in f["error"] for f in written)

@@ -36,7 +36,7 @@ def runs_of(client):
 
 
 def case_curves(client, run) -> dict[str, list[tuple[int, float]]]:
-    keys = [k for k in run.data.metrics if k.startswith("dsc.")]
+    keys = [k for k in run.data.metrics if k.startswith("dsc/")]
     return {k: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, k)] for k in keys}
 
 

@@ -119,7 +119,7 @@ def check_sweep(client, subsets: list[str]) -> None:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         cases = child.data.tags["held_out_cases"].split(",")
         for case in cases:  # every curve arrived, each point once
-            assert [m.step for m in client.get_metric_history(child.info.run_id, f"dsc.{case}")] == [0, 1]
+            assert [m.step for m in client.get_metric_history(child.info.run_id, f"dsc/{case}")] == [0, 1]
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"config.yaml", "rounds.csv", "cases.csv", "curves.png", "masks", "records"} <= artifacts
         records = {a.path for a in client.list_artifacts(child.info.run_id, "records")}

@@ -25,7 +25,7 @@ WRITER = textwrap.dedent(
         t = Tracker(uri, "iunet_bench", sys.argv[3], run_name=f"{name}-{j}")
         t.log_params({f"p{i}": i for i in range(150)})
         for case in range(8):
-            t.log_metrics([(f"dsc.c{case}", 0.5 + r / 100, r) for r in range(11)])
+            t.log_metrics([(f"dsc/c{case}", 0.5 + r / 100, r) for r in range(11)])
         t.set_tags({"done": "yes"})
         t.end()
     print("ok", name)
@@ -60,7 +60,7 @@ def test_parallel_writers_on_a_fresh_sqlite_store_lose_no_run(tmp_path):
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("iunet_bench").experiment_id])
     assert len(runs) == 12 and {r.info.status for r in runs} == {"FINISHED"}
-    assert all(len(client.get_metric_history(r.info.run_id, "dsc.c7")) == 11 for r in runs)
+    assert all(len(client.get_metric_history(r.info.run_id, "dsc/c7")) == 11 for r in runs)
     # and the store stays usable for the next job
     tracking.Tracker(uri, "iunet_bench", str(tmp_path / "art"), run_name="later").end()
 
@@ -110,3 +110,17 @@ def test_a_sweep_counts_failed_and_killed_jobs_from_their_status_files(tmp_path)
     failed = failed_jobs(tmp_path)
     assert [name for name, _ in failed] == ["job 1 (seed=1)", "job 2 (seed=2)"]
     assert "killed" in failed[0][1] and failed[1][1] == "ValueError: bad"
+
+
+def test_experiments_open_on_training_runs_in_the_mlflow_ui(tmp_path):
+    """The experiment kind tag (without it MLflow 3's UI lands on the GenAI traces page): set on the
+    experiments the harness creates, and added to one that exists without it."""
+    uri = tracking.store_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = tracking.open_client(uri)
+    key, value = tracking.EXPERIMENT_KIND
+    new = tracking.prepare_store(uri, "made-here", str(tmp_path / "a"), client)
+    assert client.get_experiment(new).tags.get(key) == value
+    old = client.create_experiment("made-by-hand")
+    assert key not in client.get_experiment(old).tags
+    assert tracking.prepare_store(uri, "made-by-hand", None, client) == old
+    assert client.get_experiment(old).tags.get(key) == value
