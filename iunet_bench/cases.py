@@ -63,6 +63,8 @@ def run_case(setup, refiner, floor, volume: Volume, initial: np.ndarray, picture
             config.session.target_dsc,
             on_round,
             floor=floor,
+            nsd_tolerance_mm=config.protocol.nsd_tolerance_mm,
+            first=setup.first_robot,
         )
     except Exception as exc:  # one bad case never loses the rest of the job
         return CaseResult(None, None, f"{type(exc).__name__}: {exc}", traceback.format_exc())

@@ -10,6 +10,7 @@ the YAML presets under `conf/` spell them out for the reader and a test keeps th
 | --- | --- |
 | top level | `JobConfig` below: `seed`, `device`, `precision`, `progress` |
 | `session` | `iunet_bench.session.SessionConfig` |
+| `protocol` | `iunet_bench.session.ProtocolConfig` (presets under `conf/protocol/` also set robot and rounds) |
 | `data` | `iunet_bench.data.config` (one schema per `data.source`) |
 | `model` | `iunet_bench.models.config.UNetConfig` |
 | `train` | `iunet_bench.train.config.TrainConfig` |
@@ -33,7 +34,7 @@ from iunet_bench.data.config import DataConfig, PhantomData
 from iunet_bench.interactive.config import InteractConfig, IUnetInteract
 from iunet_bench.models.config import UNetConfig
 from iunet_bench.schema import Bool, ConfigError, Int, Schema, ignored_keys, validate
-from iunet_bench.session import SessionConfig
+from iunet_bench.session import ProtocolConfig, SessionConfig
 from iunet_bench.tracking import TrackingConfig
 from iunet_bench.train.config import TrainConfig
 from simulators.config import ScribbleSimulator, SimulatorConfig
@@ -66,6 +67,7 @@ class JobConfig(Schema):
         "unfinished one (killed, failed) is continued from its finished cases; false = always a new run",
     )
     session: SessionConfig = SessionConfig()
+    protocol: ProtocolConfig = ProtocolConfig()
     data: DataConfig = PhantomData()
     model: UNetConfig = UNetConfig()
     train: TrainConfig = TrainConfig()

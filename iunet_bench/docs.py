@@ -22,18 +22,21 @@ def tables() -> dict[str, str]:
     from iunet_bench.interactive.config import InteractConfig
     from iunet_bench.models.config import UNetConfig
     from iunet_bench.schema import markdown_table
-    from iunet_bench.session import SessionConfig
+    from iunet_bench.session import ProtocolConfig, SessionConfig
     from iunet_bench.tracking import TrackingConfig
     from iunet_bench.train.config import TrainConfig
     from simulators.config import SimulatorConfig
 
     top = tuple(k for k, f in JobConfig.model_fields.items() if not f.is_required() and "." not in k)
     scalars = tuple(
-        k for k in top if k not in ("session", "data", "model", "train", "simulator", "interact", "tracking")
+        k
+        for k in top
+        if k not in ("session", "protocol", "data", "model", "train", "simulator", "interact", "tracking")
     )
     return {
         "job": markdown_table(JobConfig, "", only=scalars),
         "session": markdown_table(SessionConfig, "session."),
+        "protocol": markdown_table(ProtocolConfig, "protocol."),
         "model": markdown_table(UNetConfig, "model."),
         "train": markdown_table(TrainConfig, "train."),
         "tracking": markdown_table(TrackingConfig, "tracking."),

@@ -19,7 +19,7 @@ from iunet_bench import results, resume, tracking
 from iunet_bench.config import JobConfig
 from iunet_bench.prepare import JobSetup, prepare, show_progress
 from iunet_bench.results import Summary
-from iunet_bench.runtime import output_dir
+from iunet_bench.runtime import job_overrides, output_dir
 
 
 class _Failures:
@@ -59,7 +59,7 @@ def run(config: JobConfig) -> Summary:
             file=sys.stderr,
         )
         records = [r for cid in test_ids for r in previous.cases.get(cid, [])]
-        return _summary(records, config.session.rounds, [], run_id)
+        return _summary(records, config.session.rounds, [], config.protocol, run_id)
     tracker = tracking.Tracker(
         t.uri,
         t.experiment,
@@ -75,6 +75,7 @@ def run(config: JobConfig) -> Summary:
             "held_out_cases": ",".join(test_ids),
             "intensity": setup.dataset.preprocess_config.intensity,  # `auto` resolved
             "kind": "job",
+            "job_overrides": job_overrides(),
         },
         reopen=previous.run.info.run_id if previous is not None else None,
         client=client,
@@ -204,7 +205,7 @@ def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | 
             _plot(out / "curves.png", records)
             tracker.log_artifact(out / "curves.png")
 
-    summary = _summary(records, rounds, failures.items)
+    summary = _summary(records, rounds, failures.items, config.protocol)
     if not records:
         _write_local(failures, "job", files)
         return summary
@@ -226,13 +227,13 @@ def _write_local(failures: _Failures, case_id: str, write, *args):
         return None
 
 
-def _summary(records, rounds: int, failures: list, run_id: str = "") -> Summary:
+def _summary(records, rounds: int, failures: list, protocol, run_id: str = "") -> Summary:
     if not records:
         return Summary(run_id, [], {}, failures)
     return Summary(
         run_id,
         results.mean_curve(records),
-        results.summarise(records),
+        results.summarise(records, protocol),
         failures,
         results.seconds_per_round(records, rounds),
         results.honesty_curves(records, rounds),

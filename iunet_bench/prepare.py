@@ -105,6 +105,17 @@ class JobSetup:
         return make_annotator(self.config.simulator)
 
     @cached_property
+    def first_robot(self):
+        """The annotator of round 1 when the protocol starts with a prompt of its own (`protocol.first`),
+        else None (the robot from round 1)."""
+        protocol = self.config.protocol
+        if protocol.first == "none":
+            return None
+        from simulators.box import BoxRobot
+
+        return BoxRobot(jitter_fraction=protocol.box_jitter, time=self.config.simulator.time)
+
+    @cached_property
     def split(self) -> tuple[list[str], list[str]]:
         """(training case ids, held-out case ids), the latter cut to `session.max_cases`."""
         train_ids, test_ids = self.dataset.split()

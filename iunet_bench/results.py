@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from iunet_bench import metrics
-from iunet_bench.session import RoundRecord
+from iunet_bench.session import ProtocolConfig, RoundRecord
 
 
 @dataclass
@@ -78,24 +78,56 @@ def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
     return out
 
 
-def summarise(records: Sequence[RoundRecord]) -> dict[str, float]:
-    """Summary metrics of the tracking contract from the round records of the finished cases."""
+def summarise(records: Sequence[RoundRecord], protocol: ProtocolConfig | None = None) -> dict[str, float]:
+    """Summary metrics of the tracking contract from the round records of the finished cases, measured as
+    `protocol` says (default: the `iunet` protocol's thresholds, NSD tolerance and time budget)."""
+    protocol = protocol or ProtocolConfig()
     curves = curves_by_case(records)
+    nsd = curves_by_case(records, "nsd")
+    seconds = user_seconds(records)
     mean = np.mean(np.array(list(curves.values())), axis=0)
     active = [r.refine_seconds for r in records if r.round > 0 and not r.stopped]
     robot = [r.robot_seconds for r in records if r.round > 0 and not r.stopped]
-    return {
+    out = {
         "dsc_baseline": float(mean[0]),
         "dsc_final": float(mean[-1]),
         "dsc_gain": float(mean[-1] - mean[0]),
         "dsc_best": float(mean.max()),
-        "noi_85": float(np.mean([metrics.noi(c, 0.85) for c in curves.values()])),
-        "noi_90": float(np.mean([metrics.noi(c, 0.90) for c in curves.values()])),
-        "dsc_auc": float(np.mean([metrics.auc(c) for c in curves.values()])),
-        "round_seconds": float(np.mean(active)) if active else 0.0,
-        "robot_seconds": float(np.mean(robot)) if robot else 0.0,
-        **honesty(records),
     }
+    for t in protocol.thresholds:
+        name = protocol.threshold_name(t)
+        out[f"noi_{name}"] = float(np.mean([metrics.noi(c, t) for c in curves.values()]))
+        # a case that never reaches t counts with all the seconds it took (as NoI counts the last round)
+        out[f"seconds_to_{name}"] = float(
+            np.mean([min(metrics.seconds_to(curves[c], seconds[c], t), seconds[c][-1]) for c in curves])
+        )
+    last = protocol.thresholds[-1]
+    out[f"nof_{protocol.threshold_name(last)}"] = float(sum(max(c) < last for c in curves.values()))
+    out.update(
+        dsc_auc=float(np.mean([metrics.auc(c) for c in curves.values()])),
+        effort_auc=float(
+            np.mean([metrics.effort_auc(curves[c], seconds[c], protocol.time_budget_s) for c in curves])
+        ),
+        user_seconds=float(np.mean([s[-1] for s in seconds.values()])),
+        nsd_baseline=float(np.mean([c[0] for c in nsd.values()])),
+        nsd_final=float(np.mean([c[-1] for c in nsd.values()])),
+        nsd_auc=float(np.mean([metrics.auc(c) for c in nsd.values()])),
+        volume_ratio_final=float(np.mean([r.volume_ratio for r in records if r.round == len(mean) - 1])),
+        round_seconds=float(np.mean(active)) if active else 0.0,
+        robot_seconds=float(np.mean(robot)) if robot else 0.0,
+    )
+    out.update(honesty(records))
+    return out
+
+
+def user_seconds(records: Sequence[RoundRecord]) -> dict[str, list[float]]:
+    """Per case, the user's cumulative estimated seconds at the end of each round (round 0: 0 s; a round
+    after the session stopped costs nothing)."""
+    out: dict[str, list[float]] = {}
+    for r in sorted(records, key=lambda r: r.round):
+        spent = out.setdefault(r.case_id, [])
+        spent.append((spent[-1] if spent else 0.0) + float(r.effort.get("seconds", 0.0)))
+    return {cid: out[cid] for cid in dict.fromkeys(r.case_id for r in records)}
 
 
 def mean_curve(records: Sequence[RoundRecord]) -> list[float]:
@@ -145,8 +177,9 @@ def curve_rows(
 ) -> list[tuple[str, float, int]]:
     """(metric, value, step) rows of the job's curves and `summary` (default: `summarise(records)`)."""
     rows = [("dsc", v, r) for r, v in enumerate(mean_curve(records))]
-    hd = [[r.hd95 for r in records if r.round == k] for k in range(rounds + 1)]
-    rows += [("hd95", float(np.mean(h)), k) for k, h in enumerate(hd)]
+    for name in ("hd95", "nsd", "volume_ratio"):  # means over every case (a stopped case's carried on)
+        per_round = [[getattr(r, name) for r in records if r.round == k] for k in range(rounds + 1)]
+        rows += [(name, float(np.mean(v)), k) for k, v in enumerate(per_round)]
     effort = cumulative_effort(records, rounds)
     rows += [(f"effort_{name}", v, k) for name, series in effort.items() for k, v in enumerate(series)]
     rows += [("loss", v, i) for i, v in enumerate(mean_loss_curve(records))]
@@ -182,7 +215,7 @@ def honesty_curves(records: Sequence[RoundRecord], rounds: int) -> dict[str, lis
     return out
 
 
-CASE_CURVES = ("dsc", "hd95")  # the per-case curves, one section each in the MLflow UI
+CASE_CURVES = ("dsc", "hd95", "nsd")  # the per-case curves, one section each in the MLflow UI
 
 
 def case_metric(name: str, case_key: str) -> str:
@@ -232,9 +265,12 @@ def format_table(summary: Summary) -> str:
             f"{r:5d}  {v:6.3f}  {v - base:+7.3f}  {cell('dsc_paste', r)}  {cell('scribble_agreement', r)}  {secs}"
         )
     m = summary.metrics
+    noi = ", ".join(f"NoI@{k[4:]} {v:.1f}" for k, v in m.items() if k.startswith("noi_"))
+    nof = next((f"NoF@{k[4:]} {v:.0f}" for k, v in m.items() if k.startswith("nof_")), "")
     lines.append(
         f"DSC {m['dsc_baseline']:.3f} -> {m['dsc_final']:.3f} (gain {m['dsc_gain']:+.3f}), "
-        f"NoI@85 {m['noi_85']:.1f}, NoI@90 {m['noi_90']:.1f}, {m['round_seconds']:.2f} s per round"
+        f"NSD {m['nsd_baseline']:.3f} -> {m['nsd_final']:.3f}, {noi}, {nof}, "
+        f"{m['round_seconds']:.2f} s per round, {m['user_seconds'] / 60:.1f} user minutes (estimated)"
     )
     if "dsc_paste_final" in m:
         lines.append(

@@ -27,6 +27,14 @@ def sweep_dir() -> Path | None:
     return Path(HydraConfig.get().sweep.dir) if in_multirun() else None
 
 
+def job_overrides() -> str:
+    """This multirun job's overrides as one string (how a sweep's report finds which planned jobs have a
+    run), "" outside a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return " ".join(str(o) for o in HydraConfig.get().overrides.task) if in_multirun() else ""
+
+
 def output_dir() -> Path:
     """The job's folder: Hydra's for this job, else a new `runs/jobs/<time>` folder."""
     from hydra.core.hydra_config import HydraConfig

@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from iunet_bench import metrics
 from iunet_bench.data.case import Volume
@@ -43,6 +44,48 @@ class SessionConfig(Schema):
     )
 
 
+class ProtocolConfig(Schema):
+    """The `protocol` keys: how a session is measured and what comes before the robot's first round. The
+    presets (`protocol=iunet|ritm|cvpr25|deepigeos|davis`, `conf/protocol/`) also set the robot, the rounds
+    and the stopping rule of a public protocol; README.md (Protocols) says where each differs from its
+    source."""
+
+    name: str = Field("iunet", description="preset name, shown in run tables (free text)")
+    first: Literal["none", "box"] = Field(
+        "none",
+        description="box: round 1 is a bounding box of the organ (the CVPR 2025 challenge's optional first "
+        "prompt: everything outside it marked background), the robot's rounds follow; none: the robot from "
+        "round 1",
+    )
+    thresholds: Annotated[tuple[Float, ...], Field(min_length=1)] = Field(
+        (0.85, 0.90),
+        description="DSC targets: NoI@k (rounds to reach k, a case that never does counts as the last round, "
+        "as RITM's NoC) and seconds_to_k for each; NoF (cases that never reach it) at the last one",
+    )
+    nsd_tolerance_mm: Float = Field(2.0, gt=0, description="tolerance of the normalised surface Dice, mm")
+    time_budget_s: Float = Field(
+        480.0,
+        gt=0,
+        description="effort AUC: DSC against the user's estimated seconds over [0, this], normalised (the "
+        "paper: about 8 minutes per interactive pancreas; DAVIS: 8 interactions x 30 s)",
+    )
+    box_jitter: Float = Field(
+        0.0, ge=0, le=1, description="first=box: each face moves by up to this share of the organ's extent"
+    )
+
+    @model_validator(mode="after")
+    def _sorted(self) -> ProtocolConfig:
+        if any(not 0 < t <= 1 for t in self.thresholds) or list(self.thresholds) != sorted(self.thresholds):
+            raise ValueError(
+                f"protocol.thresholds: {list(self.thresholds)}: expected increasing DSC values in (0, 1]"
+            )
+        return self
+
+    def threshold_name(self, t: float) -> str:
+        """`85` for 0.85: the suffix of noi_85, seconds_to_85, nof_90."""
+        return f"{round(t * 100):d}"
+
+
 @dataclass
 class RoundRecord:
     case_id: str
@@ -59,6 +102,8 @@ class RoundRecord:
     agreement_all: float = float("nan")  # the same over every scribble of the case so far
     changed_voxels: int = 0  # voxels whose label this round changed
     floor_dsc: float = float("nan")  # DSC of the paste floor (the scribbles pasted in, no learning)
+    nsd: float = float("nan")  # normalised surface Dice at protocol.nsd_tolerance_mm
+    volume_ratio: float = float("nan")  # predicted / reference volume (the paper saw < 1 after round 1)
 
     def row(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("effort", "losses")}
@@ -67,11 +112,18 @@ class RoundRecord:
         return out
 
 
-def hd95_capped(volume: Volume, prediction: np.ndarray) -> float:
-    """HD95 in mm, with "one mask is empty" counted as the volume's diagonal (the largest possible distance),
-    so that means over cases stay finite and every case counts in every round."""
+def measure(volume: Volume, prediction: np.ndarray, tolerance_mm: float) -> dict[str, float]:
+    """A prediction's metrics against the case's reference: DSC, HD95 in mm (with "one mask is empty"
+    counted as the volume's diagonal, the largest possible distance, so that means over cases stay finite
+    and every case counts in every round), NSD at `tolerance_mm`, and the volume ratio."""
     diagonal = float(np.linalg.norm(np.asarray(volume.image.shape) * np.asarray(volume.spacing)))
-    return min(metrics.hd95(volume.label, prediction, volume.spacing), diagonal)
+    hd, nsd = metrics.surface_metrics(volume.label, prediction, volume.spacing, tolerance_mm)
+    return {
+        "dsc": metrics.dsc(volume.label, prediction),
+        "hd95": min(hd, diagonal),
+        "nsd": nsd,
+        "volume_ratio": metrics.volume_ratio(volume.label, prediction),
+    }
 
 
 def run_session(
@@ -84,22 +136,25 @@ def run_session(
     target_dsc: float | None = None,
     on_round: Callable[[RoundRecord, np.ndarray, Interaction | None], None] | None = None,
     floor: Refiner | None = None,
+    nsd_tolerance_mm: float = 2.0,
+    first: Annotator | None = None,
 ) -> list[RoundRecord]:
     """The records of rounds 0..`rounds` of one case. The robot of round r draws from
     `derive_rng(seed, case id, r)`, so the order of cases never changes a curve.
 
     floor: a second refiner (the job's paste floor) handed the same interactions; it never changes what
     the robot sees (the robot looks at `refiner`'s predictions only), and its DSC is recorded beside the
-    method's, so every round says what the method gained beyond pasting the user's scribbles in."""
+    method's, so every round says what the method gained beyond pasting the user's scribbles in.
+    first: the annotator of round 1 (a protocol's first prompt, e.g. a bounding box); `robot` from then on."""
     reference = volume.label
     prediction = initial_prediction.astype(np.uint8)
     refiner.start(volume, prediction)
     if floor is not None:
         floor.start(volume, prediction)
     given = ScribbleMemory(volume.image.shape, accumulate=True)  # every scribble of the case so far
-    first = metrics.dsc(reference, prediction)
-    floor_first = first if floor is not None else float("nan")
-    records = [RoundRecord(volume.case_id, 0, first, hd95_capped(volume, prediction), floor_dsc=floor_first)]
+    measured = measure(volume, prediction, nsd_tolerance_mm)
+    floor_first = measured["dsc"] if floor is not None else float("nan")
+    records = [RoundRecord(volume.case_id, 0, **measured, floor_dsc=floor_first)]
     if on_round:
         on_round(records[0], prediction, None)
     stopped = False
@@ -109,8 +164,9 @@ def run_session(
             stopped = True
         interaction = None
         if not stopped:
+            annotator = first if r == 1 and first is not None else robot
             t0 = time.perf_counter()
-            interaction = robot.annotate(
+            interaction = annotator.annotate(
                 volume.image,
                 reference,
                 prediction,
@@ -120,9 +176,8 @@ def run_session(
             robot_s = time.perf_counter() - t0
             stopped = interaction.is_empty
         if stopped:
-            records.append(
-                RoundRecord(volume.case_id, r, last.dsc, last.hd95, stopped=True, floor_dsc=last.floor_dsc)
-            )
+            carried = {k: getattr(last, k) for k in ("dsc", "hd95", "nsd", "volume_ratio", "floor_dsc")}
+            records.append(RoundRecord(volume.case_id, r, **carried, stopped=True))
             continue
         t0 = time.perf_counter()
         result = refiner.refine(interaction)
@@ -132,12 +187,11 @@ def run_session(
         rec = RoundRecord(
             volume.case_id,
             r,
-            metrics.dsc(reference, prediction),
-            hd95_capped(volume, prediction),
-            refine_s,
-            robot_s,
-            interaction.effort.as_dict(),
-            list(result.losses),
+            **measure(volume, prediction, nsd_tolerance_mm),
+            refine_seconds=refine_s,
+            robot_seconds=robot_s,
+            effort=interaction.effort.as_dict(),
+            losses=list(result.losses),
             agreement=metrics.scribble_agreement(result.own, interaction.add, interaction.remove),
             agreement_all=metrics.scribble_agreement(result.own, so_far.add, so_far.remove),
             changed_voxels=int(np.count_nonzero(previous.astype(bool) != prediction.astype(bool))),

@@ -77,6 +77,18 @@ def _sweep_parent_file(hydra_cfg) -> Path:
     return Path(str(hydra_cfg.hydra.sweep.dir)) / PARENT_FILE
 
 
+def planned_jobs(config) -> list[list[str]]:
+    """Every job's overrides, expanded from the sweep file's params and the command line as Hydra's basic
+    sweeper expands them (its own `split_arguments`), in launch order."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()] + [str(o) for o in config.hydra.overrides.task]
+    overrides = OverridesParser.create().parse_overrides(arguments)
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
 class SweepCallback(Callback):
     """Hydra callback: before a multirun's jobs start, create the MLflow store and the sweep's parent run.
 
@@ -128,6 +140,9 @@ class SweepCallback(Callback):
         path = _sweep_parent_file(config)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(run_id, encoding="utf-8")
+        plan = path.parent / "jobs.json"  # the report names the planned jobs that have no run
+        plan.write_text(json.dumps(planned_jobs(config)), encoding="utf-8")
+        client.log_artifact(run_id, str(plan))
         # If the launcher dies before on_multirun_end, the parent must not stay RUNNING for ever.
         atexit.register(close_if_running, t.uri, run_id)
 

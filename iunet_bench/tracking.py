@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from iunet_bench.runtime import in_multirun, sweep_dir
+from iunet_bench.runtime import in_multirun, job_overrides, sweep_dir
 from iunet_bench.schema import Schema, flatten
 
 PARENT_FILE = "mlflow_parent_run_id"
@@ -303,7 +303,12 @@ def record_failed_job(raw: Mapping, error: str) -> None:
             t.artifact_root,
             run_name="invalid configuration",
             parent_run_id=parent_run_id_for_job(),
-            tags={"sweep": sweep_name(t), "kind": "job", "error": error[:5000]},
+            tags={
+                "sweep": sweep_name(t),
+                "kind": "job",
+                "error": error[:5000],
+                "job_overrides": job_overrides(),
+            },
         )
         tracker.log_params(params(raw))
         tracker.end("FAILED")

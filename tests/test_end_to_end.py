@@ -1,6 +1,7 @@
 """The whole loop as a user runs it, checked through what MLflow holds afterwards."""
 
 import csv
+import json
 from pathlib import Path
 
 import mlflow
@@ -153,12 +154,25 @@ def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(t
     with open(table, newline="", encoding="utf-8") as fh:
         header, *rows = list(csv.reader(fh))
     assert len(rows) == 5 and all(len(row) == len(header) for row in rows)
-    assert {row[header.index("failed_cases")] for row in rows} == {"0"}
+    assert {row[header.index("failed")] for row in rows} == {"0"}
+    assert {row[header.index("cases")] for row in rows} == {"2/2"}
     assert sorted(row[header.index("interact.trainable")] for row in rows) == subsets
-    assert [row[header.index("p_vs_best")] for row in rows].count("best") == 1
+    assert [row[header.index("p final (Holm)")] for row in rows].count("reference") == 1
     # every subset says what it gained beyond pasting the scribbles in, and how often it honoured them
-    assert all(row[header.index("dsc_gain_over_paste")] not in ("", "nan") for row in rows)
-    assert all(0.0 <= float(row[header.index("rounds_honoured")]) <= 1.0 for row in rows)
+    assert all(row[header.index("gain over paste")] not in ("", "nan") for row in rows)
+    assert all(0.0 <= float(row[header.index("rounds honoured")]) <= 1.0 for row in rows)
+    # the page and the paper's figures are there too, and every planned job has its run
+    assert {"report/index.html", "report/effort.png", "report/final_box.png", "report/pareto.png"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id, "report")
+    }
+    plan = json.loads(
+        Path(client.download_artifacts(parent.info.run_id, "jobs.json", str(tmp_path))).read_text()
+    )
+    assert len(plan) == 5 and sorted(c.data.tags["job_overrides"] for c in children) == sorted(
+        map(" ".join, plan)
+    )
+    page = Path(client.download_artifacts(parent.info.run_id, "report/report.md", str(tmp_path)))
+    assert "no run yet" not in page.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

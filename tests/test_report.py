@@ -1,4 +1,4 @@
-"""The report's statistics on hand-made runs, against values worked out independently."""
+"""The report's statistics and page on hand-made runs, against values worked out independently."""
 
 from __future__ import annotations
 
@@ -8,19 +8,38 @@ import math
 import numpy as np
 import pytest
 
-from iunet_bench.report import RunCurves, build_report, detectable_difference, friedman
+from iunet_bench.report import (
+    RunData,
+    build_report,
+    comparisons,
+    detectable_difference,
+    friedman,
+    mean_band,
+    pareto_front,
+)
+from iunet_bench.session import RoundRecord
 
 
-def run(name: str, finals: list[float], auc: float) -> RunCurves:
-    cases = {f"case_{i}": v for i, v in enumerate(finals)}
-    return RunCurves(
-        name,
-        name,
-        {"interact.lr": name},
-        {"dsc_auc": auc, "dsc_final": float(np.mean(finals))},
-        [0.5, float(np.mean(finals))],
-        cases,
-    )
+def run(
+    name: str, finals, start: float = 0.5, seconds: float = 10.0, round_s: float = 1.0, cases=None
+) -> RunData:
+    """A run whose every case goes from `start` to its final DSC in one round of `seconds` user time."""
+    records = []
+    for i, final in enumerate(finals):
+        case = (cases or [f"case_{j}" for j in range(len(finals))])[i]
+        records += [
+            RoundRecord(case, 0, start, 5.0, nsd=start),
+            RoundRecord(
+                case,
+                1,
+                float(final),
+                2.0,
+                refine_seconds=round_s,
+                effort={"seconds": seconds},
+                nsd=float(final),
+            ),
+        ]
+    return RunData(name, name, {"interact.lr": name}, records)
 
 
 def test_friedman_of_a_perfectly_consistent_ranking_has_its_closed_form_p():
@@ -28,32 +47,83 @@ def test_friedman_of_a_perfectly_consistent_ranking_has_its_closed_form_p():
     # freedom, whose survival function is exp(-chi2 / 2) = exp(-n)
     n = 6
     low, mid, high = (list(np.linspace(b, b + 0.05, n)) for b in (0.6, 0.7, 0.8))
-    p, used = friedman([run("a", low, 0.1), run("b", mid, 0.2), run("c", high, 0.3)])
+    p, used = friedman([run("a", low), run("b", mid), run("c", high)])
     assert used == n and p == pytest.approx(math.exp(-n), rel=1e-9)
-    assert np.isnan(friedman([run("a", low, 0.1), run("b", mid, 0.2)])[0])  # needs three runs
+    assert np.isnan(friedman([run("a", low), run("b", mid)])[0])  # needs three runs
 
 
 def test_the_detectable_difference_follows_the_normal_approximation():
     rng = np.random.default_rng(0)
     best = rng.uniform(0.7, 0.9, 10)
     diff = rng.normal(0.0, 0.02, 10)
-    runs = [run("best", list(best), 0.9), run("other", list(best - diff), 0.5)]
+    runs = [run("best", best), run("other", best - diff)]
     expected = (
         (1.959963984540054 + 0.8416212335729143) * np.std(diff, ddof=1) / math.sqrt(10) / math.sqrt(0.955)
     )
-    assert detectable_difference(runs, "best") == pytest.approx(expected, rel=1e-9)
+    assert detectable_difference(runs, runs[0]) == pytest.approx(expected, rel=1e-9)
 
 
-def test_the_report_adjusts_for_several_comparisons_and_names_its_tests(tmp_path):
+def test_holm_adjusts_each_metric_over_the_comparisons_against_the_reference():
+    """Holm by hand: the i-th smallest of m p-values times (m - i), made monotone and capped at 1."""
     rng = np.random.default_rng(1)
+    base = rng.uniform(0.7, 0.8, 10)
+    ref = run("ref", base + 0.05)
+    others = [run(f"r{i}", base + rng.normal(0.01 * i, 0.01, 10)) for i in range(3)]
+    tests = comparisons([ref, *others], ref)
+    raw = sorted((tests[r.run_id]["p_final"], r.run_id) for r in others)
+    m, running = len(raw), 0.0
+    for i, (p, rid) in enumerate(raw):
+        running = max(running, min(1.0, (m - i) * p))
+        assert tests[rid]["p_final_holm"] == pytest.approx(running, rel=1e-12)
+        assert tests[rid]["n"] == 10
+
+
+def test_only_runs_that_no_other_run_beats_on_every_objective_are_on_the_pareto_front():
+    fast_good = run("fast_good", [0.9] * 4, round_s=1.0)
+    slow_better = run("slow_better", [0.95] * 4, round_s=5.0)
+    slow_worse = run("slow_worse", [0.85] * 4, round_s=5.0)  # dominated by fast_good
+    assert pareto_front([fast_good, slow_better, slow_worse]) == {"fast_good", "slow_better"}
+
+
+def test_the_band_is_the_t_interval_of_the_mean():
+    from scipy.stats import t
+
+    curves = {"a": [0.5, 0.7], "b": [0.5, 0.8], "c": [0.5, 0.9]}
+    mean, low, high = mean_band(curves)
+    half = t.ppf(0.975, 2) * np.std([0.7, 0.8, 0.9], ddof=1) / math.sqrt(3)
+    assert (
+        mean[1] == pytest.approx(0.8)
+        and high[1] - mean[1] == pytest.approx(half)
+        and low[0] == pytest.approx(0.5)
+    )
+
+
+def test_the_page_holds_the_table_the_tests_the_figures_and_what_is_missing(tmp_path):
+    rng = np.random.default_rng(2)
     base = rng.uniform(0.7, 0.8, 8)
-    runs = [run("best", list(base + 0.05), 0.9)] + [
-        run(f"r{i}", list(base + rng.normal(0, 0.01, 8)), 0.5 - i / 10) for i in range(3)
-    ]
-    text = build_report(runs, tmp_path)
-    assert "Friedman test across the 4 runs on 8 common cases" in text and "Benjamini-Hochberg" in text
+    runs = [run("best", base + 0.05)] + [run(f"r{i}", base + rng.normal(0, 0.01, 8)) for i in range(3)]
+    partial = run("partial", base[:5], cases=[f"case_{j}" for j in range(5)])
+    partial.status, partial.expected_cases = "RUNNING", [f"case_{j}" for j in range(8)]
+    text = build_report([*runs, partial], tmp_path, missing_jobs=["interact.lr=9"])
+    assert "Friedman test across the 5 runs on their 5 common cases" in text and "Holm" in text
+    assert "partial: RUNNING, missing cases: case_5, case_6, case_7" in text
+    assert "Jobs of the sweep with no run yet: interact.lr=9" in text
+    for name in ("index.html", "report.md", "curves.png", "effort.png", "final_box.png", "pareto.png"):
+        assert (tmp_path / name).stat().st_size > 0
     with (tmp_path / "report.csv").open(newline="", encoding="utf-8") as fh:
         header, *rows = list(csv.reader(fh))
-    p, q = header.index("p_vs_best"), header.index("p_fdr")
-    others = [row for row in rows if row[p] != "best"]
-    assert len(others) == 3 and all(float(row[q]) >= float(row[p]) for row in others)
+    assert {"DSC r0", "DSC last", "NoI@85", "NoF@90", "NSD last", "p final (Holm)", "Pareto"} <= set(header)
+    by_run = {row[0]: dict(zip(header, row)) for row in rows}
+    assert by_run["lr=best"]["p final (Holm)"] == "reference"
+    assert by_run["lr=partial"]["cases"] == "5/8" and by_run["lr=partial"]["n"] == "5"
+    mean, sd = by_run["lr=best"]["DSC last"].split(" ± ")
+    assert float(mean) == pytest.approx(np.mean(base + 0.05), abs=1e-3)
+    assert float(sd) == pytest.approx(np.std(base + 0.05, ddof=1), abs=1e-3)
+
+
+def test_a_chosen_reference_is_used_and_an_unknown_one_is_named(tmp_path):
+    runs = [run("a", [0.9, 0.8, 0.7]), run("b", [0.6, 0.7, 0.8])]
+    text = build_report(runs, tmp_path, reference="b")
+    assert "Reference: b (chosen with --reference)" in text
+    with pytest.raises(SystemExit, match="--reference 'zz'"):
+        build_report(runs, tmp_path, reference="zz")
