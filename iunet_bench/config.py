@@ -10,6 +10,7 @@ the YAML presets under `conf/` spell them out for the reader and a test keeps th
 | --- | --- |
 | top level | `JobConfig` below: `seed`, `device`, `precision`, `progress` |
 | `session` | `iunet_bench.session.SessionConfig` |
+| `observers` | `iunet_bench.session.ObserversConfig` (`task=observers`) |
 | `protocol` | `iunet_bench.session.ProtocolConfig` (presets under `conf/protocol/` also set robot and rounds) |
 | `data` | `iunet_bench.data.config` (one schema per `data.source`) |
 | `model` | `iunet_bench.models.config.UNetConfig` |
@@ -34,7 +35,7 @@ from iunet_bench.data.config import DataConfig, PhantomData
 from iunet_bench.interactive.config import InteractConfig, IUnetInteract
 from iunet_bench.models.config import UNetConfig
 from iunet_bench.schema import Bool, ConfigError, Int, Schema, ignored_keys, validate
-from iunet_bench.session import ProtocolConfig, SessionConfig
+from iunet_bench.session import ObserversConfig, ProtocolConfig, SessionConfig
 from iunet_bench.tracking import TrackingConfig
 from iunet_bench.train.config import TrainConfig
 from simulators.config import ScribbleSimulator, SimulatorConfig
@@ -61,6 +62,11 @@ class JobConfig(Schema):
         description="TensorFlow threads per job (intra-op); auto: every core for a lone job, the cores shared "
         "out among the parallel jobs of a `hydra/launcher=joblib` sweep (cores // n_jobs)",
     )
+    task: Literal["interactive", "observers"] = Field(
+        "interactive",
+        description="interactive: the benchmark job; observers: the paper's second experiment simulated "
+        "(manual against interactive segmentation by several observers, `observers.*`)",
+    )
     resume: Bool = Field(
         True,
         description="run again with the same configuration: a finished run is returned as it is, an "
@@ -68,6 +74,7 @@ class JobConfig(Schema):
     )
     session: SessionConfig = SessionConfig()
     protocol: ProtocolConfig = ProtocolConfig()
+    observers: ObserversConfig = ObserversConfig()
     data: DataConfig = PhantomData()
     model: UNetConfig = UNetConfig()
     train: TrainConfig = TrainConfig()
@@ -90,6 +97,13 @@ class JobConfig(Schema):
                 problems.append(
                     f"interact.trainable: unknown layer group(s) {unknown}; valid for this model:\n{describe(valid)}"
                 )
+        if self.task == "observers":
+            missing = [
+                n for n in self.observers.interactive if not (CONF_DIR / "simulator" / f"{n}.yaml").is_file()
+            ]
+            if missing:
+                known = sorted(p.stem for p in (CONF_DIR / "simulator").glob("*.yaml"))
+                problems.append(f"observers.interactive: no simulator preset {missing}; known: {known}")
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -111,9 +111,13 @@ class JobSetup:
         protocol = self.config.protocol
         if protocol.first == "none":
             return None
+        from simulators import ClickTime
         from simulators.box import BoxRobot
 
-        return BoxRobot(jitter_fraction=protocol.box_jitter, time=self.config.simulator.time)
+        time = self.config.simulator.time  # a box is two clicks: the click robot's time model, or the default
+        return BoxRobot(
+            protocol.box_jitter, protocol.box_shift, time if isinstance(time, ClickTime) else ClickTime()
+        )
 
     @cached_property
     def split(self) -> tuple[list[str], list[str]]:

@@ -72,6 +72,12 @@ class ProtocolConfig(Schema):
     box_jitter: Float = Field(
         0.0, ge=0, le=1, description="first=box: each face moves by up to this share of the organ's extent"
     )
+    box_shift: Int = Field(
+        0,
+        ge=0,
+        description="first=box: the 2D box grows by a random 0..this pixels per side, scaled from 256 pixels "
+        "(the challenge's shift: 5)",
+    )
 
     @model_validator(mode="after")
     def _sorted(self) -> ProtocolConfig:
@@ -84,6 +90,31 @@ class ProtocolConfig(Schema):
     def threshold_name(self, t: float) -> str:
         """`85` for 0.85: the suffix of noi_85, seconds_to_85, nof_90."""
         return f"{round(t * 100):d}"
+
+
+class ObserversConfig(Schema):
+    """The `observers` keys (`task=observers`, `+experiment=observers`): the paper's second experiment,
+    simulated. Observer i contours every held-out case by hand with manual style `manual[i]`
+    (`simulators.manual.OBSERVERS`) and segments it interactively from the baseline with the scribble robot
+    `interactive[i]` (a `conf/simulator/` preset) and its own seed."""
+
+    manual: Annotated[tuple[Literal["careful", "average", "hurried"], ...], Field(min_length=2)] = Field(
+        ("careful", "average", "hurried"),
+        description="each observer's manual contouring style (simulators/manual.py: assumptions)",
+    )
+    interactive: Annotated[tuple[str, ...], Field(min_length=2)] = Field(
+        ("scribble_careful", "scribble_ideal", "scribble_sloppy"),
+        description="each observer's robot in interactive mode: a conf/simulator preset name",
+    )
+
+    @model_validator(mode="after")
+    def _pairs(self) -> ObserversConfig:
+        if len(self.manual) != len(self.interactive):
+            raise ValueError(
+                f"observers.manual ({len(self.manual)}) and observers.interactive ({len(self.interactive)}): "
+                "one entry per observer in each"
+            )
+        return self
 
 
 @dataclass

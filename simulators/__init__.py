@@ -9,7 +9,8 @@ An annotator has one method:
 An empty `Interaction` means "nothing worth an interaction": the session stops that case.
 
 Modules: `errors` (error regions), `policy` (what to scribble), `strokes` (stroke shapes and painting),
-`noise` (human-like errors), `effort` (effort and time model), `scribble` / `click` / `box` (robots),
+`noise` (human-like errors), `effort` (effort and time model), `scribble` / `click` / `box` (robots; `box`
+also the CVPR 2025 challenge's box prompt), `manual` (an observer contouring every slice by hand),
 `config` (the `simulator` config group), `render` (pictures of a round), `perturb` (synthetic wrong
 predictions, to exercise the robots without a model).
 """
@@ -20,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from simulators.box import jittered_box
+from simulators.box import BoxRobot, box_interaction, challenge_box, jittered_box
 from simulators.click import ClickRobot, ClickStyle
 from simulators.config import ClickSimulator, ScribbleSimulator, make_annotator
 from simulators.effort import ClickTime, TimeModel
@@ -33,6 +34,7 @@ from simulators.strokes import StrokeStyle
 
 __all__ = [
     "Annotator",
+    "BoxRobot",
     "ClickRobot",
     "ClickSimulator",
     "ClickStyle",
@@ -49,6 +51,8 @@ __all__ = [
     "StrokeStyle",
     "TimeModel",
     "analyse_errors",
+    "box_interaction",
+    "challenge_box",
     "jittered_box",
     "make_annotator",
 ]

@@ -1,4 +1,5 @@
-"""The box robot: a user's bounding box around the organ, for `data.crop=robot_box`.
+"""The box robot: a user's bounding box around the organ, for `data.crop=robot_box`, and the CVPR 2025
+challenge's box prompt as an `Interaction` (`BoxRobot`, `box_interaction`).
 
 `jittered_box(reference, rng, jitter_fraction, spacing, margin_mm)`, step by step:
 
@@ -10,15 +11,44 @@
 4. clipped to the volume, keeping at least one voxel along each axis.
 
 With `jitter_fraction = 0` no random number is drawn and the result is the (grown) tight box.
+
+`challenge_box(reference, rng, jitter_fraction, spacing, shift_max)`, the box prompt of the CVPR 2025
+"Foundation models for interactive 3D biomedical image segmentation" challenge (its `get_boxes.py`):
+
+1. the z range: the reference's first and last slice, exact (the challenge never perturbs it);
+2. the middle slice `z_mid`: the slice of the reference's median voxel in raster order (the challenge's
+   `z_indices[len(z_indices) // 2]`; not the middle of the z range, which can miss a curved organ);
+3. the 2D box: the tight box of the reference on `z_mid`, its four edges jittered by `jittered_box` (on
+   that one slice) when `jitter_fraction > 0`;
+4. the challenge's own perturbation when `shift_max > 0` (it uses 5): s drawn uniformly from
+   {0, ..., shift_max}, every edge moved outwards by int(s * H / 256) rows or int(s * W / 256) columns
+   (H, W: the slice's size), clipped to the slice.
+
+`box_interaction(reference, rng, spacing, ...)` (what `BoxRobot.annotate` returns) translates that box
+for refiners that take add/remove scribbles only: `add` is empty; `remove` is every voxel the box says is
+not organ, whatever the prediction says there: every voxel of the slices outside the z range, and the
+voxels of `z_mid` outside the 2D box. Why every voxel and not only the predicted foreground there: the box
+is a statement about all of them (a refiner that takes scribbles as hard seeds, such as the random walker,
+learns from it that nothing out there may become organ), pasting it gives the same result either way, and
+a prediction already inside the box would otherwise make an empty round, which stops the session. Why not
+the 2D box extruded over the whole z range: the challenge draws the 2D box around the organ's section on
+`z_mid` only, and on other slices the organ can reach beyond it, so an extruded box would mark organ as
+background (with no jitter this robot never does). Effort: the rectangle is two clicks (its corners) on
+`z_mid`, and the user looks at the first, middle and last slice (`slices`, usually 3); seconds from the
+click time model (`effort.ClickTime`); `voxels` counts the remove mask, as for any interaction. A box
+that leaves the whole volume open says nothing: an empty interaction.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulators.errors import check_spacing
+from simulators.effort import ClickTime
+from simulators.errors import as_masks, check_spacing
+from simulators.interaction import REMOVE, Effort, Interaction, Stroke
 
 Box = tuple[int, int, int, int, int, int]
 
@@ -63,3 +93,129 @@ def jittered_box(
         lo[a] = min(max(0, lo[a]), shape[a] - 1)
         hi[a] = max(min(shape[a], hi[a]), lo[a] + 1)
     return (*lo, *hi)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class SliceBox:
+    """The CVPR 2025 challenge's box prompt: the z range [z0, z1) of the organ and a 2D box, rows [y0, y1)
+    and columns [x0, x1), on slice `z_mid` (all half-open voxel indices)."""
+
+    z0: int
+    z1: int
+    z_mid: int
+    y0: int
+    x0: int
+    y1: int
+    x1: int
+
+    def inside(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The voxels the box leaves open: every voxel of the z range, except on `z_mid` those outside the
+        2D box."""
+        mask = np.zeros(shape, bool)
+        mask[self.z0 : self.z1] = True
+        mask[self.z_mid] = False
+        mask[self.z_mid, self.y0 : self.y1, self.x0 : self.x1] = True
+        return mask
+
+    def as_challenge_dict(self) -> dict[str, int]:
+        """The challenge's `boxes` entry (inclusive ends; x is the column, y the row)."""
+        return {
+            "z_min": self.z0,
+            "z_max": self.z1 - 1,
+            "z_mid": self.z_mid,
+            "z_mid_x_min": self.x0,
+            "z_mid_y_min": self.y0,
+            "z_mid_x_max": self.x1 - 1,
+            "z_mid_y_max": self.y1 - 1,
+        }
+
+
+def median_slice(mask: np.ndarray) -> int:
+    """The slice of a non-empty mask's median voxel in raster order (the challenge's `z_mid`)."""
+    counts = np.cumsum(np.asarray(mask).astype(bool).sum(axis=(1, 2)))
+    return int(np.searchsorted(counts, counts[-1] // 2, side="right"))
+
+
+def challenge_box(
+    reference: np.ndarray,
+    rng: np.random.Generator,
+    jitter_fraction: float = 0.0,
+    spacing=(1.0, 1.0, 1.0),
+    shift_max: int = 0,
+) -> SliceBox:
+    """The CVPR 2025 challenge's box around `reference` (see the module docstring)."""
+    if shift_max < 0:
+        raise ValueError(f"shift_max: {shift_max!r} must be >= 0")
+    reference = np.asarray(reference).astype(bool)
+    z0, _, _, z1, _, _ = bounding_box(reference)
+    z_mid = median_slice(reference)
+    _, y0, x0, _, y1, x1 = jittered_box(reference[z_mid : z_mid + 1], rng, jitter_fraction, spacing)
+    if shift_max > 0:
+        h, w = reference.shape[1:]
+        s = int(rng.integers(0, shift_max + 1))
+        dy, dx = int(s * h / 256), int(s * w / 256)
+        y0, x0, y1, x1 = max(0, y0 - dy), max(0, x0 - dx), min(h, y1 + dy), min(w, x1 + dx)
+    return SliceBox(z0, z1, z_mid, y0, x0, y1, x1)
+
+
+def box_interaction(
+    reference: np.ndarray,
+    rng: np.random.Generator,
+    spacing=(1.0, 1.0, 1.0),
+    jitter_fraction: float = 0.0,
+    time: ClickTime | None = None,
+    shift_max: int = 0,
+) -> Interaction:
+    """The challenge's box prompt as an `Interaction` (see the module docstring)."""
+    reference = np.asarray(reference)
+    box = challenge_box(reference, rng, jitter_fraction, spacing, shift_max)
+    shape = reference.shape
+    remove = ~box.inside(shape)
+    if not remove.any():
+        return Interaction.empty(shape)  # a box as large as the volume says nothing
+    corners = [(box.y0, box.x0), (box.y1 - 1, box.x1 - 1)]
+    strokes = tuple(
+        Stroke(
+            label=REMOVE,
+            target=REMOVE,
+            plane=0,
+            index=box.z_mid,
+            path=np.array([[box.z_mid, y, x]], np.int64),
+            voxels=np.zeros((0, 3), np.int64),
+            length_mm=0.0,
+            shape="click",
+        )
+        for y, x in corners
+    )
+    slices = len({box.z0, box.z_mid, box.z1 - 1})
+    n = int(remove.sum())
+    time = time or ClickTime()
+    effort = Effort(
+        voxels=n,
+        slices=slices,
+        clicks=len(strokes),
+        seconds=time.seconds(0, 0.0, slices, len(strokes)),
+        remove_voxels=n,
+    )
+    return Interaction(np.zeros(shape, bool), remove, effort, strokes)
+
+
+@dataclass(frozen=True)
+class BoxRobot:
+    """The challenge's optional first prompt, as an annotator (`simulators.Annotator`): `box_interaction`
+    of the reference; the prediction plays no part."""
+
+    jitter_fraction: float = 0.0
+    shift_max: int = 0
+    time: ClickTime = field(default_factory=ClickTime)
+
+    def annotate(
+        self,
+        image: np.ndarray,
+        reference: np.ndarray,
+        prediction: np.ndarray,
+        rng: np.random.Generator,
+        spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    ) -> Interaction:
+        reference, _ = as_masks(reference, prediction)
+        return box_interaction(reference, rng, spacing, self.jitter_fraction, self.time, self.shift_max)

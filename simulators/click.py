@@ -1,9 +1,9 @@
-"""The click robot: one point (painted as a small disk on its axial slice) per click, two rules.
+"""The click robot: one point (painted as a small disk on its axial slice) per click, three rules.
 
 `ClickRobot.annotate(...)`, step by step:
 
-1. error analysis (`errors.py`); only components of `policy.min_region_voxels` or more count; none ->
-   an empty `Interaction` (stop);
+1. error analysis (`errors.py`); only components of `policy.min_region_voxels` or more count (under
+   `cvpr25`, components of the one error mask, see below); none -> an empty `Interaction` (stop);
 2. up to `clicks.per_round` clicks, each placed by the rule:
    - `ritm` (RITM's clicker, in 3D with mm distances): the depth of every voxel of an error component
      is its distance to the nearest voxel outside that component (a correct voxel, an error voxel of
@@ -19,6 +19,18 @@
    - `center`: the components of both polarities, largest first; click each at the voxel nearest its
      centroid among its voxels at least half as deep as its deepest one (so the click is well inside,
      even for a curved component whose centroid lies outside it);
+   - `cvpr25` (the CVPR 2025 "Foundation models for interactive 3D biomedical image segmentation"
+     challenge, `CVPR25_iter_eval.py`): one error mask, prediction != reference, so missed and false
+     voxels that touch form one component; its 26-connected components of `policy.min_region_voxels` or
+     more (the challenge has no minimum: 1), largest first (ties: the first in raster order of its first
+     voxel); click each at the maximum of its Euclidean distance transform in voxels (spacing ignored, as
+     the challenge's `distance_transform_edt` gets none), every voxel outside the component counting as
+     outside, the volume's border included (the challenge zero-pads the component's box, in z too);
+     among equally deep voxels, the challenge's choice: in raster order (z, then y, then x), the one at
+     index `RandomState(42).choice(count)` (it reseeds 42 before each choice, so the pick depends only on
+     the number of ties, and draws nothing from `rng`); the label is the reference's at that voxel ("add"
+     where it is organ, else "remove"). The challenge clicks once per step: with `per_round` above 1
+     the next largest components get one click each, as under `center`;
 3. noise: the click moves by a rounded Gaussian offset in its slice (`noise.jitter_voxels`), and gets
    the other label at `noise.wrong_label_rate`;
 4. the click is painted as a disk of `clicks.radius_voxels` on its axial slice, kept inside the error
@@ -43,14 +55,16 @@ from simulators.noise import ClickNoise, jitter_point
 from simulators.policy import ClickPolicy
 from simulators.strokes import paint, path_mask
 
-CLICK_RULES = ("ritm", "center")
+CLICK_RULES = ("ritm", "center", "cvpr25")
 
 
 class ClickStyle(Schema):
-    rule: Literal["ritm", "center"] = Field(
+    rule: Literal["ritm", "center", "cvpr25"] = Field(
         "ritm",
         description="ritm: deepest error voxel of either polarity (RITM clicker, 3D); center: centre of the "
-        "largest components",
+        "largest components; cvpr25: the CVPR 2025 challenge's clicker (distance-transform maximum, in "
+        "voxels, of the largest 26-connected component of prediction != reference, labelled by the reference "
+        "there)",
     )
     per_round: Int = Field(1, ge=1, description="clicks per round")
     radius_voxels: Int = Field(1, ge=0, description="a click paints a disk of this radius on its axial slice")
@@ -143,6 +157,39 @@ def center_clicks(analysis: ErrorAnalysis, n: int) -> list[tuple[str, np.ndarray
     return out
 
 
+CVPR25_TIE_SEED = 42  # CVPR25_iter_eval.py's sample_coord: np.random.seed(42) before every choice
+
+
+def cvpr25_tie(count: int) -> int:
+    """Index, in raster order, of the voxel the CVPR 2025 challenge picks among `count` equally deep ones.
+
+    The challenge reseeds NumPy's legacy generator with 42 and draws `choice(count)` each time; the legacy
+    `RandomState` stream is frozen by NumPy's compatibility policy, so a private one gives the same index
+    without touching the global generator or the robot's `rng`."""
+    return int(np.random.RandomState(CVPR25_TIE_SEED).choice(count))
+
+
+def cvpr25_clicks(analysis: ErrorAnalysis, n: int, min_voxels: int = 1) -> list[tuple[str, np.ndarray, int]]:
+    """(polarity, voxel, component voxels) of up to `n` clicks by the CVPR 2025 challenge's rule (step 2 of
+    the module docstring).
+
+    The components are those of the one error mask (missed | false voxels), by `analyse_errors` itself
+    (26-connected, largest first, ties in raster order, under `min_voxels` dropped) run on that mask
+    against an empty prediction; depths by `_depth_mm` with unit spacing and no open face, which is the
+    challenge's voxel EDT of the zero-padded component (a voxel's nearest outside voxel is never beyond a
+    one-voxel ring around the component's box, so the challenge's wider padding changes nothing)."""
+    error = analysis.add | analysis.remove
+    regions = analyse_errors(error, np.zeros_like(error), analysis.spacing, min_voxels).regions[ADD]
+    out = []
+    for r in regions[:n]:
+        d = _depth_mm(r.mask, (1.0, 1.0, 1.0))
+        ties = np.argwhere(d == d.max())  # raster order
+        voxel = ties[cvpr25_tie(len(ties))] + np.array([s.start for s in r.box])
+        # an error voxel is organ exactly where it is missed: the reference's label there
+        out.append((ADD if analysis.add[tuple(voxel)] else REMOVE, voxel, r.voxels))
+    return out
+
+
 @dataclass(frozen=True)
 class ClickRobot:
     """Click robot (see the module docstring). Defaults: the ideal RITM clicker."""
@@ -160,9 +207,14 @@ class ClickRobot:
         rng: np.random.Generator,
         spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> Interaction:
-        analysis = analyse_errors(reference, prediction, spacing, self.policy.min_region_voxels)
-        rule = ritm_clicks if self.clicks.rule == "ritm" else center_clicks
-        records = [self.place(p, v, n, analysis, rng) for p, v, n in rule(analysis, self.clicks.per_round)]
+        min_voxels = self.policy.min_region_voxels
+        analysis = analyse_errors(reference, prediction, spacing, min_voxels)
+        n = self.clicks.per_round
+        if self.clicks.rule == "cvpr25":
+            clicks = cvpr25_clicks(analysis, n, min_voxels)
+        else:
+            clicks = (ritm_clicks if self.clicks.rule == "ritm" else center_clicks)(analysis, n)
+        records = [self.place(p, v, size, analysis, rng) for p, v, size in clicks]
         return build_interaction(analysis.add.shape, records, self.time)
 
     def place(self, polarity: str, voxel: np.ndarray, size: int, analysis: ErrorAnalysis, rng) -> Stroke:

@@ -167,3 +167,28 @@ def test_a_full_disk_midway_loses_no_logged_result_and_nothing_touches_the_data_
     assert written and all("rounds.csv" in f["error"] and "No space left" in f["error"] for f in written)
     assert int(run.data.tags["failed_cases"]) == len(summary.failures)
     assert tree_digest(tmp_path / "data") == before
+
+
+def test_the_cvpr25_protocol_starts_with_a_box_then_clicks_and_measures_nsd(smoke_cfg, compose, tmp_path):
+    """The challenge's protocol end to end on the smoke volumes: round 1 is the box (two clicks' effort,
+    nothing of the organ marked background), the later rounds one click each; every round has its NSD at
+    the protocol's tolerance, and the summary its NoF, seconds-to-k and effort AUC."""
+    import csv
+
+    config = config_of(compose, "experiment=smoke", "protocol=cvpr25", shared_train_cache())
+    assert config.protocol.first == "box" and config.session.rounds == 3  # the smoke's rounds win
+    summary = job.run(config)
+    with next((tmp_path / "runs").rglob("rounds.csv")).open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    first = [r for r in rows if r["round"] == "1" and r["stopped"] == "False"]
+    later = [r for r in rows if int(r["round"]) > 1 and r["stopped"] == "False"]
+    assert first and all(r["effort_clicks"] == "2" and r["effort_add_voxels"] == "0" for r in first)
+    assert later and all(r["effort_clicks"] == "1" for r in later)
+    assert all(0.0 <= float(r["nsd"]) <= 1.0 and float(r["volume_ratio"]) >= 0.0 for r in rows)
+    m = summary.metrics
+    assert {"nof_90", "seconds_to_85", "seconds_to_90", "effort_auc", "nsd_final", "user_seconds"} <= set(m)
+    assert 0.0 <= m["effort_auc"] <= 1.0 and m["seconds_to_85"] <= m["user_seconds"] + 1e-9
+    client = mlflow.MlflowClient(store_uri(config.tracking.uri))
+    run = client.get_run(summary.run_id)
+    assert run.data.params["protocol.name"] == "cvpr25"
+    assert {f"nsd/{c}" for c in run.data.tags["held_out_cases"].split(",")} <= set(run.data.metrics)
