@@ -39,6 +39,16 @@ def main(cfg: DictConfig) -> float | None:
     raw = OmegaConf.to_container(cfg, resolve=True)
     try:
         config = load_config(raw, note=sys.stderr)
+        if config.task == "observers":
+            from iunet_bench.observers import run as run_observers
+
+            run_id, metrics, text = run_observers(config)
+            print(text, f"\nMLflow run {run_id}", sep="\n")
+            if multirun:
+                write_job_status("FINISHED" if metrics else "FAILED", "" if metrics else "no case finished")
+            elif not metrics:
+                sys.exit(1)
+            return metrics.get("dsc_interactive")
         summary = run(config)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

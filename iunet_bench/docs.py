@@ -22,7 +22,7 @@ def tables() -> dict[str, str]:
     from iunet_bench.interactive.config import InteractConfig
     from iunet_bench.models.config import UNetConfig
     from iunet_bench.schema import markdown_table
-    from iunet_bench.session import ProtocolConfig, SessionConfig
+    from iunet_bench.session import ObserversConfig, ProtocolConfig, SessionConfig
     from iunet_bench.tracking import TrackingConfig
     from iunet_bench.train.config import TrainConfig
     from simulators.config import SimulatorConfig
@@ -31,12 +31,24 @@ def tables() -> dict[str, str]:
     scalars = tuple(
         k
         for k in top
-        if k not in ("session", "protocol", "data", "model", "train", "simulator", "interact", "tracking")
+        if k
+        not in (
+            "session",
+            "protocol",
+            "observers",
+            "data",
+            "model",
+            "train",
+            "simulator",
+            "interact",
+            "tracking",
+        )
     )
     return {
         "job": markdown_table(JobConfig, "", only=scalars),
         "session": markdown_table(SessionConfig, "session."),
         "protocol": markdown_table(ProtocolConfig, "protocol."),
+        "observers": markdown_table(ObserversConfig, "observers."),
         "model": markdown_table(UNetConfig, "model."),
         "train": markdown_table(TrainConfig, "train."),
         "tracking": markdown_table(TrackingConfig, "tracking."),

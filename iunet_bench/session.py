@@ -93,7 +93,7 @@ class ProtocolConfig(Schema):
 
 
 class ObserversConfig(Schema):
-    """The `observers` keys (`task=observers`, `+experiment=observers`): the paper's second experiment,
+    """The `observers` keys (`task=observers`, `experiment=observers`): the paper's second experiment,
     simulated. Observer i contours every held-out case by hand with manual style `manual[i]`
     (`simulators.manual.OBSERVERS`) and segments it interactively from the baseline with the scribble robot
     `interactive[i]` (a `conf/simulator/` preset) and its own seed."""

@@ -27,6 +27,7 @@ from simulators.config import ClickSimulator, ScribbleSimulator, make_annotator
 from simulators.effort import ClickTime, TimeModel
 from simulators.errors import ErrorAnalysis, ErrorRegion, analyse_errors
 from simulators.interaction import Effort, Interaction, Stroke
+from simulators.manual import OBSERVERS, ManualResult, ManualStyle, contour_case
 from simulators.noise import Noise
 from simulators.policy import Policy
 from simulators.scribble import ScribbleRobot
@@ -43,6 +44,9 @@ __all__ = [
     "ErrorAnalysis",
     "ErrorRegion",
     "Interaction",
+    "ManualResult",
+    "ManualStyle",
+    "OBSERVERS",
     "Noise",
     "Policy",
     "ScribbleRobot",
@@ -53,6 +57,7 @@ __all__ = [
     "analyse_errors",
     "box_interaction",
     "challenge_box",
+    "contour_case",
     "jittered_box",
     "make_annotator",
 ]

@@ -26,6 +26,7 @@ RANKS = [
         "iunet_bench.job",
         "iunet_bench.cases",
         "iunet_bench.report",
+        "iunet_bench.observers",
         "iunet_bench.sweep",
         "iunet_bench.docs",
         "iunet_bench.__main__",
