@@ -62,10 +62,12 @@ class JobConfig(Schema):
         description="TensorFlow threads per job (intra-op); auto: every core for a lone job, the cores shared "
         "out among the parallel jobs of a `hydra/launcher=joblib` sweep (cores // n_jobs)",
     )
-    task: Literal["interactive", "observers"] = Field(
+    task: Literal["interactive", "cv", "observers"] = Field(
         "interactive",
-        description="interactive: the benchmark job; observers: the paper's second experiment simulated "
-        "(manual against interactive segmentation by several observers, `observers.*`)",
+        description="interactive: the benchmark job; cv: the automatic segmentation of the held-out fold only "
+        "(round 0: the paper's first experiment, `session.rounds` set to 0; `+sweep=models` runs every model "
+        "on every fold); observers: the paper's second experiment simulated (manual against interactive "
+        "segmentation by several observers, `observers.*`)",
     )
     resume: Bool = Field(
         True,
@@ -81,6 +83,16 @@ class JobConfig(Schema):
     simulator: SimulatorConfig = ScribbleSimulator()
     interact: InteractConfig = IUnetInteract()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cv_measures_round_zero(cls, data):
+        """task=cv measures the baseline's own segmentation of the held-out fold: no interaction rounds."""
+        if isinstance(data, Mapping) and data.get("task") == "cv":
+            session = dict(data.get("session") or {})
+            session["rounds"] = 0
+            data = {**data, "session": session}
+        return data
 
     @model_validator(mode="after")
     def _across_groups(self) -> JobConfig:

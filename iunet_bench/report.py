@@ -97,12 +97,52 @@ class RunData:
             return {c: v[-1] for c, v in results.curves_by_case(self.records, "nsd").items()}
         raise ValueError(what)
 
+    def last_hd95(self) -> tuple[float, float] | None:
+        """(mean, sd) over cases of the last round's HD95 in mm."""
+        values = [c[-1] for c in results.curves_by_case(self.records, "hd95").values()]
+        if not values:
+            return None
+        return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
     def at_round(self, k: int) -> tuple[float, float] | None:
         """(mean, sd) of DSC over cases at round k, None when the run has no round k."""
         values = [c[k] for c in self.curves.values() if k < len(c)]
         if not values or len(values) < len(self.curves):
             return None
         return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+FOLD = "data.split.fold"
+
+
+def pool_folds(runs: list[RunData]) -> list[RunData]:
+    """Runs that differ only in the held-out fold, pooled into one configuration by case (every case is
+    held out by one fold), so a cross-validation is compared on all its cases; other runs as they are."""
+    groups: dict[tuple, list[RunData]] = {}
+    for r in runs:
+        key = tuple(sorted((k, v) for k, v in r.params.items() if k != FOLD))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for members in groups.values():
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        folds = sorted(m.params.get(FOLD, "?") for m in members)
+        first = members[0]
+        status = next((m.status for m in members if m.status != "FINISHED"), "FINISHED")
+        failed = sum(int(m.failed_cases) for m in members if m.failed_cases.isdigit())
+        out.append(
+            RunData(
+                "+".join(m.run_id for m in members),
+                f"{first.name} (folds {','.join(folds)})",
+                {**first.params, FOLD: "pooled"},
+                [rec for m in members for rec in m.records],
+                status,
+                str(failed),
+                [c for m in members for c in m.expected_cases],
+            )
+        )
+    return out
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -205,6 +245,20 @@ def detectable_difference(
     return float(z * np.median(sds) / np.sqrt(min(ns)) / np.sqrt(0.955))
 
 
+def pairwise_tests(
+    runs: list[RunData], what: str = "final"
+) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """{(run a, run b): (p, Holm-adjusted p over all pairs, n cases)}: two-sided Wilcoxon of per-case
+    values on the cases both finished, for every pair of runs (the paper's test between models)."""
+    raw, sizes = {}, {}
+    for i, a in enumerate(runs):
+        for b in runs[i + 1 :]:
+            x, y = paired(a, b, what)
+            raw[(a.run_id, b.run_id)], sizes[(a.run_id, b.run_id)] = wilcoxon_p(x, y), len(x)
+    adjusted = holm({f"{a}|{b}": p for (a, b), p in raw.items()})
+    return {(a, b): (p, adjusted[f"{a}|{b}"], sizes[(a, b)]) for (a, b), p in raw.items()}
+
+
 PARETO = (("round_seconds", -1), ("user_seconds", -1), ("dsc_final", 1), ("dsc_auc", 1))  # (key, better)
 
 
@@ -286,7 +340,7 @@ def table(runs: list[RunData], ref: RunData, varying: list[str]) -> tuple[list[s
     shown = [k for k in ROUNDS_SHOWN if k < last] + [last]
     header = ["run", *varying, "status", "cases"]
     header += [f"DSC r{k}" if k != last else "DSC last" for k in shown]
-    header += [f"NoI@{n}" for n in names] + [f"NoF@{names[-1]}", "AUC", "NSD last", "effort AUC"]
+    header += [f"NoI@{n}" for n in names] + [f"NoF@{names[-1]}", "AUC", "NSD last", "HD95 last", "effort AUC"]
     header += ["gain over paste", "rounds honoured"]
     header += ["s/round", "user min", "failed", "p final (Holm)", "p AUC (Holm)", "n", "Pareto"]
     rows = []
@@ -313,6 +367,7 @@ def table(runs: list[RunData], ref: RunData, varying: list[str]) -> tuple[list[s
                 _f(s.get(f"nof_{names[-1]}"), 0),
                 _f(s.get("dsc_auc")),
                 _f(s.get("nsd_final")),
+                _mean_sd(r.last_hd95()),
                 _f(s.get("effort_auc")),
                 _f(s.get("dsc_gain_over_paste", float("nan")), 3),
                 _f(s.get("rounds_honoured", float("nan")), 2),
@@ -375,7 +430,7 @@ def build_report(runs: list[RunData], out: Path, reference: str | None = None, m
     """Write the page, its table and plots under `out`; return the page as markdown."""
     from iunet_bench.plots import plot_band, plot_box, plot_effort, plot_pareto
 
-    runs = [r for r in runs if r.records]
+    runs = pool_folds([r for r in runs if r.records])
     if not runs:
         raise SystemExit("report: no run has a finished case to compare")
     out.mkdir(parents=True, exist_ok=True)
@@ -411,6 +466,13 @@ def build_report(runs: list[RunData], out: Path, reference: str | None = None, m
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(row) + " |" for row in rows]
     md += [""] + [f"- {line}" for line in text]
+    pair_header, pair_rows = (
+        pair_table(runs, [labels[r.run_id] for r in runs]) if 2 < len(runs) <= 8 else ([], [])
+    )
+    if pair_rows:
+        md += ["", "Final DSC, every pair of runs: Wilcoxon p (Holm-adjusted over all pairs), n cases", ""]
+        md += ["| " + " | ".join(pair_header) + " |", "|---" * len(pair_header) + "|"]
+        md += ["| " + " | ".join(row) + " |" for row in pair_rows]
     figures = [
         ("curves.png", "Mean DSC per round with its 95% confidence band"),
         ("effort.png", "Mean DSC against the user's estimated minutes"),
@@ -420,21 +482,46 @@ def build_report(runs: list[RunData], out: Path, reference: str | None = None, m
     page = ["# Interactive segmentation report", "", *md, ""]
     page += [f"## {title}\n\n![{title}]({name})\n" for name, title in figures]
     (out / "report.md").write_text("\n".join(page), encoding="utf-8")
-    (out / "index.html").write_text(_html(header, rows, text, figures), encoding="utf-8")
+    (out / "index.html").write_text(
+        _html(header, rows, text, figures, (pair_header, pair_rows)), encoding="utf-8"
+    )
     return "\n".join(md)
 
 
-def _html(header, rows, text, figures) -> str:
+def pair_table(runs: list[RunData], names: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The upper triangle of `pairwise_tests` as a table: p (Holm), n per pair of runs."""
+    tests = pairwise_tests(runs)
+    rows = []
+    for i, a in enumerate(runs[:-1]):
+        cells = []
+        for j, b in enumerate(runs[1:], start=1):
+            t = tests.get((a.run_id, b.run_id))
+            cells.append("" if j <= i or t is None else f"{_p(t[0])} ({_p(t[1])}), n={t[2]}")
+        rows.append([names[i], *cells])
+    return ["", *names[1:]], rows
+
+
+def _table_html(header, rows) -> str:
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html(header, rows, text, figures, pairs=((), ())) -> str:
+    e = html.escape
     items = "".join(f"<li>{e(t)}</li>" for t in text)
     figs = "".join(f'<h2>{e(t)}</h2><img src="{n}" alt="{e(t)}" style="max-width:100%">' for n, t in figures)
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}"
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>iunet_bench report</title><style>{style}</style>"
-        f"</head><body><h1>Interactive segmentation report</h1><table><tr>{head}</tr>{body}</table><ul>{items}</ul>"
-        f"{figs}</body></html>"
+        f"</head><body><h1>Interactive segmentation report</h1>{_table_html(header, rows)}<ul>{items}</ul>"
+        + (
+            f"<h2>Final DSC, every pair of runs: Wilcoxon p (Holm over all pairs), n</h2>{_table_html(*pairs)}"
+            if pairs[1]
+            else ""
+        )
+        + f"{figs}</body></html>"
     )
 
 

@@ -192,3 +192,16 @@ def test_the_cvpr25_protocol_starts_with_a_box_then_clicks_and_measures_nsd(smok
     run = client.get_run(summary.run_id)
     assert run.data.params["protocol.name"] == "cvpr25"
     assert {f"nsd/{c}" for c in run.data.tags["held_out_cases"].split(",")} <= set(run.data.metrics)
+
+
+def test_task_cv_measures_the_baselines_own_segmentation_of_the_held_out_fold(smoke_cfg, compose):
+    """The paper's first experiment per (model, fold): round 0 only, per-case DSC, HD95 and NSD logged."""
+    config = config_of(compose, "experiment=smoke", "task=cv", "data.split.fold=1", shared_train_cache())
+    assert config.session.rounds == 0
+    summary = job.run(config)
+    assert len(summary.curve) == 1 and summary.metrics["dsc_final"] == summary.metrics["dsc_baseline"]
+    client = mlflow.MlflowClient(store_uri(config.tracking.uri))
+    run = client.get_run(summary.run_id)
+    cases = run.data.tags["held_out_cases"].split(",")
+    for name in ("dsc", "hd95", "nsd"):
+        assert all(len(client.get_metric_history(run.info.run_id, f"{name}/{c}")) == 1 for c in cases)

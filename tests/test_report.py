@@ -127,3 +127,30 @@ def test_a_chosen_reference_is_used_and_an_unknown_one_is_named(tmp_path):
     assert "Reference: b (chosen with --reference)" in text
     with pytest.raises(SystemExit, match="--reference 'zz'"):
         build_report(runs, tmp_path, reference="zz")
+
+
+def test_folds_of_one_configuration_are_pooled_by_case_and_models_are_tested_pairwise(tmp_path):
+    """A cross-validation: each (model, fold) run holds out other cases; the report compares models on all
+    cases at once, and tests every pair of models (Holm over the pairs)."""
+    from iunet_bench.report import pairwise_tests, pool_folds
+
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0.6, 0.8, 12)
+    runs = []
+    for model, shift in (("iunet", 0.05), ("cicek", 0.0), ("fcn", -0.05)):
+        for fold in range(3):
+            cases = [f"case_{j}" for j in range(fold * 4, fold * 4 + 4)]
+            r = run(f"{model}-{fold}", truth[fold * 4 : fold * 4 + 4] + shift, cases=cases)
+            r.params = {"model.name": model, "data.split.fold": str(fold)}
+            runs.append(r)
+    pooled = pool_folds(runs)
+    assert len(pooled) == 3 and all(len(r.cases) == 12 for r in pooled)
+    assert pooled[0].name == "iunet-0 (folds 0,1,2)"
+    tests = pairwise_tests(pooled)
+    assert len(tests) == 3 and all(n == 12 for _, _, n in tests.values())
+    raw = sorted(p for p, _, _ in tests.values())
+    assert max(q for _, q, _ in tests.values()) == pytest.approx(
+        max(min(1.0, 3 * raw[0]), 2 * raw[1], raw[2])
+    )
+    text = build_report(runs, tmp_path)
+    assert "every pair of runs" in text and "name=iunet" in text and "n=12" in text
