@@ -138,15 +138,25 @@ def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | 
 
     bar = tqdm(total=config.train.steps, desc="baseline training", disable=not progress, leave=False)
 
-    def on_step(i: int, loss: float) -> None:
+    def on_step(p) -> None:  # train.baseline.Progress
+        if bar.n == 0 and p.step:  # continued from a checkpoint
+            bar.update(p.step)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}")
+        bar.set_postfix(
+            loss=f"{p.loss:.3f}", **({"val_dsc": f"{p.val_dsc:.3f}"} if p.val_dsc is not None else {})
+        )
 
     baseline = setup.baseline(on_step)
     bar.close()
-    tracker.set_tags({"baseline_key": baseline.key, "baseline_cached": str(baseline.hit)})
+    tags = {"baseline_key": baseline.key, "baseline_cached": str(baseline.hit)}
+    if baseline.stopped_at is not None:
+        tags["baseline_stopped_at"] = str(baseline.stopped_at)  # early stopping
+    if baseline.resumed_from is not None:
+        tags["baseline_resumed_from"] = str(baseline.resumed_from)  # continued from a checkpoint
+    tracker.set_tags(tags)
     if baseline.losses and not resume.logged_rounds(tracker.client, tracker.run_id, "train_loss"):
         tracker.log_metrics(("train_loss", v, i) for i, v in enumerate(baseline.losses))
+        tracker.log_metrics(("train_val_dsc", v, int(s)) for s, v in baseline.validation)
 
     # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
     initial = {v.case_id: predict_mask(baseline.model, v.image) for v in volumes.test}

@@ -151,3 +151,79 @@ def test_a_baseline_is_trained_once_reused_and_retrained_when_a_model_or_trainin
         for p in ("float32", "mixed_float16")
     }
     assert keys["float32"] == first.key != keys["mixed_float16"]
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def _tiny(seed: int = 0):
+    import keras
+
+    from iunet_bench.models.unet import UNetConfig, build_unet
+
+    keras.utils.set_random_seed(seed)
+    return build_unet((8, 24, 24), UNetConfig(base_filters=2, depth=2, pool_z_levels=(1,)))
+
+
+def _volumes(n: int = 3):
+    from tests.test_interactive import volume
+
+    return [volume(i, f"v{i}") for i in range(n)]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_an_interrupted_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    """Killed after step 5 with checkpoints every 3 steps, training continues from step 3 and ends with the
+    weights of a training that was never interrupted (stream, moments and step restored)."""
+    from iunet_bench.train.baseline import train
+    from iunet_bench.train.config import TrainConfig
+
+    cfg = TrainConfig(steps=8, batch_size=1, checkpoint_every=3)
+    whole = _tiny()
+    train(whole, _volumes(), cfg, seed=0, checkpoint=tmp_path / "a.partial")
+
+    def stop_after_five(p):
+        if p.step == 4:
+            raise _Interrupt
+
+    cut = _tiny()
+    with pytest.raises(_Interrupt):
+        train(cut, _volumes(), cfg, seed=0, on_step=stop_after_five, checkpoint=tmp_path / "b.partial")
+    assert (tmp_path / "b.partial" / "state.json").is_file()
+    again = _tiny()  # a fresh process would build the model anew
+    steps = []
+    result = train(
+        again,
+        _volumes(),
+        cfg,
+        seed=0,
+        on_step=lambda p: steps.append(p.step),
+        checkpoint=tmp_path / "b.partial",
+    )
+    assert result["resumed_from"] == 3 and steps == list(range(3, 8)) and len(result["losses"]) == 8
+    for a, b in zip(whole.get_weights(), again.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert not (tmp_path / "b.partial").exists()  # a finished training leaves no checkpoint
+
+
+@pytest.mark.slow
+def test_early_stopping_ends_after_validations_without_improvement_and_keeps_the_best_weights():
+    from iunet_bench.train.baseline import train, validation_dsc
+    from iunet_bench.train.config import TrainConfig
+
+    vols = _volumes(4)
+    # a vanishing learning rate: the validation DSC never gets better, so training stops at the third
+    # validation (the first sets the best, two more without improvement)
+    cfg = TrainConfig(steps=40, batch_size=1, lr=1e-12, validation_cases=1, validate_every=2, early_stop=2)
+    seen = []
+    model = _tiny()
+    result = train(model, vols, cfg, seed=0, on_step=seen.append)
+    assert result["stopped_at"] == 6 and [s for s, _ in result["validation"]] == [2, 4, 6]
+    assert validation_dsc(model, vols[-1:]) == pytest.approx(max(v for _, v in result["validation"]))
+    assert seen[0].val_dsc is None and seen[1].val_dsc == result["validation"][0][1]
+    with pytest.raises(ValueError, match="train.validation_cases"):
+        TrainConfig(early_stop=3)

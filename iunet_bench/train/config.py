@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from iunet_bench.schema import Float, Int, Schema, UserPath
 
@@ -24,9 +24,41 @@ class TrainConfig(Schema):
     lr: Float = Field(
         1e-3, gt=0, description="Adam learning rate (the paper: 1e-4; `experiment=paper` sets it)"
     )
+    validation_cases: Int = Field(
+        0,
+        ge=0,
+        description="training cases set aside (the last of the training split) to measure a validation DSC; "
+        "0 = none (every training case trains)",
+    )
+    validate_every: Int = Field(
+        50,
+        ge=1,
+        description="steps between validation DSCs (shown on the progress bar, logged as train_val_dsc)",
+    )
+    early_stop: Int | None = Field(
+        None,
+        ge=1,
+        description="stop after this many validations without a better validation DSC and keep the best "
+        "weights (needs validation_cases); null = train every step",
+    )
+    checkpoint_every: Int = Field(
+        100,
+        ge=0,
+        description="save weights, optimiser state and the random stream every this many steps next to the "
+        "cache entry (`<key>.partial`), so an interrupted training resumes from there with the same result; "
+        "0 = never",
+    )
     augment: AugmentConfig = AugmentConfig()
     cache_dir: UserPath = Field(
         Path("runs/cache/baseline"),
         description="where trained baselines are cached, keyed by data, model, train config, seed, precision "
         "and the code that trains them; must be a writable folder",
     )
+
+    @model_validator(mode="after")
+    def _early_stop_needs_validation(self) -> TrainConfig:
+        if self.early_stop is not None and self.validation_cases == 0:
+            raise ValueError(
+                f"train.early_stop: {self.early_stop} needs a validation DSC: set train.validation_cases >= 1"
+            )
+        return self
