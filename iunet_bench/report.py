@@ -97,6 +97,10 @@ class RunData:
             return {c: v[-1] for c, v in results.curves_by_case(self.records, "nsd").items()}
         raise ValueError(what)
 
+    @property
+    def last_round(self) -> int:
+        return max(len(c) for c in self.curves.values()) - 1
+
     def last_hd95(self) -> tuple[float, float] | None:
         """(mean, sd) over cases of the last round's HD95 in mm."""
         values = [c[-1] for c in results.curves_by_case(self.records, "hd95").values()]
@@ -179,7 +183,9 @@ def choose_reference(runs: list[RunData], reference: str | None) -> RunData:
     """The run named (run id, its prefix, or its label) by `reference`, else the best by AUC."""
     if reference:
         for r in runs:
-            if reference in (r.run_id, r.name) or r.run_id.startswith(reference):
+            if reference in (r.run_id, r.name, label(r, varying_params(runs))) or r.run_id.startswith(
+                reference
+            ):
                 return r
         raise SystemExit(
             f"report: --reference {reference!r} names no run of this report: {[r.name for r in runs]}"
@@ -309,13 +315,21 @@ def varying_params(runs: list[RunData]) -> list[str]:
     keys = sorted({k for r in runs for k in r.params})
     varying = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
     collapsed = {group for group, name in preset_keys.items() if name in varying}
+    shown = {name for group, name in preset_keys.items() if name in varying}
     if "protocol" in collapsed:  # a protocol sets the robot and the rounds: its name says it
         collapsed |= {"simulator", "session"}
-    return [k for k in varying if k in preset_keys.values() or k.split(".")[0] not in collapsed]
+        shown.discard("simulator.name")
+    return [k for k in varying if k in shown or k.split(".")[0] not in collapsed]
+
+
+def _short(key: str) -> str:
+    """`protocol.name` -> `protocol`, `interact.weights.scribble` -> `scribble`: a label's key."""
+    parts = key.split(".")
+    return parts[0] if parts[-1] in ("name", "method", "source") else parts[-1]
 
 
 def label(run: RunData, varying: list[str]) -> str:
-    return ", ".join(f"{k.split('.')[-1]}={run.params.get(k)}" for k in varying) or run.name
+    return ", ".join(f"{_short(k)}={run.params.get(k)}" for k in varying) or run.name
 
 
 def _mean_sd(values: tuple[float, float] | None) -> str:
@@ -336,10 +350,10 @@ def table(runs: list[RunData], ref: RunData, varying: list[str]) -> tuple[list[s
     front = pareto_front(runs)
     thresholds = ref.protocol.thresholds
     names = [ref.protocol.threshold_name(t) for t in thresholds]
-    last = max(len(c) for r in runs for c in r.curves.values()) - 1
-    shown = [k for k in ROUNDS_SHOWN if k < last] + [last]
+    longest = max(len(c) for r in runs for c in r.curves.values()) - 1
+    shown = [k for k in ROUNDS_SHOWN if k < longest]  # a run without round k leaves its cell empty
     header = ["run", *varying, "status", "cases"]
-    header += [f"DSC r{k}" if k != last else "DSC last" for k in shown]
+    header += [f"DSC r{k}" for k in shown] + ["rounds", "DSC last"]
     header += [f"NoI@{n}" for n in names] + [f"NoF@{names[-1]}", "AUC", "NSD last", "HD95 last", "effort AUC"]
     header += ["gain over paste", "rounds honoured"]
     header += ["s/round", "user min", "failed", "p final (Holm)", "p AUC (Holm)", "n", "Pareto"]
@@ -363,6 +377,8 @@ def table(runs: list[RunData], ref: RunData, varying: list[str]) -> tuple[list[s
                 r.status,
                 f"{len(r.cases)}/{len(r.expected_cases) or len(r.cases)}",
                 *[_mean_sd(r.at_round(k)) for k in shown],
+                str(r.last_round),
+                _mean_sd(r.at_round(r.last_round)),
                 *[_f(s.get(f"noi_{n}"), 1) for n in names],
                 _f(s.get(f"nof_{names[-1]}"), 0),
                 _f(s.get("dsc_auc")),
@@ -382,13 +398,21 @@ def table(runs: list[RunData], ref: RunData, varying: list[str]) -> tuple[list[s
     return header, rows
 
 
-def notes(runs: list[RunData], ref: RunData, missing_jobs: list[str], chosen: bool = False) -> list[str]:
-    """What the table's tests mean, which differences these cases can tell apart, and what is missing."""
+def notes(
+    runs: list[RunData],
+    ref: RunData,
+    missing_jobs: list[str],
+    chosen: bool = False,
+    labels: dict | None = None,
+) -> list[str]:
+    """What the table's tests mean, which differences these cases can tell apart, and what is missing
+    (`labels`: run id -> the name the table gives it)."""
+    labels = labels or {r.run_id: r.name for r in runs}
     front = [r for r in runs if r.run_id in pareto_front(runs)]
     tests = comparisons(runs, ref)
     n = min((t["n"] for t in tests.values()), default=len(ref.cases))
     out = [
-        f"Reference: {ref.name} ({'chosen with --reference' if chosen else 'the best by AUC'}). p: two-sided Wilcoxon signed-rank of "
+        f"Reference: {labels[ref.run_id]} ({'chosen with --reference' if chosen else 'the best by AUC'}). p: two-sided Wilcoxon signed-rank of "
         f"per-case final DSC and per-case AUC against it, on the cases both runs finished (n per row, at "
         f"least {n}); in brackets Holm-adjusted over the {len(tests)} comparisons of each metric."
     ]
@@ -411,15 +435,17 @@ def notes(runs: list[RunData], ref: RunData, missing_jobs: list[str], chosen: bo
             for b in front[i + 1 :]:
                 p = wilcoxon_p(*paired(a, b))
                 verdict = "told apart" if np.isfinite(p) and p < 0.05 else "not told apart"
-                pairs.append(f"{a.name} vs {b.name}: p = {_p(p)} ({verdict})")
+                pairs.append(f"{labels[a.run_id]} vs {labels[b.run_id]}: p = {_p(p)} ({verdict})")
         out.append(
             "Pareto front (no other run is at least as fast per round, as quick for the user, and as good in "
-            f"final DSC and AUC): {', '.join(r.name for r in front)}."
+            f"final DSC and AUC): {', '.join(labels[r.run_id] for r in front)}."
             + (f" Final DSC between them: {'; '.join(pairs)}." if pairs else "")
         )
     for r in runs:
         if r.status != "FINISHED" or r.missing_cases:
-            out.append(f"{r.name}: {r.status}, missing cases: {', '.join(r.missing_cases) or 'none'}.")
+            out.append(
+                f"{labels[r.run_id]}: {r.status}, missing cases: {', '.join(r.missing_cases) or 'none'}."
+            )
     if missing_jobs:
         out.append(f"Jobs of the sweep with no run yet: {'; '.join(missing_jobs)}.")
     out.append("User time comes from the robots' time models (assumptions, README.md Configuration).")
@@ -462,7 +488,7 @@ def build_report(runs: list[RunData], out: Path, reference: str | None = None, m
         },
         {labels[rid] for rid in front},
     )
-    text = notes(runs, ref, list(missing_jobs), chosen=reference is not None)
+    text = notes(runs, ref, list(missing_jobs), chosen=reference is not None, labels=labels)
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(row) + " |" for row in rows]
     md += [""] + [f"- {line}" for line in text]

@@ -106,7 +106,7 @@ def test_the_page_holds_the_table_the_tests_the_figures_and_what_is_missing(tmp_
     partial.status, partial.expected_cases = "RUNNING", [f"case_{j}" for j in range(8)]
     text = build_report([*runs, partial], tmp_path, missing_jobs=["interact.lr=9"])
     assert "Friedman test across the 5 runs on their 5 common cases" in text and "Holm" in text
-    assert "partial: RUNNING, missing cases: case_5, case_6, case_7" in text
+    assert "lr=partial: RUNNING, missing cases: case_5, case_6, case_7" in text
     assert "Jobs of the sweep with no run yet: interact.lr=9" in text
     for name in ("index.html", "report.md", "curves.png", "effort.png", "final_box.png", "pareto.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -124,7 +124,7 @@ def test_the_page_holds_the_table_the_tests_the_figures_and_what_is_missing(tmp_
 def test_a_chosen_reference_is_used_and_an_unknown_one_is_named(tmp_path):
     runs = [run("a", [0.9, 0.8, 0.7]), run("b", [0.6, 0.7, 0.8])]
     text = build_report(runs, tmp_path, reference="b")
-    assert "Reference: b (chosen with --reference)" in text
+    assert "Reference: lr=b (chosen with --reference)" in text
     with pytest.raises(SystemExit, match="--reference 'zz'"):
         build_report(runs, tmp_path, reference="zz")
 
@@ -153,4 +153,4 @@ def test_folds_of_one_configuration_are_pooled_by_case_and_models_are_tested_pai
         max(min(1.0, 3 * raw[0]), 2 * raw[1], raw[2])
     )
     text = build_report(runs, tmp_path)
-    assert "every pair of runs" in text and "name=iunet" in text and "n=12" in text
+    assert "every pair of runs" in text and "model=iunet" in text and "n=12" in text
