@@ -13,7 +13,7 @@ the YAML presets under `conf/` spell them out for the reader and a test keeps th
 | `observers` | `iunet_bench.session.ObserversConfig` (`task=observers`) |
 | `protocol` | `iunet_bench.session.ProtocolConfig` (presets under `conf/protocol/` also set robot and rounds) |
 | `data` | `iunet_bench.data.config` (one schema per `data.source`) |
-| `model` | `iunet_bench.models.config.UNetConfig` |
+| `model` | `iunet_bench.models.config` (one schema per `model.name`: iunet, unet3d_cicek, dilated_fcn, keras) |
 | `train` | `iunet_bench.train.config.TrainConfig` |
 | `simulator` | `simulators.config` (one schema per `simulator.kind`) |
 | `interact` | `iunet_bench.interactive.config` (one schema per `interact.method`) |
@@ -33,7 +33,7 @@ from pydantic import Field, model_validator
 
 from iunet_bench.data.config import DataConfig, PhantomData
 from iunet_bench.interactive.config import InteractConfig, IUnetInteract
-from iunet_bench.models.config import UNetConfig
+from iunet_bench.models.config import ModelConfig, UNetConfig
 from iunet_bench.schema import Bool, ConfigError, Int, Schema, ignored_keys, validate
 from iunet_bench.session import ObserversConfig, ProtocolConfig, SessionConfig
 from iunet_bench.tracking import TrackingConfig
@@ -78,7 +78,7 @@ class JobConfig(Schema):
     protocol: ProtocolConfig = ProtocolConfig()
     observers: ObserversConfig = ObserversConfig()
     data: DataConfig = PhantomData()
-    model: UNetConfig = UNetConfig()
+    model: ModelConfig = UNetConfig()
     train: TrainConfig = TrainConfig()
     simulator: SimulatorConfig = ScribbleSimulator()
     interact: InteractConfig = IUnetInteract()
@@ -100,14 +100,15 @@ class JobConfig(Schema):
         misfit = self.model.grid_misfit(self.data.preprocess.grid)
         if misfit:
             problems.append(misfit)
-        if isinstance(self.interact, IUnetInteract):
-            from iunet_bench.models.groups import describe, valid_groups
+        if isinstance(self.interact, IUnetInteract) and self.task != "cv":  # cv: no fine-tuning rounds
+            from iunet_bench.models.groups import describe
 
-            valid = valid_groups(self.model)
+            valid = self.model.valid_groups()  # keras: model.groups' names + all (no file read)
             unknown = [g for g in self.interact.trainable if g not in valid]
             if unknown:
                 problems.append(
-                    f"interact.trainable: unknown layer group(s) {unknown}; valid for this model:\n{describe(valid)}"
+                    f"interact.trainable: unknown layer group(s) {unknown}; valid for model.name="
+                    f"{self.model.name}:\n{describe(valid)}"
                 )
         if self.task == "observers":
             missing = [

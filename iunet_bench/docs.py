@@ -20,7 +20,7 @@ def tables() -> dict[str, str]:
     from iunet_bench.config import JobConfig
     from iunet_bench.data.config import DataConfig
     from iunet_bench.interactive.config import InteractConfig
-    from iunet_bench.models.config import UNetConfig
+    from iunet_bench.models.config import ModelConfig
     from iunet_bench.schema import markdown_table
     from iunet_bench.session import ObserversConfig, ProtocolConfig, SessionConfig
     from iunet_bench.tracking import TrackingConfig
@@ -49,7 +49,7 @@ def tables() -> dict[str, str]:
         "session": markdown_table(SessionConfig, "session."),
         "protocol": markdown_table(ProtocolConfig, "protocol."),
         "observers": markdown_table(ObserversConfig, "observers."),
-        "model": markdown_table(UNetConfig, "model."),
+        "model": markdown_table(ModelConfig, "model."),
         "train": markdown_table(TrainConfig, "train."),
         "tracking": markdown_table(TrackingConfig, "tracking."),
         "data": markdown_table(DataConfig, "data."),

@@ -156,9 +156,11 @@ class JobSetup:
         return self._volumes
 
     def build_model(self):
-        from iunet_bench.models.unet import build_unet
+        """The configured network (`model.name`: iunet, unet3d_cicek, dilated_fcn, or keras, loaded from
+        `model.path`), untrained but for a `keras` file's own weights."""
+        from iunet_bench.models import build_model
 
-        return build_unet(self.config.data.preprocess.grid, self.config.model)
+        return build_model(self.config.data.preprocess.grid, self.config.model)
 
     def baseline(self, on_step=None):
         """The baseline (`train.baseline.Baseline`): from the cache, or trained on the training volumes."""

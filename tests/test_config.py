@@ -8,6 +8,8 @@ import copy
 import functools
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Annotated, Literal, Union, get_args, get_origin
 
 import annotated_types as at
@@ -19,7 +21,10 @@ from iunet_bench.config import ConfigError, JobConfig, dropped_keys, load_config
 from iunet_bench.schema import flatten
 from tests.conftest import CONF, ROOT, composed
 
-UNIONS = {"data": "source", "simulator": "kind", "interact": "method"}
+UNIONS = {"data": "source", "model": "name", "simulator": "kind", "interact": "method"}
+# model=keras needs an existing `.keras` file; validation never reads it, so an empty one will do
+KERAS_FILE = Path(tempfile.mkdtemp(prefix="iunet_bench_byo_")) / "model.keras"
+KERAS_FILE.touch()
 
 
 @functools.cache
@@ -41,6 +46,10 @@ def variant_overrides() -> dict[str, list[str]]:
         "data.msd": ["data=msd", root],
         "data.folder": ["data=folder", root],
         "data.dicom": ["data=dicom", root],
+        "model.iunet": [],
+        "model.unet3d_cicek": ["model=unet3d_cicek"],
+        "model.dilated_fcn": ["model=dilated_fcn", "interact.trainable=[head]"],  # no bottleneck, decoder
+        "model.keras": ["model=keras", f"model.path={KERAS_FILE}", "interact.trainable=[all]"],
         "simulator.scribble": [],
         "simulator.click": ["simulator=click_ritm"],
         "interact.iunet": [],
@@ -73,6 +82,8 @@ def bad_values(annotation, metadata) -> list:
             return ["nonsense-value", True, *bad_values(args[1], [])]
         base, inner = _unwrap(args[0])
         meta += inner
+    if get_origin(base) is dict:  # model.groups: a mapping of lists of strings
+        return ["not-a-mapping", {"g": 5}]
     if get_origin(base) is Literal:
         values = get_args(base)
         return [] if len(values) == 1 else ["nonsense-value"]
@@ -153,7 +164,7 @@ def test_every_key_refuses_wrong_types_and_out_of_range_values_naming_the_full_k
     base = raw(*variant_overrides().get(variant, []))
     load_config(base)  # the composition itself is valid
     values = bad_values(field.annotation, field.metadata)
-    if key.endswith((".root", ".cache_dir", ".manifest", "artifact_root")):
+    if key.endswith((".root", ".cache_dir", ".manifest", "artifact_root", "model.path")):
         values = [5]
     assert values or key.endswith((".name", ".method", ".source", ".kind")), f"no bad value known for {key}"
     for value in values:
@@ -274,17 +285,22 @@ def test_the_schema_holds_the_defaults_and_the_default_composition_equals_them()
 @pytest.mark.parametrize(
     "override",
     ["data=msd", "data=folder", "data=dicom", "simulator=click_ritm"]
+    + ["model=unet3d_cicek", "model=dilated_fcn", "model=keras"]
     + [f"interact={p.stem}" for p in sorted((CONF / "interact").glob("*.yaml")) if p.stem != "iunet_paper"],
 )
 def test_each_base_preset_spells_out_the_schema_defaults_of_its_variant(tmp_path, override):
     """A group's base preset (one per variant) sets nothing the schema does not already default to, so
     defaults live in one place; named variations (scribble_careful, experiment files) set what differs."""
     extra = [f"data.root={tmp_path}"] if override.startswith("data=") else []
+    if override.startswith("model="):  # the default interact.trainable names U-Net groups
+        extra = ["interact.trainable=[all]"] + (
+            [f"model.path={KERAS_FILE}"] if override == "model=keras" else []
+        )
     tree = raw(override, *extra)
     config = load_config(tree)
     group = override.split("=")[0]
     cls = type(getattr(config, group))
-    required = {"root"} if group == "data" else set()
+    required = {"root"} if group == "data" else {"path"} if override == "model=keras" else set()
     defaults = cls(**{k: getattr(getattr(config, group), k) for k in required})
     assert getattr(config, group) == defaults
     assert flatten(tree[group]).keys() <= flatten(defaults.model_dump()).keys()

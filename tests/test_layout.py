@@ -27,6 +27,7 @@ RANKS = [
         "iunet_bench.cases",
         "iunet_bench.report",
         "iunet_bench.observers",
+        "iunet_bench.models.__main__",
         "iunet_bench.sweep",
         "iunet_bench.docs",
         "iunet_bench.__main__",

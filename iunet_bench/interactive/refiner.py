@@ -25,6 +25,7 @@ Two paths compute the same thing:
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -76,7 +77,7 @@ class IUnetRefiner:
         import tensorflow as tf
 
         from iunet_bench.models.groups import layers_in_groups, trainable_variables
-        from iunet_bench.models.split import FrozenSplit, split_at_frozen_frontier
+        from iunet_bench.models.split import FrozenSplit, split_or_reason
 
         self.cfg = cfg
         self.name = cfg.method
@@ -99,10 +100,14 @@ class IUnetRefiner:
         ]
         t0 = time.perf_counter()
         if self.fast:
-            self.split = split_at_frozen_frontier(model, layers_in_groups(model, groups))
-            # Nothing frozen to compute once per case (e.g. trainable=[all]): the one compiled round would
-            # only add a loop in the graph, which measured slower than the straightforward steps.
-            self.fast = self.split.prefix is not None
+            self.split, why = split_or_reason(model, layers_in_groups(model, groups))
+            if self.split is None:  # e.g. your own `keras` model, subclassed or with a layer called twice
+                print(f"note: interact.fast: the straightforward path runs: {why}", file=sys.stderr)
+                self.fast = False
+            else:
+                # Nothing frozen to compute once per case (e.g. trainable=[all]): the one compiled round
+                # would only add a loop in the graph, which measured slower than the straightforward steps.
+                self.fast = self.split.prefix is not None
         if self.fast:
             self._build_fast()
         else:

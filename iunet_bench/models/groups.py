@@ -12,24 +12,39 @@ One function, `groups_of(layer names)`, turns the names of a network's layers wi
 vocabulary; `valid_groups(UNetConfig)` feeds it the names `models.unet.build_unet` gives (known before any
 model exists, for config validation) and `group_names(model)` the names of a built model's layers, so the
 two agree by construction (a test checks them against each other on several configurations).
+
+The other architectures (`model.name`) speak the same language:
+
+- `unet3d_cicek`: exactly the U-Net names above (two convolutions per level);
+- `dilated_fcn`: blocks `block` (every dilated block), `concat` (the 1x1x1 compressions `concat.<i>` of
+  each block's output and the fusion `concat.fuse` of their concatenation), `head`, `all`; levels
+  `block.<i>` (block i, dilation `model.dilations[i]`); single layers `block.<i>.conv<j>`,
+  `block.<i>.bn<j>`, `concat.<i>`, `concat.fuse`;
+- `keras` (your own model): the keys of `model.groups`, each the layers whose name matches one of its
+  regular expressions (re.search), and `all`. The built model carries them in a weightless identity layer
+  `byo.groups` at its output (so they survive `get_config`/`from_config` copies); `group_names` and
+  `layers_in_groups` read them from there.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from iunet_bench.models.config import UNetConfig
+from iunet_bench.models.config import CicekConfig, DilatedFCNConfig, KerasModelConfig, UNetConfig
 
 if TYPE_CHECKING:
     import keras
 
-BLOCKS = ("head", "bottleneck", "decoder", "encoder", "all")
-_LEVEL = re.compile(r"^(encoder|decoder)\.\d+$")
+BLOCKS = ("head", "bottleneck", "decoder", "encoder", "concat", "block", "all")
+_LEVELLED = ("encoder", "decoder", "block")
+_LEVEL = re.compile(r"^(encoder|decoder|block)\.\d+$")
+BYO_GROUPS_LAYER = "byo.groups"  # the weightless layer that carries a `keras` model's groups
 
 
-def unet_layer_names(cfg: UNetConfig) -> list[str]:
-    """The names of the layers with weights of `build_unet(grid, cfg)`, in model order."""
+def unet_layer_names(cfg: UNetConfig | CicekConfig) -> list[str]:
+    """The names of the layers with weights of `build_unet(grid, cfg)` (or `build_cicek`), in model order."""
 
     def block(prefix: str) -> list[str]:
         names = []
@@ -46,6 +61,33 @@ def unet_layer_names(cfg: UNetConfig) -> list[str]:
     return [*names, "head"]
 
 
+def dilated_layer_names(cfg: DilatedFCNConfig) -> list[str]:
+    """The names of the layers with weights of `build_dilated_fcn(grid, cfg)`, in model order."""
+    names = []
+    for i, convs in enumerate(cfg.convs_per_block):
+        for j in range(convs):
+            names.append(f"block.{i}.conv{j}")
+            if cfg.norm == "batch":
+                names.append(f"block.{i}.bn{j}")
+    names += [f"concat.{i}" for i in range(len(cfg.dilations))]
+    return [*names, "concat.fuse", "head"]
+
+
+def layer_names(cfg) -> list[str]:
+    """The names of the layers with weights of the network `cfg` builds (not for `keras`: unknown
+    before its file is loaded)."""
+    if isinstance(cfg, (UNetConfig, CicekConfig)):
+        return unet_layer_names(cfg)
+    if isinstance(cfg, DilatedFCNConfig):
+        return dilated_layer_names(cfg)
+    raise TypeError(f"no layer names known before building for {type(cfg).__name__}")
+
+
+def byo_groups(groups: Mapping[str, Sequence[str]]) -> list[str]:
+    """The vocabulary of a `keras` model with these `model.groups`: their names, then `all`."""
+    return [*(g for g in groups if g != "all"), "all"]
+
+
 def groups_of(layer_names: list[str]) -> list[str]:
     """The vocabulary for a network whose layers with weights have these names: blocks, then levels,
     then the single layers in model order."""
@@ -53,31 +95,50 @@ def groups_of(layer_names: list[str]) -> list[str]:
     for name in layer_names:
         parts = name.split(".")
         blocks.add(parts[0])
-        if parts[0] in ("encoder", "decoder") and len(parts) > 2 and f"{parts[0]}.{parts[1]}" not in levels:
+        if parts[0] in _LEVELLED and len(parts) > 2 and f"{parts[0]}.{parts[1]}" not in levels:
             levels.append(f"{parts[0]}.{parts[1]}")
     ordered_blocks = [b for b in BLOCKS if b in blocks] + sorted(blocks - set(BLOCKS))
     layers = [n for n in dict.fromkeys(layer_names) if n not in blocks]
     return ordered_blocks + sorted(levels) + layers
 
 
-def valid_groups(model: UNetConfig | int) -> list[str]:
-    """The group names of a U-Net with this configuration, known before it is built (config validation).
+def valid_groups(model) -> list[str]:
+    """The group names of the network of this `model` config, known before it is built (validation).
 
     An int is taken as the depth of an otherwise default UNetConfig (convs_per_level 2, batch norm): pass
-    the job's UNetConfig so that single-layer names match the model that will be built.
+    the job's model config so that single-layer names match the model that will be built.
     """
     cfg = UNetConfig(depth=model) if isinstance(model, int) else model
-    return groups_of(unet_layer_names(cfg))
+    if isinstance(cfg, KerasModelConfig):
+        return byo_groups(cfg.groups)
+    return groups_of(layer_names(cfg))
+
+
+def _byo_patterns(model: keras.Model) -> dict[str, tuple[str, ...]] | None:
+    """The `model.groups` a `keras` (bring your own) model carries, else None."""
+    for layer in reversed(model.layers):
+        if layer.name == BYO_GROUPS_LAYER:
+            return {g: tuple(p) for g, p in layer.groups.items()}
+    return None
 
 
 def group_names(model: keras.Model) -> list[str]:
     """Every group name valid for this built model (same vocabulary as `valid_groups` of its config)."""
+    patterns = _byo_patterns(model)
+    if patterns is not None:
+        return byo_groups(patterns)
     return groups_of([layer.name for layer in model.layers if layer.weights])
+
+
+def byo_members(layer_names: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    """The names among `layer_names` that one of the regular expressions `patterns` finds (re.search)."""
+    compiled = [re.compile(p) for p in patterns]
+    return [n for n in layer_names if any(c.search(n) for c in compiled)]
 
 
 def describe(valid: list[str]) -> str:
     """`valid` grouped for an error message: blocks, levels, then the single layers one block per line."""
-    blocks = [g for g in valid if g in BLOCKS]
+    blocks = [g for g in valid if g in BLOCKS or "." not in g]  # `keras` groups are blocks too
     levels = [g for g in valid if _LEVEL.match(g)]
     by_block: dict[str, list[str]] = {}
     for g in valid:
@@ -106,6 +167,13 @@ def check_groups(groups: list[str], valid: list[str]) -> None:
 def layers_in_groups(model: keras.Model, groups: list[str]) -> list[keras.layers.Layer]:
     """The layers (with weights) that belong to any of `groups`, in model order."""
     check_groups(groups, group_names(model))
+    patterns = _byo_patterns(model)
+    if patterns is not None:
+        names = [layer.name for layer in model.layers if layer.weights]
+        chosen = (
+            set(names) if "all" in groups else {n for g in groups for n in byo_members(names, patterns[g])}
+        )
+        return [layer for layer in model.layers if layer.weights and layer.name in chosen]
 
     def member(name: str) -> bool:
         return any(g == "all" or name == g or name.startswith(g + ".") for g in groups)

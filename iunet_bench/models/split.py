@@ -61,6 +61,43 @@ def _graph(model: keras.Model) -> dict[int, list]:
     return inputs
 
 
+def can_split(model: keras.Model) -> str | None:
+    """None when `model` can be split at its frozen frontier (a functional model, each layer called once
+    in it, no subclassed model inside as a layer), else why not (one line, for a note)."""
+    from keras.src.models.functional import Functional
+
+    if not isinstance(model, Functional) or not getattr(model, "outputs", None):
+        return f"model {model.name!r} is not a functional Keras model"
+    node_of: dict[int, int] = {}
+    stack = list(model.outputs)
+    while stack:
+        tensor = stack.pop()
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            return f"model {model.name!r}: a tensor of its graph has no Keras history"
+        layer = history.operation
+        if node_of.setdefault(id(layer), history.node_index) != history.node_index:
+            return f"layer {layer.name!r} is called more than once in model {model.name!r}"
+        if not _is_input(layer):
+            stack.extend(layer._inbound_nodes[history.node_index].input_tensors)
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and not isinstance(layer, Functional):
+            return f"layer {layer.name!r} of model {model.name!r} is a subclassed model (one opaque layer)"
+    return None
+
+
+def split_or_reason(model: keras.Model, trained: list, fold: bool = True) -> tuple[FrozenSplit | None, str]:
+    """(`split_at_frozen_frontier(model, trained, fold)`, "") when the model can be split, else
+    (None, why not): the caller falls back to the straightforward path with a one-line note."""
+    why = can_split(model)
+    if why:
+        return None, why
+    try:
+        return split_at_frozen_frontier(model, trained, fold), ""
+    except Exception as exc:  # noqa: BLE001 - any failure of the split means: run the whole network
+        return None, f"splitting model {model.name!r} failed ({type(exc).__name__}: {exc})"
+
+
 def live_layers(model: keras.Model, trained: list) -> list:
     """Layers whose outputs depend on a trained layer (the trained layers included), in model order.
 

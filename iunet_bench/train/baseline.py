@@ -22,13 +22,17 @@ import numpy as np
 
 from iunet_bench.cache import Cache
 from iunet_bench.data.case import Volume
-from iunet_bench.models.config import UNetConfig
+from iunet_bench.models.config import ModelSchema
 from iunet_bench.rng import derive_rng
 from iunet_bench.train.augment import augment
 from iunet_bench.train.config import TrainConfig
 
 CODE_MODULES = (
+    "iunet_bench.models",
     "iunet_bench.models.unet",
+    "iunet_bench.models.cicek",
+    "iunet_bench.models.dilated",
+    "iunet_bench.models.byo",
     "iunet_bench.models.config",
     "iunet_bench.train.baseline",
     "iunet_bench.train.config",
@@ -53,13 +57,23 @@ def volumes_digest(volumes: Sequence[Volume]) -> str:
     return h.hexdigest()
 
 
+def _file_digest(path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def baseline_key(
-    volumes: Sequence[Volume], model: UNetConfig, train: TrainConfig, seed: int, precision: str
+    volumes: Sequence[Volume], model: ModelSchema, train: TrainConfig, seed: int, precision: str
 ) -> str:
     """The cache key of the baseline these settings train (code and library versions included)."""
     payload = {
         "volumes": volumes_digest(volumes),
         "model": model.model_dump(mode="json"),
+        # a user's model file: its bytes, not its name (a file saved again is another baseline)
+        "model_file": _file_digest(model.path) if getattr(model, "path", None) else None,
         # where and how often it is checkpointed never changes the weights (tests/test_train.py)
         "train": train.model_dump(mode="json", exclude={"cache_dir", "checkpoint_every"}),
         "seed": int(seed),
@@ -253,7 +267,7 @@ def train(
 def load_or_train(
     build_model: Callable[[], Any],
     volumes: Sequence[Volume],
-    model_cfg: UNetConfig,
+    model_cfg: ModelSchema,
     train_cfg: TrainConfig,
     seed: int,
     precision: str = "float32",
@@ -262,8 +276,12 @@ def load_or_train(
     """The baseline model for this configuration: from the cache if present, else trained and cached."""
     import keras
 
+    if model_cfg.pretrained:  # a user's model: its own weights, trained further only if asked
+        train_cfg = train_cfg.model_copy(update={"steps": model_cfg.train_steps})
     cache = baseline_cache(train_cfg.cache_dir)
     key = baseline_key(volumes, model_cfg, train_cfg, seed, precision)
+    if model_cfg.pretrained and train_cfg.steps == 0:  # as it was saved: nothing to train or cache
+        return Baseline(build_model(), key, True)
 
     def make():
         keras.utils.set_random_seed(seed)
