@@ -205,3 +205,26 @@ def test_task_cv_measures_the_baselines_own_segmentation_of_the_held_out_fold(sm
     cases = run.data.tags["held_out_cases"].split(",")
     for name in ("dsc", "hd95", "nsd"):
         assert all(len(client.get_metric_history(run.info.run_id, f"{name}/{c}")) == 1 for c in cases)
+
+
+def test_a_users_keras_model_runs_the_whole_loop_with_its_own_group(smoke_cfg, compose, tmp_path):
+    """Bring your own network: a small functional model saved as .keras, a custom `head` group by pattern;
+    its weights are the baseline (nothing trained), and the smoke loop fine-tunes only that group."""
+    from tests.test_models import byo_file
+
+    path = byo_file(tmp_path / "mine.keras")
+    config = config_of(
+        compose,
+        "experiment=smoke",
+        "model=keras",
+        f"model.path={path}",
+        '+model.groups.head=["^final_"]',
+        "interact.trainable=[head]",
+    )
+    summary = job.run(config)
+    assert len(summary.curve) == config.session.rounds + 1 and not summary.failures
+    client = mlflow.MlflowClient(store_uri(config.tracking.uri))
+    run = client.get_run(summary.run_id)
+    assert run.data.params["model.name"] == "keras" and not client.get_metric_history(
+        run.info.run_id, "train_loss"
+    )
