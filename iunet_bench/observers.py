@@ -258,7 +258,13 @@ def run(config: JobConfig) -> tuple[str, dict[str, float], str]:
         volumes = setup.volumes()
         baseline = setup.baseline()
         segs, failed = [], []
-        for volume in volumes.test:
+        from tqdm.auto import tqdm
+
+        from iunet_bench.prepare import show_progress
+
+        for volume in tqdm(
+            volumes.test, desc="cases (every observer, both ways)", disable=not show_progress(config)
+        ):
             try:
                 segs += segment_case(setup, volume, predict_mask(baseline.model, volume.image))
             except Exception as exc:  # one bad case never loses the others
