@@ -65,7 +65,8 @@ class JobConfig(Schema):
     task: Literal["interactive", "cv", "observers"] = Field(
         "interactive",
         description="interactive: the benchmark job; cv: the automatic segmentation of the held-out fold only "
-        "(round 0: the paper's first experiment, `session.rounds` set to 0; `+sweep=models` runs every model "
+        "(round 0: the paper's first experiment, `session.rounds` set to 0 and `interact` to paste; `+sweep=models` "
+        "runs every model "
         "on every fold); observers: the paper's second experiment simulated (manual against interactive "
         "segmentation by several observers, `observers.*`)",
     )
@@ -91,7 +92,8 @@ class JobConfig(Schema):
         if isinstance(data, Mapping) and data.get("task") == "cv":
             session = dict(data.get("session") or {})
             session["rounds"] = 0
-            data = {**data, "session": session}
+            # nothing is fine-tuned: no refiner (and no `interact.trainable` another model may lack)
+            data = {**data, "session": session, "interact": {"method": "paste"}}
         return data
 
     @model_validator(mode="after")
@@ -100,7 +102,7 @@ class JobConfig(Schema):
         misfit = self.model.grid_misfit(self.data.preprocess.grid)
         if misfit:
             problems.append(misfit)
-        if isinstance(self.interact, IUnetInteract) and self.task != "cv":  # cv: no fine-tuning rounds
+        if isinstance(self.interact, IUnetInteract):
             from iunet_bench.models.groups import describe
 
             valid = self.model.valid_groups()  # keras: model.groups' names + all (no file read)
