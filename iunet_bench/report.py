@@ -308,6 +308,7 @@ def varying_params(runs: list[RunData]) -> list[str]:
     """The params that differ between runs, a differing preset standing for all of its keys."""
     preset_keys = {
         "simulator": "simulator.name",
+        "model": "model.name",
         "interact": "interact.method",
         "data": "data.source",
         "protocol": "protocol.name",
