@@ -37,7 +37,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from iunet_bench.config import compose_config  # noqa: E402
 from iunet_bench.prepare import JobSetup  # noqa: E402
 
-
 # the default `interact.trainable` names U-Net groups; the dilated FCN's nearest equivalent (unless overridden)
 TRAINABLE = {"dilated_fcn": ["interact.trainable=[head,concat]"]}
 
