@@ -19,15 +19,11 @@ import keras
 from keras import layers
 
 from iunet_bench.models.config import CicekConfig
+from iunet_bench.models.unet import conv_block
 
 
 def _block(x, filters: tuple[int, int], prefix: str, cfg: CicekConfig):
-    for j, f in enumerate(filters):
-        x = layers.Conv3D(f, 3, padding="same", use_bias=cfg.norm == "none", name=f"{prefix}.conv{j}")(x)
-        if cfg.norm == "batch":
-            x = layers.BatchNormalization(momentum=0.9, name=f"{prefix}.bn{j}")(x)
-        x = layers.Activation("relu", name=f"{prefix}.relu{j}")(x)
-    return x
+    return conv_block(x, filters, prefix, cfg.norm)
 
 
 def build_cicek(input_shape: tuple[int, int, int], cfg: CicekConfig) -> keras.Model:

@@ -7,21 +7,27 @@ output is a 2-class softmax (background, foreground), so the loss can average ov
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 from keras import layers
 
 from iunet_bench.models.config import UNetConfig
 
 
-def _conv_block(x, filters: int, prefix: str, cfg: UNetConfig):
-    for j in range(cfg.convs_per_level):
-        x = layers.Conv3D(filters, 3, padding="same", use_bias=cfg.norm == "none", name=f"{prefix}.conv{j}")(
-            x
-        )
-        if cfg.norm == "batch":
+def conv_block(x, filters: Sequence[int], prefix: str, norm: str):
+    """3x3x3 convolutions with these output channels, each followed by batch norm (norm="batch") and ReLU;
+    layers `<prefix>.conv<j>`, `<prefix>.bn<j>`, `<prefix>.relu<j>` (the U-Nets' shared block)."""
+    for j, f in enumerate(filters):
+        x = layers.Conv3D(f, 3, padding="same", use_bias=norm == "none", name=f"{prefix}.conv{j}")(x)
+        if norm == "batch":
             x = layers.BatchNormalization(momentum=0.9, name=f"{prefix}.bn{j}")(x)
         x = layers.Activation("relu", name=f"{prefix}.relu{j}")(x)
     return x
+
+
+def _conv_block(x, filters: int, prefix: str, cfg: UNetConfig):
+    return conv_block(x, [filters] * cfg.convs_per_level, prefix, cfg.norm)
 
 
 def build_unet(input_shape: tuple[int, int, int], cfg: UNetConfig) -> keras.Model:
