@@ -148,9 +148,15 @@ class NaiveKeras:
 
         f = self.fcfg
 
-        def loss(y_true, y_pred):
+        def loss(y_true, y_pred):  # y_true packs the engine's RoundInputs: target, weight map, scribbles
             return interactive_loss(
-                y_true[..., :2], tf.cast(y_pred, tf.float32), y_true[..., 2], f.lambda_volume, f.weights.mode
+                y_true[..., :2],
+                tf.cast(y_pred, tf.float32),
+                y_true[..., 2],
+                f.lambda_volume,
+                f.weights.mode,
+                y_true[..., 3],
+                f.scribble_ce,
             )
 
         self.model.compile(optimizer=keras.optimizers.Adam(f.lr), loss=loss)
@@ -179,7 +185,7 @@ class NaiveKeras:
         target = interaction.paste(prediction).astype(np.float32)
         w = weight_map(volume.image, interaction.scribbles, volume.spacing, f.weights, f.geodesic)
         x = volume.image[None, ..., None]
-        y = np.stack([1 - target, target, w], -1)[None]
+        y = np.stack([1 - target, target, w, interaction.scribbles.astype(np.float32)], -1)[None]
         if f.steps:
             data = tf.data.Dataset.from_tensors((x, y)).repeat()
             self.model.fit(data, steps_per_epoch=f.steps, epochs=1, verbose=0, shuffle=False)
@@ -350,8 +356,8 @@ def main() -> None:
                     fast.geodesic,
                 )[0]
             )
-            target, w = fast.round_inputs(interaction)
-            times["fast_compute"].append(timed(fast.run_round, target, w)[0])
+            inputs = fast.round_inputs(interaction)
+            times["fast_compute"].append(timed(fast.run_round, *inputs)[0])
             roofs.append(matmul_roof(reps=2))
         med = {k: statistics.median(v) for k, v in times.items()}
         flops, forward = step_flops(fast.split.tail, layers_in_groups(fast.model, list(groups)))

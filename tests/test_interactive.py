@@ -17,7 +17,7 @@ import yaml
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive import Refinement, build_refiner
 from iunet_bench.interactive.config import InteractConfig, IUnetInteract
-from iunet_bench.interactive.loss import interactive_loss
+from iunet_bench.interactive.loss import interactive_loss, weighted_cross_entropy
 from iunet_bench.interactive.refiner import IUnetRefiner, own_copy, predict_mask
 from iunet_bench.interactive.weights import weight_map
 from iunet_bench.models.groups import group_names, layers_in_groups, valid_groups
@@ -139,17 +139,64 @@ def numpy_eq3(target, pred, weight, lam, mode):
     return float(np.mean(out))
 
 
+def numpy_scribble_ce(target, pred, scribbles):
+    """Mean over the scribbled voxels of -log(probability of the target class), per batch item, averaged."""
+    p_target = np.sum(target * pred, -1)
+    per_item = [np.mean(-np.log(p_target[b][scribbles[b] > 0])) for b in range(target.shape[0])]
+    return float(np.mean(per_item))
+
+
 @pytest.mark.parametrize("mode", ["both", "numerator"])
 @pytest.mark.parametrize("lam", [0.0, 0.3])
-def test_loss_equals_a_numpy_evaluation_of_eq3(mode, lam):
+@pytest.mark.parametrize("ce", [0.0, 0.7])
+def test_loss_equals_a_numpy_evaluation_of_eq3_plus_the_scribble_cross_entropy(mode, lam, ce):
     rng = np.random.default_rng(1)
     fg = rng.random((2, 3, 4, 5)) < 0.3
     target = np.stack([~fg, fg], -1).astype(np.float32)
     logits = rng.normal(size=(2, 3, 4, 5, 2))
     pred = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
     weight = rng.choice([0.0, 1.0, 3.0], size=(2, 3, 4, 5)).astype(np.float32)
-    got = float(interactive_loss(tf.constant(target), tf.constant(pred), tf.constant(weight), lam, mode))
-    assert got == pytest.approx(numpy_eq3(target, pred, weight, lam, mode), rel=1e-5)
+    scribbles = (weight == 3.0).astype(np.float32)
+    got = interactive_loss(*map(tf.constant, (target, pred, weight)), lam, mode, tf.constant(scribbles), ce)
+    expected = numpy_eq3(target, pred, weight, lam, mode) + ce * numpy_scribble_ce(target, pred, scribbles)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def logit_gradient(loss_of_probabilities, logits: np.ndarray) -> np.ndarray:
+    z = tf.Variable(logits.astype(np.float32))
+    with tf.GradientTape() as tape:
+        loss = loss_of_probabilities(tf.nn.softmax(z, -1))
+    return tape.gradient(loss, z).numpy()
+
+
+def test_a_scribble_the_network_is_sure_is_wrong_gets_a_gradient_from_the_cross_entropy_not_from_eq3():
+    """Why the defaults add `scribble_ce`: eq. 3's Dice reaches the logits through p (1 - p), so on an "add"
+    scribble the network calls background with a logit gap of 30 its gradient is about 1e-14 (p = 1e-13) and
+    no number of steps flips it; the cross-entropy's gradient there is (p - y) / n, here
+    -ce / 2 (two scribbled voxels) on the foreground logit. BIFSeg's loss is the same cross-entropy."""
+    shape = (1, 4, 6, 6)
+    fg = np.zeros(shape, bool)
+    fg[0, 1:3, 1:5, 1:5] = True  # the organ, predicted right (gap 3) but for the scribbled voxels
+    scribbled = np.zeros(shape, bool)
+    scribbled[0, 2, 0, 2:4] = True  # the user adds two voxels the network calls background with gap 30
+    target_fg = fg | scribbled
+    target = np.stack([~target_fg, target_fg], -1).astype(np.float32)
+    gap = np.where(fg, 3.0, -3.0)
+    gap[scribbled] = -30.0
+    logits = np.stack([-gap / 2, gap / 2], -1)
+    weight = np.where(scribbled, 30.0, 1.0).astype(np.float32)
+    y, w, s = tf.constant(target), tf.constant(weight), tf.constant(scribbled.astype(np.float32))
+
+    dice_only = logit_gradient(lambda p: interactive_loss(y, p, w, 0.1, "both", s, 0.0), logits)
+    assert np.abs(dice_only[scribbled]).max() < 1e-10  # eq. 3 alone cannot move them
+    assert np.abs(dice_only[fg]).max() > 0  # while the unsaturated voxels do get a gradient
+
+    ce = 0.3
+    with_ce = logit_gradient(lambda p: interactive_loss(y, p, w, 0.1, "both", s, ce), logits)
+    np.testing.assert_allclose(with_ce[scribbled][:, 1], -ce / 2, rtol=1e-5)  # (p - y) / n, p = 0, y = 1
+    np.testing.assert_allclose(with_ce[scribbled][:, 0], ce / 2, rtol=1e-5)
+    bifseg = logit_gradient(lambda p: weighted_cross_entropy(y, p, s), logits)
+    np.testing.assert_allclose(bifseg[scribbled][:, 1], -1 / 2, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- subsets
@@ -272,7 +319,8 @@ def test_restoring_between_cases_leaves_no_trace(model, baseline):
 
 def test_round_inputs_are_the_accumulated_scribbles_on_the_previous_prediction(model):
     """Round 2's target is the round-1 prediction (not the initial one) with the union of both rounds'
-    scribbles pasted in, and its weight map is that of the union (not of round 2's strokes only)."""
+    scribbles pasted in, and its weight map and scribble mask are those of the union (not of round 2's
+    strokes only)."""
     refiner = IUnetRefiner(model, cfg(["head", "bottleneck"], steps=5, lr=5e-2))
     vol = volume(7, "g")
     initial = predict_mask(model, vol.image)
@@ -282,7 +330,7 @@ def test_round_inputs_are_the_accumulated_scribbles_on_the_previous_prediction(m
     original = refiner.round_inputs
     refiner.round_inputs = lambda interaction: seen.append(original(interaction)) or seen[-1]
     refiner.refine(strokes(vol, 1))
-    target, w = seen[0]
+    target, w, mask = seen[0]
 
     s0, s1 = strokes(vol, 0), strokes(vol, 1)
     union = Interaction((s0.add | s1.add) & ~s1.remove, (s0.remove | s1.remove) & ~s1.add)
@@ -293,6 +341,7 @@ def test_round_inputs_are_the_accumulated_scribbles_on_the_previous_prediction(m
     np.testing.assert_array_equal(
         w, weight_map(vol.image, union.scribbles, vol.spacing, c.weights, c.geodesic)
     )
+    np.testing.assert_array_equal(mask, union.scribbles)  # what the scribble cross-entropy averages over
     # The checks can tell: the alternatives differ here.
     assert not np.array_equal(union.paste(initial), expected)
     assert not np.array_equal(w, weight_map(vol.image, s1.scribbles, vol.spacing, c.weights, c.geodesic))
@@ -479,6 +528,55 @@ def test_until_agreement_needs_a_chunk():
         cfg(["head"], steps=0, until_agreement=0.95)
     with pytest.raises(ValueError, match="steps=30, max_steps=20"):
         cfg(["head"], steps=30, until_agreement=0.95, max_steps=20)
+
+
+def confident_copy(model, scale: float = 40.0):
+    """The model with its head's logits multiplied by `scale`: a network sure of every voxel, as a Dice-trained
+    baseline is of most of them."""
+    sure = own_copy(model)
+    head = sure.get_layer("head")
+    head.set_weights([w * scale for w in head.get_weights()])
+    return sure
+
+
+def test_a_network_sure_of_its_mistake_follows_the_scribble_only_with_the_cross_entropy(model):
+    """End to end through `refine` and the stopping rule: an "add" stroke on voxels a confident network calls
+    background with a logit gap of 18 to 60 (a Dice-trained baseline's boundary reaches such gaps). Eq. 3
+    alone runs to the cap with not one of them followed (its gradient vanishes there); with `scribble_ce`
+    the same refiner honours the stroke long before the cap."""
+    sure = confident_copy(model, 6000.0)
+    vol = volume(9, "i")
+    probability = np.asarray(sure(vol.image[None, ..., None]), np.float64)[0]
+    gap = np.log(np.maximum(probability[..., 1], 1e-300)) - np.log(np.maximum(probability[..., 0], 1e-300))
+    start = (probability[..., 1] >= 0.5).astype(np.uint8)
+    sure_of_it = vol.label.astype(bool) & (start == 0) & (gap < -18) & (gap > -60)
+    z, y = np.unravel_index(np.argmax(sure_of_it.sum(-1)), GRID[:2])
+    add = np.zeros(GRID, bool)
+    add[z, y] = sure_of_it[z, y]  # the stroke: along the row of the missed organ with most such voxels
+    assert add.sum() >= 3
+    stroke = Interaction(add, np.zeros(GRID, bool))
+    taken = {}
+    for ce in (0.0, 0.3):
+        refiner = IUnetRefiner(
+            sure,
+            cfg(["head", "bottleneck"], steps=5, lr=1e-2, until_agreement=0.95, max_steps=60, scribble_ce=ce),
+        )
+        refiner.start(vol, start)
+        out = refiner.refine(stroke)
+        taken[ce] = (len(out.losses), refiner.agreement(out.prediction))
+    assert taken[0.0] == (60, 0.0)  # the cap, and not one scribbled voxel followed
+    assert taken[0.3][1] >= 0.95 and taken[0.3][0] <= 30
+
+
+def test_a_diverged_round_is_an_error_naming_the_learning_rate_never_an_empty_segmentation(model):
+    """NaN weights predict background everywhere: a round whose loss is not finite raises, so the case fails
+    with the reason (the job records it and goes on) instead of logging DSC 0 as a result."""
+    blown_up = confident_copy(model, float("inf"))  # inf x 0 = NaN among its head's weights
+    refiner = IUnetRefiner(blown_up, cfg(["head"], steps=3, lr=1e-2))
+    vol = volume(10, "j")
+    refiner.start(vol, predict_mask(model, vol.image))
+    with pytest.raises(FloatingPointError, match=r"diverged .* at step 1 .*interact.lr \(now 0.01\)"):
+        refiner.refine(strokes(vol, 0))
 
 
 def test_paste_scribbles_is_separate_and_agreement_is_measured_on_the_network(model):

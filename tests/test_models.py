@@ -202,8 +202,7 @@ def test_the_fast_path_gives_the_straightforward_prediction(models, name, groups
         refiner = make_refiner(model, interact(groups, fast=fast))
         assert refiner.fast is fast
         refiner.start(vol, predict_mask(model, vol.image))
-        target, weight = refiner.round_inputs(strokes(vol))
-        results.append(refiner.run_round(target, weight))
+        results.append(refiner.run_round(*refiner.round_inputs(strokes(vol))))
     (f_losses, f_prob), (s_losses, s_prob) = results
     np.testing.assert_allclose(f_losses, s_losses, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(f_prob, s_prob, atol=1e-5)

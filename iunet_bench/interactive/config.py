@@ -112,6 +112,14 @@ class IUnetInteract(_Finetune):
         ge=0,
         description="lambda of eq. 3, weight of the squared relative volume change ((sum P - sum Y') / sum P)^2",
     )
+    scribble_ce: Float = Field(
+        0.0,
+        ge=0,
+        description="weight of a cross-entropy term over the scribbled voxels (their mean) added to eq. 3: "
+        "where the network is confidently wrong the Dice's gradient vanishes and no step flips a scribbled "
+        "voxel; the cross-entropy's does not (README, How the defaults were chosen). 0 = eq. 3 alone (the "
+        "paper's loss: `interact=iunet_paper`)",
+    )
     fast: Bool = Field(
         True,
         description="split the network at its frozen frontier (`models/split.py`): the frozen prefix, and the "

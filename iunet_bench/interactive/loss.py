@@ -1,4 +1,6 @@
-"""Paper eq. 3-4: weighted Dice between the target Y' and the new prediction, plus a volume term."""
+"""The fine-tuning losses: paper eq. 3-4 (weighted Dice between the target Y' and the new prediction, plus a
+volume term), the cross-entropy term on the scribbled voxels beside it (`interact.scribble_ce`), and
+BIFSeg's voxel-weighted cross-entropy. One cross-entropy serves both."""
 
 from __future__ import annotations
 
@@ -6,23 +8,49 @@ import tensorflow as tf
 
 from iunet_bench.train.loss import EPS, soft_dice_per_class
 
+# The smallest probability whose log the cross-entropy takes: a normal float32 (1e-38 would be a denormal,
+# flushed to 0 by oneDNN: log 0 = -inf, and 0 * -inf = NaN). Below it (a logit gap above 69) the gradient
+# is cut; above it, the gradient on the logits is p - y whatever the network's confidence.
+TINY = 1e-30
 
-def interactive_loss(target, pred, weight, lambda_volume: float, weight_mode: str = "both"):
-    """Eq. 3 averaged over classes (eq. 4) and the batch.
 
-    target (Y'), pred (the network's new softmax): (batch, z, y, x, classes); weight: (batch, z, y, x).
+def cross_entropy(target, pred):
+    """-log of the probability `pred` gives the target's class, per voxel: (batch, z, y, x).
+
+    target (one-hot), pred (softmax): (batch, z, y, x, classes). Unlike a Dice, whose gradient on the
+    logits carries a factor p (1 - p) and so vanishes on voxels the network is confidently wrong about,
+    this keeps the gradient p - y there: what lets a scribble flip a voxel the network is sure of."""
+    return -tf.math.log(tf.maximum(tf.reduce_sum(target * pred, -1), TINY))
+
+
+def weighted_cross_entropy(target, pred, weight):
+    """sum(w * cross_entropy) / sum(w), per batch item, averaged over the batch (0 where sum(w) = 0).
+    weight: (batch, z, y, x). BIFSeg's loss, and (weight = the scribble mask) iunet's scribble term."""
+    per_item = tf.reduce_sum(weight * cross_entropy(target, pred), (1, 2, 3))
+    return tf.reduce_mean(per_item / (tf.reduce_sum(weight, (1, 2, 3)) + EPS))
+
+
+def interactive_loss(
+    target,
+    pred,
+    weight,
+    lambda_volume: float,
+    weight_mode: str = "both",
+    scribbles=None,
+    scribble_ce: float = 0.0,
+):
+    """Eq. 3 averaged over classes (eq. 4) and the batch, plus `scribble_ce` x the mean cross-entropy over
+    the scribbled voxels (0: eq. 3 alone, the paper's loss).
+
+    target (Y'), pred (the network's new softmax): (batch, z, y, x, classes); weight, scribbles (1 on the
+    scribbled voxels, else 0): (batch, z, y, x).
     Per class k: -weighted Dice(Y'_k, P_k) + lambda * ((sum P_k - sum Y'_k) / sum P_k)^2.
     """
     dice = soft_dice_per_class(target, pred, weight, weight_mode)
     volume_pred = tf.reduce_sum(pred, (1, 2, 3))
     volume_target = tf.reduce_sum(target, (1, 2, 3))
     volume = tf.square((volume_pred - volume_target) / (volume_pred + EPS))
-    return tf.reduce_mean(-dice + lambda_volume * volume)
-
-
-def weighted_cross_entropy(target, pred, weight):
-    """BIFSeg's loss: the voxel-weighted cross-entropy sum(w * sum_k -Y'_k log P_k) / sum(w), per batch item,
-    averaged over the batch. target, pred: (batch, z, y, x, classes); weight: (batch, z, y, x)."""
-    ce = -tf.reduce_sum(target * tf.math.log(tf.clip_by_value(pred, EPS, 1.0)), -1)
-    per_item = tf.reduce_sum(weight * ce, (1, 2, 3)) / (tf.reduce_sum(weight, (1, 2, 3)) + EPS)
-    return tf.reduce_mean(per_item)
+    loss = tf.reduce_mean(-dice + lambda_volume * volume)
+    if scribble_ce:
+        loss = loss + scribble_ce * weighted_cross_entropy(target, pred, scribbles)
+    return loss

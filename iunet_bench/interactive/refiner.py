@@ -2,7 +2,8 @@
 
 Each round (paper sections 2.5-2.6): target Y' = the previous prediction with the (accumulated) scribbles
 pasted in; weight map w (3 on scribbles, 0 in the geodesic band around them, 1 elsewhere); `steps` Adam
-steps on the eq. 3 loss over the chosen layer groups only, with the network in inference mode (BatchNorm
+steps on the eq. 3 loss (plus `scribble_ce` x the cross-entropy over the scribbled voxels, 0 for the
+paper's loss alone) over the chosen layer groups only, with the network in inference mode (BatchNorm
 statistics frozen); then the new prediction. With `until_agreement` the steps come in chunks of `steps`
 until the network labels that share of the scribbled voxels as scribbled, or `max_steps` is reached.
 `bifseg` (`BifsegRefiner`) changes only the loss (BIFSeg's weighted cross-entropy) and its weight map
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,7 +40,15 @@ from iunet_bench.interactive.weights import Geodesic, confidence_weight_map, wei
 from iunet_bench.train import optim
 from simulators.interaction import Interaction
 
-__all__ = ["BifsegRefiner", "IUnetRefiner", "predict_mask"]
+__all__ = ["BifsegRefiner", "IUnetRefiner", "RoundInputs", "predict_mask"]
+
+
+class RoundInputs(NamedTuple):
+    """What one round fine-tunes towards, on the volume's grid (float32)."""
+
+    target: np.ndarray  # one-hot Y' (z, y, x, 2): the previous prediction with the scribbles pasted in
+    weight: np.ndarray  # the loss's voxel weights (z, y, x): eq. 3's map, or BIFSeg's
+    scribbles: np.ndarray  # 1 on the (accumulated) scribbled voxels, else 0 (z, y, x)
 
 
 def predict_mask(model, image: np.ndarray) -> np.ndarray:
@@ -69,8 +79,8 @@ class IUnetRefiner:
     (iunet; bifseg = all groups). The `model` passed in is never changed.
 
     `probability`: the last foreground probability map; `build_seconds`: one-time cost of compiling the
-    round function. `refine` = `round_inputs` (target and weight map) + `run_round` (the compiled steps and
-    the prediction), both public so that a benchmark times exactly what a round runs.
+    round function. `refine` = `round_inputs` (target, weight map, scribbles) + `run_round` (the compiled
+    steps and the prediction), both public so that a benchmark times exactly what a round runs.
     """
 
     def __init__(self, model, cfg: FinetuneConfig):
@@ -94,8 +104,9 @@ class IUnetRefiner:
         self.optimizer.build(self.variables)
         self._opt_initial = [v.numpy() for v in self.optimizer.variables]
         self._image_spec = tf.TensorSpec((1, *self.grid, 1), model.inputs[0].dtype)
-        self._targets = [
+        self._targets = [  # RoundInputs, batched
             tf.TensorSpec((1, *self.grid, 2), tf.float32),
+            tf.TensorSpec((1, *self.grid), tf.float32),
             tf.TensorSpec((1, *self.grid), tf.float32),
         ]
         t0 = time.perf_counter()
@@ -129,9 +140,9 @@ class IUnetRefiner:
         y = tf.zeros((1, *self.grid, 2), tf.float32)
         w = tf.ones((1, *self.grid), tf.float32)
         if self.fast:
-            self._round(self._prefix(x), y, w)
+            self._round(self._prefix(x), y, w, w)
         else:
-            self._step(x, y, w)
+            self._step(x, y, w, w)
             self._predict(x)
         self._restore()
 
@@ -141,21 +152,22 @@ class IUnetRefiner:
         for v, value in zip(self.optimizer.variables, self._opt_initial):
             v.assign(value)
 
-    def _loss(self, target, probs, weight):
+    def _loss(self, target, probs, weight, scribbles):
         import tensorflow as tf
 
         from iunet_bench.interactive.loss import interactive_loss
 
+        c = self.cfg
         p = tf.cast(probs, tf.float32)
-        return interactive_loss(target, p, weight, self.cfg.lambda_volume, self.cfg.weights.mode)
+        return interactive_loss(target, p, weight, c.lambda_volume, c.weights.mode, scribbles, c.scribble_ce)
 
-    def _train_step(self, forward, target, weight):
+    def _train_step(self, forward, target, weight, scribbles):
         """One Adam step on the chosen variables. `forward()` runs the network with training=False, so
         BatchNorm uses (and never updates) its baseline statistics."""
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            loss = self._loss(target, forward(), weight)
+            loss = self._loss(target, forward(), weight, scribbles)
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, self.variables)
         self.optimizer.apply(grads, self.variables)
@@ -167,8 +179,8 @@ class IUnetRefiner:
         model = self.model
 
         @tf.function(input_signature=[self._image_spec, *self._targets])
-        def step(x, target, weight):
-            return self._train_step(lambda: model(x, training=False), target, weight)
+        def step(x, target, weight, scribbles):
+            return self._train_step(lambda: model(x, training=False), target, weight, scribbles)
 
         @tf.function(input_signature=[self._image_spec])
         def predict(x):
@@ -187,10 +199,10 @@ class IUnetRefiner:
         self._prefix.get_concrete_function()
 
         @tf.function(input_signature=[specs, *self._targets])
-        def run_round(features, target, weight):
+        def run_round(features, target, weight, scribbles):
             losses = tf.TensorArray(tf.float32, size=steps)
             for i in tf.range(steps):
-                loss = self._train_step(lambda: split.run_tail(features), target, weight)
+                loss = self._train_step(lambda: split.run_tail(features), target, weight, scribbles)
                 losses = losses.write(i, loss)
             probs = tf.cast(split.run_tail(features), tf.float32)
             return losses.stack(), probs[0, ..., 1]
@@ -216,15 +228,19 @@ class IUnetRefiner:
         x = tf.constant(volume.image[None, ..., None], dtype=self.model.inputs[0].dtype)
         self._inputs = self._prefix(x) if self.fast else x
 
-    def round_inputs(self, interaction: Interaction) -> tuple[np.ndarray, np.ndarray]:
-        """(one-hot target Y' (z, y, x, 2), weight map (z, y, x)) for this round; updates the scribble memory.
+    def round_inputs(self, interaction: Interaction) -> RoundInputs:
+        """This round's target, weight map and scribble mask; updates the scribble memory.
 
-        Y' = the previous round's prediction with the (accumulated) scribbles pasted in; the weight map is
-        that of the same (accumulated) scribbles."""
+        Y' = the previous round's prediction with the (accumulated) scribbles pasted in; the weight map and
+        the mask are those of the same (accumulated) scribbles."""
         self.latest = interaction
         self.scribbles = scribbles = self.memory.update(interaction)
         target = scribbles.paste(self.prediction).astype(np.float32)
-        return np.stack([1 - target, target], -1), self._weight_map(scribbles)
+        return RoundInputs(
+            np.stack([1 - target, target], -1),
+            self._weight_map(scribbles),
+            scribbles.scribbles.astype(np.float32),
+        )
 
     def _fast_requested(self) -> bool:
         return self.cfg.fast
@@ -239,16 +255,18 @@ class IUnetRefiner:
             v.image, scribbles.scribbles, v.spacing, self.cfg.weights, self.cfg.geodesic, self.geodesic
         )
 
-    def run_round(self, target: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`cfg.steps` Adam steps towards `target` under `weight`, then the prediction: (loss per step,
-        foreground probability). Changes the weights (and the state `start` restores)."""
+    def run_round(
+        self, target: np.ndarray, weight: np.ndarray, scribbles: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`cfg.steps` Adam steps towards `target` under `weight` (`round_inputs`), then the prediction:
+        (loss per step, foreground probability). Changes the weights (and the state `start` restores)."""
         import tensorflow as tf
 
-        y, wt = tf.constant(target[None]), tf.constant(weight[None])
+        batch = [tf.constant(a[None]) for a in (target, weight, scribbles)]
         if self.fast:
-            losses, prob = self._round(self._inputs, y, wt)
+            losses, prob = self._round(self._inputs, *batch)
         else:  # one compiled step per Python iteration; losses read back once, after the loop
-            steps = [self._step(self._inputs, y, wt) for _ in range(self.cfg.steps)]
+            steps = [self._step(self._inputs, *batch) for _ in range(self.cfg.steps)]
             prob = self._predict(self._inputs)
             losses = tf.stack(steps) if steps else tf.zeros((0,), tf.float32)
         return losses.numpy(), prob.numpy()
@@ -258,14 +276,22 @@ class IUnetRefiner:
         `until_agreement`), then the network's prediction, with the scribbles pasted over it only when
         `paste_scribbles` asks (the `network` field then keeps the network's own output)."""
         cfg = self.cfg
-        target, weight = self.round_inputs(interaction)
-        losses, prob = self.run_round(target, weight)
+        inputs = self.round_inputs(interaction)
+        losses, prob = self.run_round(*inputs)
         if cfg.until_agreement is not None:
             while (
-                len(losses) + cfg.steps <= cfg.max_steps and self.agreement(prob >= 0.5) < cfg.until_agreement
+                len(losses) + cfg.steps <= cfg.max_steps
+                and np.isfinite(losses[-1])
+                and self.agreement(prob >= 0.5) < cfg.until_agreement
             ):
-                more, prob = self.run_round(target, weight)
+                more, prob = self.run_round(*inputs)
                 losses = np.concatenate([losses, more])
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:  # NaN weights predict background everywhere: never pass that off as a segmentation
+            raise FloatingPointError(
+                f"interact: fine-tuning diverged (loss {losses[bad[0]]} at step {bad[0] + 1} of this round); "
+                f"try a smaller interact.lr (now {cfg.lr:g})"
+            )
         self.probability = prob
         network = (prob >= 0.5).astype(np.uint8)
         self.prediction = self.scribbles.paste(network).astype(np.uint8) if cfg.paste_scribbles else network
@@ -310,7 +336,7 @@ class BifsegRefiner(IUnetRefiner):
             self.probability, scribbles.scribbles, cfg.scribble_weight, cfg.confident
         )
 
-    def _loss(self, target, probs, weight):
+    def _loss(self, target, probs, weight, scribbles):
         import tensorflow as tf
 
         from iunet_bench.interactive.loss import weighted_cross_entropy
