@@ -33,7 +33,11 @@ The timed case is the first held-out case, its interaction the job's robot's in 
    refiner builds at `start`, against building it every call; scikit-fmm timed for comparison);
 4. the DSC curves of `fast` and `straight` (the job's `interact`, either path) through the job's session
    loop (`run_session`: the job's robot, seed, rounds and `session.target_dsc`) on the held-out cases,
-   and their largest difference.
+   and their largest difference;
+5. whole rounds, stopping rule included, of the job's `interact` against each `--against` configuration
+   (overrides of the same job, e.g. `--against interact=iunet_paper`): seconds and Adam steps per round,
+   final DSC, the paste floor and the rounds that honour the scribbles, through the job's session loop with
+   its paste floor, the configurations interleaved case by case.
 
 Writes runs/benchmarks/round_speed.json.
 """
@@ -245,6 +249,14 @@ def main() -> None:
     )
     ap.add_argument("--rounds", type=int, default=None, help="session rounds (default: session.rounds)")
     ap.add_argument("--train-steps", type=int, default=None, help="baseline steps (default: train.steps)")
+    ap.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="OVERRIDES",
+        help="whole rounds of the job against the job with these space-separated overrides (repeatable), "
+        "e.g. --against interact=iunet_paper",
+    )
     ap.add_argument("--out", default=str(ROOT / "runs" / "benchmarks" / "round_speed.json"))
     ap.add_argument("overrides", nargs="*", help="config overrides, e.g. data.preprocess.grid=[8,24,24]")
     args = ap.parse_args()
@@ -260,6 +272,7 @@ def main() -> None:
     overrides += [f"{key}={value}" for key, value in flags.items() if value is not None]
     try:
         config = job_config(overrides)
+        against = {spec: job_config([*overrides, *spec.split()]).interact for spec in args.against}
         if not isinstance(config.interact, IUnetInteract):
             raise ConfigError(
                 [
@@ -415,6 +428,37 @@ def main() -> None:
         for c in curves["fast"]
     )
 
+    # Whole rounds (stopping rule included): the job's interact against each --against, case by case.
+    from iunet_bench import results as job_results
+
+    configs = {"job": job_interact, **against}
+    whole = {name: [] for name in configs}
+    for v in volumes.test:
+        start = predict_mask(model, v.image)
+        for name, interact in configs.items():
+            whole[name] += run_session(
+                v, start, robot, refiner_for(interact), rounds, config.seed, floor=setup.floor()
+            )
+    rounds_table = {}
+    for name, records in whole.items():
+        m = job_results.summarise(records, config.protocol)
+        rounds_table[name] = {
+            "interact": configs[name].model_dump(mode="json"),
+            **{
+                k: m[k]
+                for k in (
+                    "round_seconds",
+                    "fine_tune_steps_mean",
+                    "dsc_baseline",
+                    "dsc_final",
+                    "dsc_paste_final",
+                    "dsc_gain_over_paste",
+                    "dsc_auc_over_paste",
+                    "rounds_honoured",
+                )
+            },
+        }
+
     report = {
         "machine": {
             "device": setup.device,
@@ -444,6 +488,7 @@ def main() -> None:
             "curves": curves,
             "max_abs_dsc_difference_fast_vs_straight": dsc_diff,
         },
+        "whole_rounds": rounds_table,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -489,7 +534,24 @@ def main() -> None:
     for kind, by_case in curves.items():
         for c, d in by_case.items():
             print(f"DSC {kind:>8} {c}: " + " ".join(f"{x:.4f}" for x in d["dsc"]))
-    print(f"max |DSC fast - straight| = {dsc_diff:.2e}\nwrote {out}")
+    print(f"max |DSC fast - straight| = {dsc_diff:.2e}")
+    print(
+        f"\nwhole rounds (stopping rule included) on {len(volumes.test)} held-out case(s) x {rounds} rounds, "
+        "configurations interleaved case by case:"
+    )
+    job_s = rounds_table["job"]["round_seconds"]
+    width = max(len(name) for name in rounds_table)
+    print(
+        f"{'configuration':>{width}}  {'s/round':>7}  {'x job':>6}  {'steps':>5}  {'DSC r0 -> last':>14}  "
+        f"{'paste':>5}  {'honoured':>8}"
+    )
+    for name, r in rounds_table.items():
+        print(
+            f"{name:>{width}}  {r['round_seconds']:7.2f}  {r['round_seconds'] / job_s:6.2f}  "
+            f"{r['fine_tune_steps_mean']:5.0f}  {r['dsc_baseline']:.3f} -> {r['dsc_final']:.3f}  "
+            f"{r['dsc_paste_final']:.3f}  {r['rounds_honoured']:8.0%}"
+        )
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

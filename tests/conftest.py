@@ -21,10 +21,12 @@ _SESSION_CACHE = Path(
 )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _remove_session_caches():
-    yield
-    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session's caches once every test is done: in the process that launched the pytest-xdist
+    workers (they inherit the folder through the environment, and must not remove it under each other), or
+    in the one process of a run without them."""
+    if not hasattr(session.config, "workerinput"):
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 def shared_data_cache() -> str:

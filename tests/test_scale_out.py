@@ -146,5 +146,5 @@ def test_a_ray_sweep_on_a_local_ray_instance_logs_every_run(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     check_sweep(
-        mlflow.MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"), artifacts_over_http=False
+        mlflow.MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"), ["['bottleneck']", "['head']"]
     )
