@@ -371,3 +371,4 @@ def test_the_paper_preset_keeps_the_papers_literal_values():
         None,
         False,
     )
+    assert i.scribble_ce == 0.0  # eq. 3 alone: no cross-entropy term beside it

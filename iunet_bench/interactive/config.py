@@ -17,9 +17,7 @@ from iunet_bench.schema import Bool, Float, Int, Schema, variants
 
 
 class WeightsConfig(Schema):
-    scribble: Float = Field(
-        30.0, ge=0, description="weight of scribbled voxels (the paper's 3: `interact=iunet_paper`)"
-    )
+    scribble: Float = Field(3.0, ge=0, description="weight of scribbled voxels in eq. 3 (the paper's 3)")
     uncertain: Float = Field(0.0, ge=0, description="weight in the geodesic band around the scribbles")
     mode: Literal["both", "numerator"] = Field(
         "both",
@@ -113,7 +111,7 @@ class IUnetInteract(_Finetune):
         description="lambda of eq. 3, weight of the squared relative volume change ((sum P - sum Y') / sum P)^2",
     )
     scribble_ce: Float = Field(
-        0.0,
+        0.1,
         ge=0,
         description="weight of a cross-entropy term over the scribbled voxels (their mean) added to eq. 3: "
         "where the network is confidently wrong the Dice's gradient vanishes and no step flips a scribbled "
