@@ -7,10 +7,12 @@ On the job's own configuration and setup: the overrides are those of `python -m 
 `train.steps=N`), validated by `load_config` and built by `prepare` exactly as a job builds them: the same
 held-out volumes, the same baseline (one cache, keyed with the precision), the same robot, and refiners
 from `JobSetup.refiner`. Every variant below is the job's `interact` config with only `trainable` and
-`fast` changed (`model_copy`), so nothing else can differ from the job; `interact.method` must be `iunet`.
+`fast` changed (`model_copy`; in 1., `until_agreement` off too), so nothing else can differ from the job; `interact.method` must be `iunet`.
 The timed case is the first held-out case, its interaction the job's robot's in round 1.
 
-1. seconds per round (weight map + fine-tuning + prediction) for head+bottleneck, head only and all layers:
+1. seconds per round (weight map + `steps` fine-tuning steps + prediction; the stopping rule off, so
+   every column runs the same steps) for the job's own `trainable`, head+bottleneck, head only and all
+   layers:
    - `fast`: the engine as the job runs it (`refine`: frozen prefix once per case at `start`, one
      compiled round function);
    - `straight`: the same engine's straightforward path (whole network every step, a Python loop);
@@ -328,9 +330,13 @@ def main() -> None:
         return refiners[interact]
 
     # Every engine and reference works on its own copy of the network: `model` stays the baseline.
+    # The job's own subset first (the default's: head, bottleneck and decoder.0), then the fixed ones.
+    subsets = {"+".join(job_interact.trainable): tuple(job_interact.trainable)}
+    subsets.update({n: g for n, g in SUBSETS.items() if g not in subsets.values()})
     engines = {}
-    for name, groups in SUBSETS.items():
-        spec = job_interact.model_copy(update={"trainable": groups})
+    for name, groups in subsets.items():
+        # Exactly `steps` steps in every column (the naive reference has no stopping rule).
+        spec = job_interact.model_copy(update={"trainable": groups, "until_agreement": None})
         engines[name] = {
             "fast": refiner_for(spec.model_copy(update={"fast": True})),
             "straight": refiner_for(spec.model_copy(update={"fast": False})),
@@ -341,7 +347,7 @@ def main() -> None:
     roofs = [matmul_roof()]  # measured again at every repetition: the best is the roof
     results = {}
     kinds = ("naive", "naive_cold", "straight", "fast")
-    for name, groups in SUBSETS.items():
+    for name, groups in subsets.items():
         e = engines[name]
         fast, naive, cold = e["fast"], e["naive"], e["naive_cold"]
         naive_setup, _ = timed(naive.warm_up, volume, initial, interaction)  # compile + first round: untimed
@@ -501,15 +507,16 @@ def main() -> None:
         "naive (warm) = Keras fit+predict, compiled and traced once beforehand; naive incl. compile = "
         "compile+fit+predict every round (what a plain Keras user pays)"
     )
+    ws = max(16, *(len(n) for n in results))
     head = ("subset", "naive", "naive+compile", "straight", "fast", "x naive", "x naive+comp", "x straight")
     print(
-        f"{head[0]:>16}  {head[1]:>7}  {head[2]:>13}  {head[3]:>8}  {head[4]:>7}  "
+        f"{head[0]:>{ws}}  {head[1]:>7}  {head[2]:>13}  {head[3]:>8}  {head[4]:>7}  "
         f"{head[5]:>7}  {head[6]:>12}  {head[7]:>10}"
     )
     for name, r in results.items():
         s = r["seconds_per_round"]
         print(
-            f"{name:>16}  {s['naive']:7.3f}  {s['naive_cold']:13.3f}  {s['straight']:8.3f}  {s['fast']:7.3f}  "
+            f"{name:>{ws}}  {s['naive']:7.3f}  {s['naive_cold']:13.3f}  {s['straight']:8.3f}  {s['fast']:7.3f}  "
             f"{r['speedup_vs_naive_warm']:7.1f}  {r['speedup_vs_naive_incl_compile']:12.1f}  "
             f"{r['speedup_vs_straight']:10.1f}"
         )
@@ -517,7 +524,7 @@ def main() -> None:
     for name, r in results.items():
         g = r["achieved_gflops"]
         print(
-            f"{name:>16}: {r['step_gflop']:.3f} GFLOP per step, {g['best']:.1f} GFLOP/s in the best round "
+            f"{name:>{ws}}: {r['step_gflop']:.3f} GFLOP per step, {g['best']:.1f} GFLOP/s in the best round "
             f"({100 * r['achieved_share_of_roof']:.0f}% of the roof), {g['median']:.1f} median; "
             f"weight map {r['weight_map_seconds']:.3f} s = {100 * r['weight_map_share_of_fast_round']:.0f}% "
             f"of the fast round; prefix once per case {r['start_seconds_once_per_case']:.3f} s; "
