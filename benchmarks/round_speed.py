@@ -34,12 +34,12 @@ The timed case is the first held-out case, its interaction the job's robot's in 
 3. the geodesic weight map's share of a round (scikit-image MCP as used, from the per-case `Geodesic` the
    refiner builds at `start`, against building it every call; scikit-fmm timed for comparison);
 4. the DSC curves of `fast` and `straight` (the job's `interact`, either path) through the job's session
-   loop (`run_session`: the job's robot, seed, rounds and `session.target_dsc`) on the held-out cases,
-   and their largest difference;
+   loop (`cases.run_case`, as the job runs a case: its robot, seed, rounds, `session.target_dsc` and
+   protocol) on the held-out cases, and their largest difference;
 5. whole rounds, stopping rule included, of the job's `interact` against each `--against` configuration
    (overrides of the same job, e.g. `--against interact=iunet_paper`): seconds and Adam steps per round,
-   final DSC, the paste floor and the rounds that honour the scribbles, through the job's session loop with
-   its paste floor, the configurations interleaved case by case.
+   final DSC, the paste floor and the rounds that honour the scribbles, through the job's case runner with its
+   paste floor, the configurations interleaved case by case.
 
 Writes runs/benchmarks/round_speed.json.
 """
@@ -291,11 +291,11 @@ def main() -> None:
 
     tf.get_logger().setLevel("ERROR")  # `naive incl. compile` retraces on purpose: no warnings about it
 
+    from iunet_bench.cases import run_case
     from iunet_bench.interactive.refiner import predict_mask
     from iunet_bench.interactive.weights import weight_map
     from iunet_bench.models.groups import layers_in_groups
     from iunet_bench.rng import derive_rng
-    from iunet_bench.session import run_session
 
     volumes = setup.volumes()
     for f in volumes.failures:
@@ -409,6 +409,14 @@ def main() -> None:
     geo_refiner.start(volume, initial)  # the per-case Geodesic, as the job's refiner builds it
     geo = geodesic_times(volume, interaction.scribbles, job_interact, geo_refiner.geodesic, args.reps)
 
+    def session_of(refiner, floor, v):
+        """One case's records through the job's own case runner (robot, seed, rounds, stopping target,
+        protocol), from the baseline's prediction."""
+        result = run_case(setup, refiner, floor, v, predict_mask(model, v.image), None)
+        if result.records is None:
+            sys.exit(f"case {v.case_id} failed: {result.error}")
+        return result.records
+
     # DSC curves of the fast and straightforward paths through the job's session loop.
     rounds = config.session.rounds
     curves = {}
@@ -416,15 +424,7 @@ def main() -> None:
         engine = refiner_for(job_interact.model_copy(update={"fast": kind == "fast"}))
         curves[kind] = {}
         for v in volumes.test:
-            records = run_session(
-                v,
-                predict_mask(model, v.image),
-                robot,
-                engine,
-                rounds,
-                config.seed,
-                config.session.target_dsc,
-            )
+            records = session_of(engine, None, v)
             curves[kind][v.case_id] = {
                 "dsc": [r.dsc for r in records],
                 "round_seconds": [r.refine_seconds for r in records[1:] if not r.stopped],
@@ -439,12 +439,10 @@ def main() -> None:
 
     configs = {"job": job_interact, **against}
     whole = {name: [] for name in configs}
+    floor = setup.floor()
     for v in volumes.test:
-        start = predict_mask(model, v.image)
         for name, interact in configs.items():
-            whole[name] += run_session(
-                v, start, robot, refiner_for(interact), rounds, config.seed, floor=setup.floor()
-            )
+            whole[name] += session_of(refiner_for(interact), floor, v)
     rounds_table = {}
     for name, records in whole.items():
         m = job_results.summarise(records, config.protocol)

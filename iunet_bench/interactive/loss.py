@@ -52,5 +52,7 @@ def interactive_loss(
     volume = tf.square((volume_pred - volume_target) / (volume_pred + EPS))
     loss = tf.reduce_mean(-dice + lambda_volume * volume)
     if scribble_ce:
+        if scribbles is None:
+            raise ValueError("interactive_loss: scribble_ce > 0 needs the scribble mask `scribbles`")
         loss = loss + scribble_ce * weighted_cross_entropy(target, pred, scribbles)
     return loss
