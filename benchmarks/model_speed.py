@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from iunet_bench.config import compose_config  # noqa: E402
-from iunet_bench.prepare import JobSetup  # noqa: E402
+from iunet_bench.tasks.config import compose_config  # noqa: E402
+from iunet_bench.tasks.prepare import JobSetup  # noqa: E402
 
 # the default `interact.trainable` names U-Net groups; the dilated FCN's nearest equivalent (unless overridden)
 TRAINABLE = {"dilated_fcn": ["interact.trainable=[head,concat]"]}
@@ -45,7 +45,7 @@ def measure(name: str, overrides: list[str], steps: int, rounds: int) -> dict:
     import tempfile
 
     from iunet_bench.interactive.refiner import predict_mask
-    from iunet_bench.session import run_session
+    from iunet_bench.session.loop import run_session
 
     with tempfile.TemporaryDirectory() as cache:  # a fresh cache: the job's baseline training really runs
         timing = [f"train.steps={steps}", f"train.cache_dir={cache}", "train.checkpoint_every=0"]

@@ -46,8 +46,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from iunet_bench.config import ConfigError  # noqa: E402
-from iunet_bench.prepare import JobSetup  # noqa: E402
+from iunet_bench.tasks.config import ConfigError  # noqa: E402
+from iunet_bench.tasks.prepare import JobSetup  # noqa: E402
 from simulators.perturb import perturb  # noqa: E402
 
 PRESETS = ROOT / "conf" / "simulator"
@@ -84,7 +84,7 @@ def describe_inputs(volumes) -> dict:
 
 def job_config(overrides: list[str]):
     """The job's `JobConfig` for these overrides, as `python -m iunet_bench` composes and validates it."""
-    from iunet_bench.config import compose_config
+    from iunet_bench.tasks.config import compose_config
 
     return compose_config(overrides, note=sys.stderr)
 
@@ -112,7 +112,7 @@ def time_robots(volumes, robots: dict, reps: int) -> dict[str, dict]:
 
 def time_finetuning(setup: JobSetup, volume, rounds: int) -> dict:
     """The job's fine-tuning round in the job's session loop (step 2 of the module docstring)."""
-    from iunet_bench.session import run_session
+    from iunet_bench.session.loop import run_session
 
     setup.check()  # what `prepare` checks; configures TensorFlow (device, precision, seed) as a job does
     interact = setup.config.interact

@@ -238,7 +238,7 @@ def geodesic_times(volume, seeds, fcfg, geodesic, reps: int) -> dict:
 
 def job_config(overrides: list[str]):
     """The job's `JobConfig` for these overrides, as `python -m iunet_bench` composes and validates it."""
-    from iunet_bench.config import compose_config
+    from iunet_bench.tasks.config import compose_config
 
     return compose_config(overrides, note=sys.stderr)
 
@@ -264,9 +264,9 @@ def main() -> None:
     args = ap.parse_args()
     os.chdir(ROOT)
 
-    from iunet_bench.config import ConfigError
     from iunet_bench.interactive.config import IUnetInteract
-    from iunet_bench.prepare import prepare
+    from iunet_bench.tasks.config import ConfigError
+    from iunet_bench.tasks.prepare import prepare
 
     # One case unless the overrides or --cases say otherwise (later overrides win in Hydra).
     overrides = ["session.max_cases=1", *args.overrides]
@@ -291,11 +291,11 @@ def main() -> None:
 
     tf.get_logger().setLevel("ERROR")  # `naive incl. compile` retraces on purpose: no warnings about it
 
-    from iunet_bench.cases import run_case
+    from iunet_bench.core.rng import derive_rng
     from iunet_bench.interactive.refiner import predict_mask
     from iunet_bench.interactive.weights import weight_map
     from iunet_bench.models.groups import layers_in_groups
-    from iunet_bench.rng import derive_rng
+    from iunet_bench.tasks.cases import run_case
 
     volumes = setup.volumes()
     for f in volumes.failures:
@@ -435,7 +435,7 @@ def main() -> None:
     )
 
     # Whole rounds (stopping rule included): the job's interact against each --against, case by case.
-    from iunet_bench import results as job_results
+    from iunet_bench.analysis import results as job_results
 
     configs = {"job": job_interact, **against}
     whole = {name: [] for name in configs}

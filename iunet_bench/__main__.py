@@ -20,8 +20,8 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from iunet_bench.config import ConfigError, load_config
-from iunet_bench.runtime import in_multirun
+from iunet_bench.core.runtime import in_multirun
+from iunet_bench.tasks.config import ConfigError, load_config
 
 
 def _terminate(signum, frame):  # a scheduler's SIGTERM ends the job like Ctrl-C: runs are closed as KILLED
@@ -30,9 +30,9 @@ def _terminate(signum, frame):  # a scheduler's SIGTERM ends the job like Ctrl-C
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from iunet_bench.job import run
-    from iunet_bench.results import format_table
-    from iunet_bench.sweep import write_job_status
+    from iunet_bench.analysis.results import format_table
+    from iunet_bench.tasks.job import run
+    from iunet_bench.tasks.sweep import write_job_status
 
     signal.signal(signal.SIGTERM, _terminate)
     multirun = in_multirun()
@@ -40,7 +40,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         config = load_config(raw, note=sys.stderr)
         if config.task == "observers":
-            from iunet_bench.observers import run as run_observers
+            from iunet_bench.tasks.observers import run as run_observers
 
             run_id, metrics, text = run_observers(config)
             print(text, f"\nMLflow run {run_id}", sep="\n")
@@ -53,7 +53,7 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         if multirun:  # one bad job never stops the other jobs of a sweep
-            from iunet_bench.tracking import record_failed_job
+            from iunet_bench.tracking.tracker import record_failed_job
 
             write_job_status("FAILED", f"configuration error: {exc}")
             record_failed_job(raw, f"configuration error: {exc}")
@@ -81,7 +81,7 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     main()
-    from iunet_bench.sweep import FAILED_JOBS
+    from iunet_bench.tasks.sweep import FAILED_JOBS
 
     if FAILED_JOBS:  # a sweep whose jobs failed exits non-zero, so CI and schedulers see it
         sys.exit(1)

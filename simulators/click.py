@@ -47,7 +47,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage as ndi
 
-from iunet_bench.schema import Int, Schema
+from iunet_bench.core.schema import Int, Schema
 from simulators.effort import ClickTime, build_interaction
 from simulators.errors import STRUCT_2D, ErrorAnalysis, analyse_errors, to_volume
 from simulators.interaction import ADD, POLARITIES, REMOVE, Interaction, Stroke

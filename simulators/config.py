@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from iunet_bench.schema import Schema, validate_group, variants
+from iunet_bench.core.schema import Schema, validate_group, variants
 from simulators.click import ClickRobot, ClickStyle
 from simulators.effort import ClickTime, TimeModel
 from simulators.noise import ClickNoise, Noise

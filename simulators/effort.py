@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
-from iunet_bench.schema import Float, Schema
+from iunet_bench.core.schema import Float, Schema
 from simulators.interaction import ADD, Effort, Interaction, Stroke
 
 

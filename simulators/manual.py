@@ -63,7 +63,7 @@ from pydantic import Field
 from scipy import ndimage as ndi
 from skimage.measure import find_contours
 
-from iunet_bench.schema import Float, Schema
+from iunet_bench.core.schema import Float, Schema
 from simulators.errors import STRUCT_2D, check_spacing
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage as ndi
 
-from iunet_bench.schema import Float, Int, Schema
+from iunet_bench.core.schema import Float, Int, Schema
 from simulators.strokes import connect, depth, step_lengths
 
 

@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from iunet_bench.schema import Int, Schema
+from iunet_bench.core.schema import Int, Schema
 from simulators.errors import ErrorAnalysis, ErrorRegion
 from simulators.interaction import ADD, POLARITIES, REMOVE
 

@@ -40,7 +40,7 @@ from skimage.graph import pixel_graph
 from skimage.measure import find_contours
 from skimage.morphology import skeletonize
 
-from iunet_bench.schema import Float, Int, Schema
+from iunet_bench.core.schema import Float, Int, Schema
 from simulators.errors import STRUCT_2D, largest_component_2d
 
 SHAPES = ("skeleton", "centreline", "contour", "line")

@@ -17,8 +17,8 @@ import pytest
 from omegaconf import OmegaConf
 from pydantic import BaseModel
 
-from iunet_bench.config import ConfigError, JobConfig, dropped_keys, load_config
-from iunet_bench.schema import flatten
+from iunet_bench.core.schema import flatten
+from iunet_bench.tasks.config import ConfigError, JobConfig, dropped_keys, load_config
 from tests.conftest import CONF, ROOT, composed
 
 UNIONS = {"data": "source", "model": "name", "simulator": "kind", "interact": "method"}
@@ -342,8 +342,8 @@ def test_validation_does_not_import_tensorflow():
         "import sys\n"
         "from tests.conftest import composed\n"
         "from omegaconf import OmegaConf\n"
-        "from iunet_bench.config import load_config\n"
-        "from iunet_bench.prepare import JobSetup\n"
+        "from iunet_bench.tasks.config import load_config\n"
+        "from iunet_bench.tasks.prepare import JobSetup\n"
         "for o in [(), ('experiment=smoke',), ('experiment=paper',), ('+sweep=layers',)]:\n"
         "    c = load_config(OmegaConf.to_container(composed(*o), resolve=True))\n"
         "    assert JobSetup(c).dataset.case_ids\n"

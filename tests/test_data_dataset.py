@@ -15,8 +15,8 @@ import SimpleITK as sitk
 
 import iunet_bench.data.cache as cache_module
 import iunet_bench.data.dataset as dataset_module
+from iunet_bench.core.schema import ConfigError
 from iunet_bench.data import CaseError, build_dataset
-from iunet_bench.schema import ConfigError
 
 SHAPE = (10, 24, 28)  # z-y-x
 PRE = {"sigma": 0.75, "window": [-160, 240], "margin": 0.05, "grid": [8, 16, 16]}
@@ -440,8 +440,8 @@ def test_keys_of_other_sources_are_ignored_and_only_unknown_keys_are_errors(tmp_
 
 
 def test_a_validated_schema_is_accepted_as_is(tmp_path):
+    from iunet_bench.core.schema import validate_group
     from iunet_bench.data.config import DataConfig, FolderData
-    from iunet_bench.schema import validate_group
 
     root = make_folder(tmp_path / "data", n=4)
     cfg = validate_group(DataConfig, data_cfg(root, tmp_path), "data")

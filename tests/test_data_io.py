@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-import iunet_bench.cache as project_cache
+import iunet_bench.core.files as project_cache
 import iunet_bench.data.cache as cache_module
 import iunet_bench.data.dataset as dataset_module
 import iunet_bench.data.io as io_module

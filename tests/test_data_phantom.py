@@ -137,7 +137,7 @@ def test_shape_variability_makes_cases_less_alike_after_cropping():
 
 
 def test_phantom_key_holds_what_makes_the_phantom_and_the_generator_code(monkeypatch):
-    import iunet_bench.cache as cache
+    import iunet_bench.core.files as cache
 
     key = phantom_key(SMALL, 7, 2)
     assert phantom_key(SMALL, 7, 2) == key

@@ -7,7 +7,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from iunet_bench import metrics
+from iunet_bench.core import metrics
 from iunet_bench.interactive.config import IUnetInteract
 from tests.conftest import run_cli, shared_train_cache
 

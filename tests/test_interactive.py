@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from iunet_bench.core.schema import validate_group
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive import Refinement, build_refiner
 from iunet_bench.interactive.config import InteractConfig, IUnetInteract
@@ -23,8 +24,7 @@ from iunet_bench.interactive.weights import weight_map
 from iunet_bench.models.groups import group_names, layers_in_groups, valid_groups
 from iunet_bench.models.split import split_at_frozen_frontier
 from iunet_bench.models.unet import UNetConfig, build_unet
-from iunet_bench.schema import validate_group
-from iunet_bench.session import run_session
+from iunet_bench.session.loop import run_session
 from iunet_bench.train import optim
 from iunet_bench.train.optim import make_optimizer, needs_loss_scaling
 from simulators import make_annotator

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from iunet_bench.core.metrics import dsc
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive import Refinement, build_refiner
 from iunet_bench.interactive.base import ScribbleMemory
@@ -16,7 +17,6 @@ from iunet_bench.interactive.classic import (
 )
 from iunet_bench.interactive.config import GeodesicConfig, PasteInteract, RandomWalkerInteract
 from iunet_bench.interactive.weights import Geodesic, uncertain_band
-from iunet_bench.metrics import dsc
 from simulators.interaction import Interaction
 
 SHAPE = (8, 24, 24)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from iunet_bench import job
-from iunet_bench.config import load_config
-from iunet_bench.results import format_table
-from iunet_bench.tracking import store_uri
+from iunet_bench.analysis.results import format_table
+from iunet_bench.tasks import job
+from iunet_bench.tasks.config import load_config
+from iunet_bench.tracking.tracker import store_uri
 from tests.conftest import shared_data_cache, shared_train_cache
 
 pytestmark = pytest.mark.slow
@@ -141,7 +141,7 @@ def test_a_full_disk_midway_loses_no_logged_result_and_nothing_touches_the_data_
     folder is byte for byte what it was (nothing written, nothing added)."""
     import errno
 
-    from iunet_bench import results
+    from iunet_bench.analysis import results
     from tests.test_data_dataset import write_msd
 
     root = write_msd(tmp_path / "data" / "Task07", n=4)

@@ -12,26 +12,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # A module may import modules of its own room or of a lower rank, never of a higher one.
 RANKS = [
-    ("iunet_bench.schema", "iunet_bench.rng", "iunet_bench.cache"),  # utilities every room may use
+    (
+        "iunet_bench.core",
+    ),  # schema, seeded generators, atomic files and caches, runtime, metrics: every room uses them
     ("simulators",),  # robots: numpy/scipy/scikit-image (+ the schema), never TensorFlow
-    ("iunet_bench.metrics", "iunet_bench.data"),
+    ("iunet_bench.data",),
     ("iunet_bench.models",),
     ("iunet_bench.train",),
     ("iunet_bench.interactive",),
-    ("iunet_bench.session", "iunet_bench.runtime", "iunet_bench.plots"),
-    ("iunet_bench.tracking", "iunet_bench.results", "iunet_bench.resume"),
-    ("iunet_bench.config",),  # the job's schema: composes the rooms' own
-    ("iunet_bench.prepare",),
-    (
-        "iunet_bench.job",
-        "iunet_bench.cases",
-        "iunet_bench.report",
-        "iunet_bench.observers",
-        "iunet_bench.models.__main__",
-        "iunet_bench.sweep",
-        "iunet_bench.docs",
-        "iunet_bench.__main__",
-    ),
+    ("iunet_bench.session",),  # the round loop and its records
+    ("iunet_bench.tracking",),  # MLflow, resume
+    ("iunet_bench.analysis",),  # summaries, statistics, plots, the report
+    ("iunet_bench.tasks",),  # the jobs: interactive, cross-validation, observers; the sweep callback
+    ("iunet_bench.models.__main__", "iunet_bench.__main__"),
 ]
 
 
@@ -99,7 +92,9 @@ def test_no_module_imports_itself_back_at_import_time():
 
 def test_simulators_data_and_metrics_never_import_tensorflow():
     for name, tree in ALL.items():
-        if name.startswith(("simulators", "iunet_bench.data", "iunet_bench.metrics", "iunet_bench.schema")):
+        if name.startswith(
+            ("simulators", "iunet_bench.data", "iunet_bench.core.metrics", "iunet_bench.core.schema")
+        ):
             bad = [t for t in imports(tree) if t.split(".")[0] in ("tensorflow", "keras")]
             assert not bad, f"{name} imports {bad}"
 

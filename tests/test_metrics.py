@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from iunet_bench import metrics
+from iunet_bench.core import metrics
 
 
 def cube(shape, lo, hi):

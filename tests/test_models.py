@@ -14,7 +14,6 @@ import pytest
 import tensorflow as tf
 from omegaconf import OmegaConf
 
-from iunet_bench.config import ConfigError, load_config
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive.config import IUnetInteract
 from iunet_bench.interactive.refiner import make_refiner, predict_mask
@@ -24,6 +23,7 @@ from iunet_bench.models.config import CicekConfig, DilatedFCNConfig, KerasModelC
 from iunet_bench.models.groups import describe, group_names, layers_in_groups, valid_groups
 from iunet_bench.models.split import can_split, split_or_reason
 from iunet_bench.models.summary import format_summary, layer_macs, summarize
+from iunet_bench.tasks.config import ConfigError, load_config
 from simulators.interaction import Interaction
 from tests.conftest import composed
 

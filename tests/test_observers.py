@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from iunet_bench import metrics
-from iunet_bench.observers import Segmentation, mean_ci, pairwise, summarise
+from iunet_bench.core import metrics
+from iunet_bench.tasks.observers import Segmentation, mean_ci, pairwise, summarise
 
 
 def seg(case, observer, mode, mask, seconds=60.0, reference=None):
@@ -54,8 +54,8 @@ def test_the_interval_is_students_t_clipped_to_the_dsc_range():
 
 @pytest.mark.slow
 def test_the_observers_task_runs_every_observer_both_ways_on_every_case(compose, tmp_path, monkeypatch):
-    from iunet_bench.config import load_config
-    from iunet_bench.observers import run
+    from iunet_bench.tasks.config import load_config
+    from iunet_bench.tasks.observers import run
     from tests.conftest import shared_data_cache, shared_train_cache
 
     monkeypatch.chdir(tmp_path)

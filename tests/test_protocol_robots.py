@@ -204,7 +204,7 @@ def test_box_as_large_as_the_volume_is_an_empty_interaction():
 
 def preset_robot(protocol: str):
     """The robot a `protocol=...` preset composes (its defining rule is what the tests below check)."""
-    from iunet_bench.config import compose_config
+    from iunet_bench.tasks.config import compose_config
 
     return compose_config([f"protocol={protocol}"]).simulator.build()
 
@@ -253,7 +253,7 @@ def test_ritm_clicks_the_deepest_error_voxel():
 
 
 def test_every_protocol_sets_its_robot_rounds_and_measure():
-    from iunet_bench.config import compose_config
+    from iunet_bench.tasks.config import compose_config
 
     expected = {  # protocol: (robot, rounds, first prompt, time budget)
         "iunet": ("scribble_ideal", 10, "none", 480.0),

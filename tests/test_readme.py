@@ -5,7 +5,7 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from iunet_bench import docs
+from iunet_bench.tasks import reference as docs
 from tests.conftest import CONF, ROOT, composed
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -25,7 +25,9 @@ def documented(key: str) -> bool:
 
 
 def test_readme_tables_are_generated_from_the_schema():
-    assert docs.render(README) == README, "README.md is out of date: run python -m iunet_bench.docs"
+    assert docs.render(README) == README, (
+        "README.md is out of date: run python -m iunet_bench.tasks.reference"
+    )
     assert len(re.findall(r"<!-- config-table: \w+ -->", README)) == len(docs.tables())
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from iunet_bench.report import (
+from iunet_bench.analysis.report import (
     RunData,
     build_report,
     comparisons,
@@ -17,7 +17,7 @@ from iunet_bench.report import (
     mean_band,
     pareto_front,
 )
-from iunet_bench.session import RoundRecord
+from iunet_bench.session.records import RoundRecord
 
 
 def run(
@@ -132,7 +132,7 @@ def test_a_chosen_reference_is_used_and_an_unknown_one_is_named(tmp_path):
 def test_folds_of_one_configuration_are_pooled_by_case_and_models_are_tested_pairwise(tmp_path):
     """A cross-validation: each (model, fold) run holds out other cases; the report compares models on all
     cases at once, and tests every pair of models (Holm over the pairs)."""
-    from iunet_bench.report import pairwise_tests, pool_folds
+    from iunet_bench.analysis.report import pairwise_tests, pool_folds
 
     rng = np.random.default_rng(3)
     truth = rng.uniform(0.6, 0.8, 12)

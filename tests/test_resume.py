@@ -12,8 +12,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from iunet_bench import resume
-from iunet_bench.session import RoundRecord
+from iunet_bench.session.records import RoundRecord
+from iunet_bench.tracking import resume
 from tests.conftest import ROOT, run_cli, shared_data_cache, shared_train_cache
 
 # 3 held-out cases of 6 phantoms, 5 rounds each: long enough to be killed inside the second case

@@ -13,8 +13,8 @@ import urllib.request
 import mlflow
 import pytest
 
-from iunet_bench import tracking
-from iunet_bench.schema import ConfigError
+from iunet_bench.core.schema import ConfigError
+from iunet_bench.tracking import tracker as tracking
 from tests.conftest import run_cli, shared_train_cache
 
 pytest.importorskip(

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from iunet_bench import metrics
+from iunet_bench.core import metrics
+from iunet_bench.core.rng import derive_rng
 from iunet_bench.interactive.base import Refinement
 from iunet_bench.interactive.classic import PasteRefiner
-from iunet_bench.rng import derive_rng
-from iunet_bench.session import run_session
+from iunet_bench.session.loop import run_session
 from simulators import make_annotator
 from tests.conftest import group
 
@@ -156,7 +156,7 @@ def test_scribble_agreement_against_hand_counted_voxels():
 
 
 def test_the_paste_floor_of_paste_is_paste_itself_and_pasting_always_honours_the_scribbles(volume):
-    from iunet_bench.results import honesty, honesty_curves
+    from iunet_bench.analysis.results import honesty, honesty_curves
 
     initial = wrong_prediction(volume.label)
     records = run_session(
@@ -175,7 +175,7 @@ def test_the_paste_floor_of_paste_is_paste_itself_and_pasting_always_honours_the
 
 
 def test_a_method_that_ignores_the_user_agrees_with_no_scribbled_voxel_and_loses_to_the_floor(volume):
-    from iunet_bench.results import honesty
+    from iunet_bench.analysis.results import honesty
 
     initial = wrong_prediction(volume.label)
     records = run_session(volume, initial, ideal_robot(), _Still(), rounds=4, seed=0, floor=PasteRefiner())
@@ -190,7 +190,7 @@ def test_a_method_that_ignores_the_user_agrees_with_no_scribbled_voxel_and_loses
 
 
 def test_without_a_floor_no_floor_metric_is_made_up(volume):
-    from iunet_bench.results import curve_rows, honesty
+    from iunet_bench.analysis.results import curve_rows, honesty
 
     records = run_session(
         volume, wrong_prediction(volume.label), ideal_robot(), PasteRefiner(), rounds=2, seed=0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iunet_bench.schema import ConfigError
+from iunet_bench.core.schema import ConfigError
 from simulators import ClickRobot, ScribbleRobot, make_annotator
 from simulators.config import parse
 

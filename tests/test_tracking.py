@@ -12,14 +12,14 @@ import time
 import mlflow
 import pytest
 
-from iunet_bench import tracking
-from iunet_bench.schema import ConfigError
+from iunet_bench.core.schema import ConfigError
+from iunet_bench.tracking import tracker as tracking
 from tests.conftest import ROOT, run_cli
 
 WRITER = textwrap.dedent(
     """
     import sys
-    from iunet_bench.tracking import Tracker
+    from iunet_bench.tracking.tracker import Tracker
     uri, name = sys.argv[1], sys.argv[2]
     for j in range(3):  # a job's worth of logging, three times: params, per-case curves, summary
         t = Tracker(uri, "iunet_bench", sys.argv[3], run_name=f"{name}-{j}")
@@ -94,7 +94,7 @@ def test_a_job_pointed_at_no_server_stops_before_any_compute(tmp_path):
 
 
 def test_a_sweep_counts_failed_and_killed_jobs_from_their_status_files(tmp_path):
-    from iunet_bench.sweep import STATUS_DIR, failed_jobs
+    from iunet_bench.tasks.sweep import STATUS_DIR, failed_jobs
 
     jobs = tmp_path / STATUS_DIR
     jobs.mkdir()

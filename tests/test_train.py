@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from filelock import Timeout
 
-from iunet_bench import cache as cache_module
-from iunet_bench.cache import Cache
+from iunet_bench.core import files as cache_module
+from iunet_bench.core.files import Cache
 from iunet_bench.train.augment import augment
 from iunet_bench.train.config import AugmentConfig
 
@@ -44,7 +44,7 @@ time.sleep(60)
 
 
 def _text_cache(root, wait=1.0) -> Cache:
-    return Cache(root, code=("iunet_bench.rng",), what="test entries", wait_seconds=wait)
+    return Cache(root, code=("iunet_bench.core.rng",), what="test entries", wait_seconds=wait)
 
 
 def _save(value, folder):
@@ -98,13 +98,13 @@ def test_a_key_changes_with_the_source_of_the_code_that_makes_the_entry(tmp_path
     before = c.key({"x": 1})
     real = cache_module._source
     monkeypatch.setattr(
-        cache_module, "_source", lambda m: real(m) + (b"# edited" if m == "iunet_bench.rng" else b"")
+        cache_module, "_source", lambda m: real(m) + (b"# edited" if m == "iunet_bench.core.rng" else b"")
     )
     cache_module.code_digest.cache_clear()
     try:
         assert c.key({"x": 1}) != before
         # a module the cache does not list changes nothing
-        other = Cache(tmp_path, code=("iunet_bench.schema",))
+        other = Cache(tmp_path, code=("iunet_bench.core.schema",))
         unlisted = other.key({"x": 1})
     finally:
         monkeypatch.setattr(cache_module, "_source", real)
@@ -119,8 +119,8 @@ def test_a_baseline_is_trained_once_reused_and_retrained_when_a_model_or_trainin
 ):
     from omegaconf import OmegaConf
 
-    from iunet_bench.config import load_config
-    from iunet_bench.prepare import JobSetup
+    from iunet_bench.tasks.config import load_config
+    from iunet_bench.tasks.prepare import JobSetup
 
     monkeypatch.chdir(tmp_path)
     from tests.conftest import shared_data_cache

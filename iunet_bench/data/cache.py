@@ -1,6 +1,6 @@
 """The preprocessing cache: file content digests and preprocessed volumes on disk.
 
-Volumes are entries of an `iunet_bench.cache.Cache` (one mechanism for every cache of the project): keyed
+Volumes are entries of an `iunet_bench.core.files.Cache` (one mechanism for every cache of the project): keyed
 by the case's content (file bytes or phantom parameters), the preprocessing settings and the source of
 `CODE_MODULES` with the versions of numpy, scipy and SimpleITK, so a sweep preprocesses each case once and
 a changed file, setting or reader never reads a stale volume; written atomically; made once under a lock
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iunet_bench.cache import Cache, atomic_write
+from iunet_bench.core.files import Cache, atomic_write
 from iunet_bench.data.case import Volume
 from iunet_bench.data.io import companions
 
@@ -35,7 +35,7 @@ CODE_MODULES = (
     "iunet_bench.data.cache",  # this file: the stored format
     "iunet_bench.data.dataset",  # which box a case is cropped to
     "simulators.box",  # bounding box and the robot box used for crops
-    "iunet_bench.rng",  # the robot box's generator
+    "iunet_bench.core.rng",  # the robot box's generator
 )
 LIBRARIES = ("numpy", "scipy", "SimpleITK")
 

@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from iunet_bench.core.schema import Float, Int, Schema, UserPath, variants
 from iunet_bench.data.phantom import PhantomConfig
 from iunet_bench.data.preprocess import PreprocessConfig
-from iunet_bench.schema import Float, Int, Schema, UserPath, variants
 
 DEFAULT_CACHE_DIR = Path("runs") / "cache" / "preprocess"
 Labels = tuple[Int, ...] | None

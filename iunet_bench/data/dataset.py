@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from iunet_bench.cache import require_writable
+from iunet_bench.core.files import require_writable
+from iunet_bench.core.schema import ConfigError, validate_group
 from iunet_bench.data.cache import content_digest, load_volume, save_volume, volume_cache
 from iunet_bench.data.case import Case, Geometry, Volume
 from iunet_bench.data.config import AnyData, ChecksConfig, DataConfig
@@ -36,7 +37,6 @@ from iunet_bench.data.io import (
 from iunet_bench.data.phantom import phantom_case, phantom_key
 from iunet_bench.data.preprocess import PreprocessConfig, crop_box, preprocess, robot_box, to_case_grid
 from iunet_bench.data.sources import LISTERS, CaseRef, Listing
-from iunet_bench.schema import ConfigError, validate_group
 
 
 @dataclass

@@ -28,8 +28,8 @@ from pydantic import Field, field_validator
 from scipy import ndimage as ndi
 from scipy.interpolate import CubicSpline
 
+from iunet_bench.core.schema import Float, Int, Schema
 from iunet_bench.data.case import Case, Geometry
-from iunet_bench.schema import Float, Int, Schema
 
 REFERENCE_FOV = np.array([80.0, 150.0, 150.0])  # z-y-x mm in which the anatomy below is laid out
 PositiveFloat = Annotated[Float, Field(gt=0)]
@@ -338,7 +338,7 @@ def make_phantoms(cfg: PhantomConfig, seed: int) -> list[Case]:
 
 def phantom_key(cfg: PhantomConfig, seed: int, index: int) -> dict:
     """Everything that determines phantom `index` (for cache keys and fingerprints)."""
-    from iunet_bench.cache import code_digest
+    from iunet_bench.core.files import code_digest
 
     d = cfg.model_dump(exclude={"n_cases"})
     return {"phantom": d, "seed": int(seed), "index": int(index), "generator": code_digest((__name__,))}

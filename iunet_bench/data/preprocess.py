@@ -19,9 +19,9 @@ import numpy as np
 from pydantic import Field, field_validator
 from scipy import ndimage as ndi
 
+from iunet_bench.core.rng import derive_rng
+from iunet_bench.core.schema import Float, Int, Schema
 from iunet_bench.data.case import Case, Geometry, Volume, parse_orientation
-from iunet_bench.rng import derive_rng
-from iunet_bench.schema import Float, Int, Schema
 from simulators.box import bounding_box, jittered_box  # one box implementation, shared with the box robot
 
 INTENSITY_MODES = ("window", "percentile", "zscore")

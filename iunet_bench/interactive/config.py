@@ -4,7 +4,7 @@ Methods: `iunet` (layer-subset fine-tuning, paper sections 2.5-2.6), `bifseg` (i
 of all layers with BIFSeg's own weighted cross-entropy, Wang et al. 2018), `paste` (no learning: the
 scribbles pasted into the previous prediction), `random_walker` (scikit-image's random walker seeded by the scribbles and the confident
 prediction). Whether `interact.trainable` names layer groups of the configured model is a rule of the
-job's schema (`iunet_bench.config`), which knows both.
+job's schema (`iunet_bench.tasks.config`), which knows both.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from iunet_bench.schema import Bool, Float, Int, Schema, variants
+from iunet_bench.core.schema import Bool, Float, Int, Schema, variants
 
 
 class WeightsConfig(Schema):

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from iunet_bench import metrics
+from iunet_bench.core import metrics
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive.base import Refinement, ScribbleMemory
 from iunet_bench.interactive.config import BifsegInteract, FinetuneConfig, IUnetInteract

@@ -16,8 +16,8 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] != "summary" or any(a in ("-h", "--help") for a in argv):
         print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    from iunet_bench.config import compose_config
-    from iunet_bench.schema import ConfigError
+    from iunet_bench.core.schema import ConfigError
+    from iunet_bench.tasks.config import compose_config
 
     overrides = list(argv[1:])
     if not any(o.lstrip("+~").startswith("interact") for o in overrides):

@@ -23,7 +23,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from iunet_bench.schema import Int, Schema, UserPath, variants
+from iunet_bench.core.schema import Int, Schema, UserPath, variants
 
 
 class _Pooled(Schema):

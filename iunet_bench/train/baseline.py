@@ -1,6 +1,6 @@
 """Baseline training (paper section 2.4): augmented volumes, soft Dice loss, Adam; cached.
 
-The cache (`iunet_bench.cache`, the project's one mechanism) keys a baseline by everything that determines
+The cache (`iunet_bench.core.files`, the project's one mechanism) keys a baseline by everything that determines
 its weights: the training volumes, the model and training config, the seed, the precision, and the source
 of the code that builds and trains it (`CODE_MODULES`) with the versions of the libraries under it. A sweep
 over interaction settings therefore trains the baseline once, parallel jobs train it once (the others wait
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from iunet_bench.cache import Cache
+from iunet_bench.core.files import Cache
+from iunet_bench.core.rng import derive_rng
 from iunet_bench.data.case import Volume
 from iunet_bench.models.config import ModelSchema
-from iunet_bench.rng import derive_rng
 from iunet_bench.train.augment import augment
 from iunet_bench.train.config import TrainConfig
 
@@ -39,7 +39,7 @@ CODE_MODULES = (
     "iunet_bench.train.augment",
     "iunet_bench.train.loss",
     "iunet_bench.train.optim",
-    "iunet_bench.rng",
+    "iunet_bench.core.rng",
 )
 LIBRARIES = ("numpy", "scipy", "keras", "tensorflow", "tensorflow-cpu")
 
@@ -120,7 +120,7 @@ class Progress:
 
 def validation_dsc(model, volumes: Sequence[Volume]) -> float:
     """Mean DSC of the model's own segmentation (argmax) of each volume."""
-    from iunet_bench import metrics
+    from iunet_bench.core import metrics
 
     out = []
     for v in volumes:

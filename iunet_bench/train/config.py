@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from iunet_bench.schema import Float, Int, Schema, UserPath
+from iunet_bench.core.schema import Float, Int, Schema, UserPath
 
 
 class AugmentConfig(Schema):

@@ -2,7 +2,7 @@
 
 Each room owns the schema of its config group, next to its code (`simulators/config.py`,
 `iunet_bench/data/config.py`, `models/config.py`, `train/config.py`, `interactive/config.py`,
-`session.py`, `tracking.py`); `iunet_bench.config.JobConfig` composes them. This module holds what they
+`session.py`, `tracking.py`); `iunet_bench.tasks.config.JobConfig` composes them. This module holds what they
 share, and imports nothing but pydantic (so `simulators/` may use it and stay free of TensorFlow):
 
 - `Schema`: the base class: unknown keys are errors, values are immutable;
@@ -13,7 +13,7 @@ share, and imports nothing but pydantic (so `simulators/` may use it and stay fr
 - `validate(cls, mapping)`: the config, or one `ConfigError` listing every problem, each naming the full
   key, the value and what is allowed;
 - `markdown_table(cls, prefix)`: the README's table of a group, from the fields' descriptions, types,
-  bounds and defaults (one generator for every group; `python -m iunet_bench.docs` writes them).
+  bounds and defaults (one generator for every group; `python -m iunet_bench.tasks.reference` writes them).
 """
 
 from __future__ import annotations

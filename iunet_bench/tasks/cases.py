@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from iunet_bench.core.runtime import cores
 from iunet_bench.data import Volume
-from iunet_bench.runtime import cores
 
 
 @dataclass
@@ -34,7 +34,7 @@ class CaseResult:
 
 def run_case(setup, refiner, floor, volume: Volume, initial: np.ndarray, pictures: Path | None) -> CaseResult:
     """One case's session; slice pictures of every round under `pictures` (None: none)."""
-    from iunet_bench.session import run_session
+    from iunet_bench.session.loop import run_session
     from simulators.render import save_round_png
 
     config, latest = setup.config, {}
@@ -75,7 +75,7 @@ _WORKER: dict = {}  # per worker process: the setup, refiner and floor of the co
 
 
 def _in_worker(config, volume: Volume, initial: np.ndarray, pictures: Path | None) -> CaseResult:
-    from iunet_bench.prepare import JobSetup
+    from iunet_bench.tasks.prepare import JobSetup
 
     key = config.model_dump_json()
     if _WORKER.get("key") != key:

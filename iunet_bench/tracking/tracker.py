@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from iunet_bench.runtime import in_multirun, job_overrides, sweep_dir
-from iunet_bench.schema import Schema, flatten
+from iunet_bench.core.runtime import in_multirun, job_overrides, sweep_dir
+from iunet_bench.core.schema import Schema, flatten
 
 PARENT_FILE = "mlflow_parent_run_id"
 TRACKING_SCHEMES = (
@@ -91,7 +91,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     import urllib.error
     import urllib.request
 
-    from iunet_bench.schema import ConfigError
+    from iunet_bench.core.schema import ConfigError
 
     if not uri.startswith(("http://", "https://")):
         return
@@ -139,7 +139,7 @@ def open_client(uri: str):
     import mlflow
     from filelock import FileLock
 
-    from iunet_bench.schema import ConfigError
+    from iunet_bench.core.schema import ConfigError
 
     uri = store_uri(uri)
     db = _sqlite_path(uri)
@@ -290,7 +290,7 @@ def parent_run_id_for_job() -> str | None:
 def record_failed_job(raw: Mapping, error: str) -> None:
     """A FAILED run for a sweep job whose configuration is invalid, so the sweep shows it: logged where the
     job's `tracking` keys point if they are valid, else to the default store."""
-    from iunet_bench.schema import ConfigError, validate
+    from iunet_bench.core.schema import ConfigError, validate
 
     with contextlib.suppress(Exception):  # the job is failing already; tracking trouble must not hide why
         try:

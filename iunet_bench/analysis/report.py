@@ -1,12 +1,12 @@
 """Compare runs read back from MLflow: one page with a table, the tests, and the paper's figures.
 
-    python -m iunet_bench.report --sweep layers          # the latest `layers` sweep
-    python -m iunet_bench.report --parent <run id>       # one sweep by its parent run
-    python -m iunet_bench.report                         # every job run of the experiment
-    python -m iunet_bench.report --sweep protocols --reference "iunet ..."   # test against a chosen run
+    python -m iunet_bench.analysis.report --sweep layers          # the latest `layers` sweep
+    python -m iunet_bench.analysis.report --parent <run id>       # one sweep by its parent run
+    python -m iunet_bench.analysis.report                         # every job run of the experiment
+    python -m iunet_bench.analysis.report --sweep protocols --reference "iunet ..."   # test against a chosen run
 
 Every number comes from the runs' round records (the `records/<case>.json` artifacts a job logs as each
-case finishes), through the same functions the job summarises itself with (`iunet_bench.results`), so a
+case finishes), through the same functions the job summarises itself with (`iunet_bench.analysis.results`), so a
 sweep that is still running or partly failed is reported on what it has, and the page names what is
 missing. Per configuration: mean +- sd DSC at rounds 0, 1, 3, 5 and the last, NoI, NoF, AUC, NSD, effort
 AUC, seconds per round, user minutes, failed cases. Tests, on the cases both runs finished: two-sided
@@ -33,8 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from iunet_bench import metrics, results
-from iunet_bench.session import ProtocolConfig, RoundRecord
+from iunet_bench.analysis import results
+from iunet_bench.core import metrics
+from iunet_bench.session.config import ProtocolConfig
+from iunet_bench.session.records import RoundRecord
 
 ROUNDS_SHOWN = (0, 1, 3, 5)  # and the last round
 
@@ -455,7 +457,7 @@ def notes(
 
 def build_report(runs: list[RunData], out: Path, reference: str | None = None, missing_jobs=()) -> str:
     """Write the page, its table and plots under `out`; return the page as markdown."""
-    from iunet_bench.plots import plot_band, plot_box, plot_effort, plot_pareto
+    from iunet_bench.analysis.plots import plot_band, plot_box, plot_effort, plot_pareto
 
     runs = pool_folds([r for r in runs if r.records])
     if not runs:
@@ -578,7 +580,7 @@ def select_runs(client, experiment: str, sweep: str | None = None, parent: str |
 
 
 def read_run(client, run) -> RunData:
-    from iunet_bench.resume import load_previous
+    from iunet_bench.tracking.resume import load_previous
 
     cases = load_previous(client, run).cases
     expected = [c for c in run.data.tags.get("held_out_cases", "").split(",") if c]
@@ -621,7 +623,7 @@ def report(
 ) -> str:
     import mlflow
 
-    from iunet_bench.tracking import store_uri
+    from iunet_bench.tracking.tracker import store_uri
 
     client = mlflow.MlflowClient(store_uri(uri))
     found, parent_run = select_runs(client, experiment, sweep, parent)
@@ -630,8 +632,10 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m iunet_bench.report", description=__doc__.splitlines()[0])
-    from iunet_bench.tracking import TrackingConfig
+    parser = argparse.ArgumentParser(
+        prog="python -m iunet_bench.analysis.report", description=__doc__.splitlines()[0]
+    )
+    from iunet_bench.tracking.tracker import TrackingConfig
 
     defaults = TrackingConfig()  # the job's own defaults: the report reads where jobs write
     parser.add_argument("--uri", default=defaults.uri, help="MLflow tracking URI")

@@ -27,12 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from iunet_bench import metrics, tracking
-from iunet_bench.config import CONF_DIR, JobConfig
-from iunet_bench.prepare import prepare
-from iunet_bench.rng import derive_rng
-from iunet_bench.runtime import output_dir
-from iunet_bench.session import measure, run_session
+from iunet_bench.core import metrics
+from iunet_bench.core.rng import derive_rng
+from iunet_bench.core.runtime import output_dir
+from iunet_bench.session.loop import run_session
+from iunet_bench.session.records import measure
+from iunet_bench.tasks.config import CONF_DIR, JobConfig
+from iunet_bench.tasks.prepare import prepare
+from iunet_bench.tracking import tracker as tracking
 
 PAPER = {  # the paper's numbers (section 3, table 1), for orderings, not for absolute values
     "observer_dsc_manual": 0.86,
@@ -201,7 +203,7 @@ def format_table(segs: list[Segmentation], m: dict[str, float], names: list[str]
 
 
 def write_outputs(out: Path, segs: list[Segmentation], names: list[str]) -> list[Path]:
-    from iunet_bench.plots import plot_box
+    from iunet_bench.analysis.plots import plot_box
 
     rows = [
         (s.case_id, names[s.observer] if s.observer >= 0 else "", s.mode, s.dsc, s.nsd, s.seconds)
@@ -260,7 +262,7 @@ def run(config: JobConfig) -> tuple[str, dict[str, float], str]:
         segs, failed = [], []
         from tqdm.auto import tqdm
 
-        from iunet_bench.prepare import show_progress
+        from iunet_bench.tasks.prepare import show_progress
 
         for volume in tqdm(
             volumes.test, desc="cases (every observer, both ways)", disable=not show_progress(config)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from iunet_bench.tracking import PARENT_FILE, Tracker, TrackingConfig, git_commit, store_uri
+from iunet_bench.tracking.tracker import PARENT_FILE, Tracker, TrackingConfig, git_commit, store_uri
 
 STATUS_DIR = "jobs"  # <sweep folder>/jobs/<job number>.json: each job's overrides and outcome
 # (job, error) of every failed job of the multiruns this process launched: `python -m iunet_bench` exits 1
@@ -68,7 +68,7 @@ def _tracking_of(hydra_cfg) -> TrackingConfig:
     too, so the parent run goes where the jobs' runs go."""
     from omegaconf import OmegaConf
 
-    from iunet_bench.schema import validate
+    from iunet_bench.core.schema import validate
 
     return validate(TrackingConfig, OmegaConf.to_container(hydra_cfg.tracking, resolve=True), "tracking.")
 
@@ -107,8 +107,8 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         """With `resume=true`, a sweep command run again (same overrides, same code) reuses its parent run,
         so its jobs find their own runs under it: finished ones are skipped, the others continued."""
-        from iunet_bench.resume import sweep_key
-        from iunet_bench.tracking import open_client, prepare_store
+        from iunet_bench.tracking.resume import sweep_key
+        from iunet_bench.tracking.tracker import open_client, prepare_store
 
         t = _tracking_of(config)
         sweep = t.sweep or "multirun"
@@ -161,7 +161,7 @@ class SweepCallback(Callback):
         )
         finished = [r for r in children if r.info.status == "FINISHED"]
         try:  # the comparison table and curves go to the parent run; a failure here loses no job's data
-            from iunet_bench.report import report
+            from iunet_bench.analysis.report import report
 
             folder = Path(str(config.hydra.sweep.dir)) / "report"
             print(report(uri, t.experiment, None, parent, folder))

@@ -9,15 +9,15 @@ the YAML presets under `conf/` spell them out for the reader and a test keeps th
 | group | schema (owned by its room) |
 | --- | --- |
 | top level | `JobConfig` below: `seed`, `device`, `precision`, `progress` |
-| `session` | `iunet_bench.session.SessionConfig` |
-| `observers` | `iunet_bench.session.ObserversConfig` (`task=observers`) |
-| `protocol` | `iunet_bench.session.ProtocolConfig` (presets under `conf/protocol/` also set robot and rounds) |
+| `session` | `iunet_bench.session.loop.SessionConfig` |
+| `observers` | `iunet_bench.session.loop.ObserversConfig` (`task=observers`) |
+| `protocol` | `iunet_bench.session.loop.ProtocolConfig` (presets under `conf/protocol/` also set robot and rounds) |
 | `data` | `iunet_bench.data.config` (one schema per `data.source`) |
 | `model` | `iunet_bench.models.config` (one schema per `model.name`: iunet, unet3d_cicek, dilated_fcn, keras) |
 | `train` | `iunet_bench.train.config.TrainConfig` |
 | `simulator` | `simulators.config` (one schema per `simulator.kind`) |
 | `interact` | `iunet_bench.interactive.config` (one schema per `interact.method`) |
-| `tracking` | `iunet_bench.tracking.TrackingConfig` |
+| `tracking` | `iunet_bench.tracking.tracker.TrackingConfig` |
 
 Rules across groups (the model grid against the model's pooling, `interact.trainable` against the model's
 layer groups) are validators of `JobConfig`, written once.
@@ -31,12 +31,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from iunet_bench.core.schema import Bool, ConfigError, Int, Schema, ignored_keys, validate
 from iunet_bench.data.config import DataConfig, PhantomData
 from iunet_bench.interactive.config import InteractConfig, IUnetInteract
 from iunet_bench.models.config import ModelConfig, UNetConfig
-from iunet_bench.schema import Bool, ConfigError, Int, Schema, ignored_keys, validate
-from iunet_bench.session import ObserversConfig, ProtocolConfig, SessionConfig
-from iunet_bench.tracking import TrackingConfig
+from iunet_bench.session.config import ObserversConfig, ProtocolConfig, SessionConfig
+from iunet_bench.tracking.tracker import TrackingConfig
 from iunet_bench.train.config import TrainConfig
 from simulators.config import ScribbleSimulator, SimulatorConfig
 

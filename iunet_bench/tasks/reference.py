@@ -1,7 +1,7 @@
 """README.md's configuration tables, generated from the schemas (one generator for every group).
 
-    python -m iunet_bench.docs          # rewrite the tables in README.md
-    python -m iunet_bench.docs --check  # exit 1 if README.md differs (what the test checks)
+    python -m iunet_bench.tasks.reference          # rewrite the tables in README.md
+    python -m iunet_bench.tasks.reference --check  # exit 1 if README.md differs (what the test checks)
 
 A table stands in README.md between `<!-- config-table: NAME -->` and `<!-- /config-table -->`.
 """
@@ -17,13 +17,13 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def tables() -> dict[str, str]:
-    from iunet_bench.config import JobConfig
+    from iunet_bench.core.schema import markdown_table
     from iunet_bench.data.config import DataConfig
     from iunet_bench.interactive.config import InteractConfig
     from iunet_bench.models.config import ModelConfig
-    from iunet_bench.schema import markdown_table
-    from iunet_bench.session import ObserversConfig, ProtocolConfig, SessionConfig
-    from iunet_bench.tracking import TrackingConfig
+    from iunet_bench.session.config import ObserversConfig, ProtocolConfig, SessionConfig
+    from iunet_bench.tasks.config import JobConfig
+    from iunet_bench.tracking.tracker import TrackingConfig
     from iunet_bench.train.config import TrainConfig
     from simulators.config import SimulatorConfig
 
@@ -75,14 +75,16 @@ def render(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iunet_bench.docs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m iunet_bench.tasks.reference", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--check", action="store_true", help="only check; exit 1 when README.md differs")
     args = parser.parse_args(argv)
     text = README.read_text(encoding="utf-8")
     new = render(text)
     if args.check:
         if new != text:
-            print("README.md configuration tables are out of date: run python -m iunet_bench.docs")
+            print("README.md configuration tables are out of date: run python -m iunet_bench.tasks.reference")
             return 1
         return 0
     README.write_text(new, encoding="utf-8")

@@ -90,7 +90,7 @@ def check_writable(folder: Path) -> None:
 
 def require_writable(folder: Path, key: str, hint: str = "") -> None:
     """`check_writable`, as a ConfigError naming the config key that chose the folder."""
-    from iunet_bench.schema import ConfigError
+    from iunet_bench.core.schema import ConfigError
 
     try:
         check_writable(folder)

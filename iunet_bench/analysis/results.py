@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from iunet_bench import metrics
-from iunet_bench.session import ProtocolConfig, RoundRecord
+from iunet_bench.core import metrics
+from iunet_bench.session.config import ProtocolConfig
+from iunet_bench.session.records import RoundRecord
 
 
 @dataclass

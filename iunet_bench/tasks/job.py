@@ -1,6 +1,6 @@
 """One benchmark job: data -> baseline -> robot-driven sessions on held-out cases -> MLflow.
 
-    summary = run(config)          # config: a validated JobConfig (iunet_bench.config.load_config)
+    summary = run(config)          # config: a validated JobConfig (iunet_bench.tasks.config.load_config)
 
 `prepare` (`prepare.JobSetup`) builds the pieces; this module runs the cases and hands their records to
 `results` (pure aggregation) and `tracking` (logging). A case that fails is recorded and the others go on;
@@ -15,11 +15,13 @@ import sys
 import traceback
 from pathlib import Path
 
-from iunet_bench import results, resume, tracking
-from iunet_bench.config import JobConfig
-from iunet_bench.prepare import JobSetup, prepare, show_progress
-from iunet_bench.results import Summary
-from iunet_bench.runtime import job_overrides, output_dir
+from iunet_bench.analysis import results
+from iunet_bench.analysis.results import Summary
+from iunet_bench.core.runtime import job_overrides, output_dir
+from iunet_bench.tasks.config import JobConfig
+from iunet_bench.tasks.prepare import JobSetup, prepare, show_progress
+from iunet_bench.tracking import resume
+from iunet_bench.tracking import tracker as tracking
 
 
 class _Failures:
@@ -39,7 +41,7 @@ class _Failures:
 def run(config: JobConfig) -> Summary:
     """The whole job. Raises ConfigError before any compute (and before any MLflow run) on bad input.
     With `resume=true` a finished run of the same configuration is returned as it is, and an unfinished one
-    is continued (see `iunet_bench.resume`)."""
+    is continued (see `iunet_bench.tracking.resume`)."""
     setup = prepare(config)
     out = output_dir()
     _, test_ids = setup.split
@@ -120,8 +122,8 @@ def _yaml(tree: dict) -> str:
 def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | None = None) -> Summary:
     from tqdm.auto import tqdm
 
-    from iunet_bench.cases import run_cases
     from iunet_bench.interactive.refiner import predict_mask
+    from iunet_bench.tasks.cases import run_cases
 
     config, progress = setup.config, show_progress(setup.config)
     failures = _Failures(tracker, out)
@@ -286,7 +288,7 @@ def _cases_csv(path: Path, train, test) -> Path:
 
 
 def _plot(path: Path, records) -> None:
-    from iunet_bench.plots import plot_curves
+    from iunet_bench.analysis.plots import plot_curves
 
     curves = results.curves_by_case(records)
     mean = results.mean_curve(records)

@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from iunet_bench.session import RoundRecord
+from iunet_bench.session.records import RoundRecord
 
 RECORDS = "records"  # artifact folder of the finished cases' round records
 # keys that cannot change a result: where things are written and how the job talks (`threads` can: the

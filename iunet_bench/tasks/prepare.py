@@ -17,9 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from iunet_bench.config import JobConfig
+from iunet_bench.core.schema import ConfigError
 from iunet_bench.data import Dataset, Failure, Volume, build_dataset
-from iunet_bench.schema import ConfigError
+from iunet_bench.tasks.config import JobConfig
 
 
 def configure_tensorflow(config: JobConfig) -> str:
@@ -67,7 +67,7 @@ def job_threads(threads) -> int | None:
     launcher = HydraConfig.get().launcher
     if "Joblib" not in str(launcher.get("_target_", "")):
         return None
-    from iunet_bench.runtime import cores
+    from iunet_bench.core.runtime import cores
 
     available = cores()
     n_jobs = int(launcher.get("n_jobs", -1))
@@ -133,8 +133,8 @@ class JobSetup:
         """What the schema cannot know without touching the machine: the tracking store opens (a server
         answers within seconds), the data set lists and its intensity mode is known, the cache folders
         take files, the device and precision exist. ConfigError otherwise; nothing is computed."""
-        from iunet_bench.cache import require_writable
-        from iunet_bench.tracking import open_client
+        from iunet_bench.core.files import require_writable
+        from iunet_bench.tracking.tracker import open_client
 
         open_client(self.config.tracking.uri)
         _ = self.dataset.preprocess_config

@@ -1,0 +1,99 @@
+"""The round loop: one case, one robot, one refiner.
+
+Round 0 is the baseline prediction. In each round r = 1..R the robot looks at the current prediction,
+returns an `Interaction`, the refiner turns it into a new prediction, and the metrics are measured.
+A case stops early when the robot finds nothing worth a scribble or `target_dsc` is reached; its curve is
+then carried forward (the user is done, the segmentation stays), so every curve has R + 1 points.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from iunet_bench.core import metrics
+from iunet_bench.core.rng import derive_rng
+from iunet_bench.data.case import Volume
+from iunet_bench.interactive.base import Refiner, ScribbleMemory
+from iunet_bench.session.records import RoundRecord, measure
+from simulators import Annotator
+from simulators.interaction import Interaction
+
+
+def run_session(
+    volume: Volume,
+    initial_prediction: np.ndarray,
+    robot: Annotator,
+    refiner: Refiner,
+    rounds: int,
+    seed: int,
+    target_dsc: float | None = None,
+    on_round: Callable[[RoundRecord, np.ndarray, Interaction | None], None] | None = None,
+    floor: Refiner | None = None,
+    nsd_tolerance_mm: float = 2.0,
+    first: Annotator | None = None,
+) -> list[RoundRecord]:
+    """The records of rounds 0..`rounds` of one case. The robot of round r draws from
+    `derive_rng(seed, case id, r)`, so the order of cases never changes a curve.
+
+    floor: a second refiner (the job's paste floor) handed the same interactions; it never changes what
+    the robot sees (the robot looks at `refiner`'s predictions only), and its DSC is recorded beside the
+    method's, so every round says what the method gained beyond pasting the user's scribbles in.
+    first: the annotator of round 1 (a protocol's first prompt, e.g. a bounding box); `robot` from then on."""
+    reference = volume.label
+    prediction = initial_prediction.astype(np.uint8)
+    refiner.start(volume, prediction)
+    if floor is not None:
+        floor.start(volume, prediction)
+    given = ScribbleMemory(volume.image.shape, accumulate=True)  # every scribble of the case so far
+    measured = measure(volume, prediction, nsd_tolerance_mm)
+    floor_first = measured["dsc"] if floor is not None else float("nan")
+    records = [RoundRecord(volume.case_id, 0, **measured, floor_dsc=floor_first)]
+    if on_round:
+        on_round(records[0], prediction, None)
+    stopped = False
+    for r in range(1, rounds + 1):
+        last = records[-1]
+        if not stopped and target_dsc is not None and last.dsc >= target_dsc:
+            stopped = True
+        interaction = None
+        if not stopped:
+            annotator = first if r == 1 and first is not None else robot
+            t0 = time.perf_counter()
+            interaction = annotator.annotate(
+                volume.image,
+                reference,
+                prediction,
+                derive_rng(seed, volume.case_id, r),
+                spacing=volume.spacing,
+            )
+            robot_s = time.perf_counter() - t0
+            stopped = interaction.is_empty
+        if stopped:
+            carried = {k: getattr(last, k) for k in ("dsc", "hd95", "nsd", "volume_ratio", "floor_dsc")}
+            records.append(RoundRecord(volume.case_id, r, **carried, stopped=True))
+            continue
+        t0 = time.perf_counter()
+        result = refiner.refine(interaction)
+        refine_s = time.perf_counter() - t0
+        previous, prediction = prediction, result.prediction
+        so_far = given.update(interaction)
+        rec = RoundRecord(
+            volume.case_id,
+            r,
+            **measure(volume, prediction, nsd_tolerance_mm),
+            refine_seconds=refine_s,
+            robot_seconds=robot_s,
+            effort=interaction.effort.as_dict(),
+            losses=list(result.losses),
+            agreement=metrics.scribble_agreement(result.own, interaction.add, interaction.remove),
+            agreement_all=metrics.scribble_agreement(result.own, so_far.add, so_far.remove),
+            changed_voxels=int(np.count_nonzero(previous.astype(bool) != prediction.astype(bool))),
+            floor_dsc=metrics.dsc(reference, floor.refine(interaction).prediction) if floor else float("nan"),
+        )
+        records.append(rec)
+        if on_round:
+            on_round(rec, prediction, interaction)
+    return records

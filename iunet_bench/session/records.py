@@ -1,0 +1,51 @@
+"""What one round of a session leaves behind (`RoundRecord`) and how a prediction is measured against the
+reference (`measure`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from iunet_bench.core import metrics
+from iunet_bench.data.case import Volume
+
+
+@dataclass
+class RoundRecord:
+    case_id: str
+    round: int
+    dsc: float
+    hd95: float
+    refine_seconds: float = 0.0
+    robot_seconds: float = 0.0
+    effort: dict = field(default_factory=dict)
+    losses: list = field(default_factory=list)
+    stopped: bool = False  # True for rounds after the session stopped (values carried forward)
+    # Does the method do what the user asked? Measured on the method's own output (before any pasting):
+    agreement: float = float("nan")  # share of this round's scribbled voxels labelled as scribbled
+    agreement_all: float = float("nan")  # the same over every scribble of the case so far
+    changed_voxels: int = 0  # voxels whose label this round changed
+    floor_dsc: float = float("nan")  # DSC of the paste floor (the scribbles pasted in, no learning)
+    nsd: float = float("nan")  # normalised surface Dice at protocol.nsd_tolerance_mm
+    volume_ratio: float = float("nan")  # predicted / reference volume (the paper saw < 1 after round 1)
+
+    def row(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("effort", "losses")}
+        out.update({f"effort_{k}": v for k, v in self.effort.items()})
+        out["loss_last"] = self.losses[-1] if self.losses else float("nan")
+        return out
+
+
+def measure(volume: Volume, prediction: np.ndarray, tolerance_mm: float) -> dict[str, float]:
+    """A prediction's metrics against the case's reference: DSC, HD95 in mm (with "one mask is empty"
+    counted as the volume's diagonal, the largest possible distance, so that means over cases stay finite
+    and every case counts in every round), NSD at `tolerance_mm`, and the volume ratio."""
+    diagonal = float(np.linalg.norm(np.asarray(volume.image.shape) * np.asarray(volume.spacing)))
+    hd, nsd = metrics.surface_metrics(volume.label, prediction, volume.spacing, tolerance_mm)
+    return {
+        "dsc": metrics.dsc(volume.label, prediction),
+        "hd95": min(hd, diagonal),
+        "nsd": nsd,
+        "volume_ratio": metrics.volume_ratio(volume.label, prediction),
+    }
