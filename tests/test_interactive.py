@@ -19,7 +19,7 @@ from iunet_bench.data.case import Volume
 from iunet_bench.interactive import Refinement, build_refiner
 from iunet_bench.interactive.config import InteractConfig, IUnetInteract
 from iunet_bench.interactive.loss import interactive_loss, weighted_cross_entropy
-from iunet_bench.interactive.refiner import IUnetRefiner, own_copy, predict_mask
+from iunet_bench.interactive.refiner import make_refiner, own_copy, predict_mask
 from iunet_bench.interactive.weights import weight_map
 from iunet_bench.models.groups import group_names, layers_in_groups, valid_groups
 from iunet_bench.models.split import split_at_frozen_frontier
@@ -188,7 +188,9 @@ def test_a_scribble_the_network_is_sure_is_wrong_gets_a_gradient_from_the_cross_
     y, w, s = tf.constant(target), tf.constant(weight), tf.constant(scribbled.astype(np.float32))
 
     dice_only = logit_gradient(lambda p: interactive_loss(y, p, w, 0.1, "both", s, 0.0), logits)
-    assert np.abs(dice_only[scribbled]).max() < 1e-10  # eq. 3 alone cannot move them
+    # eq. 3 alone cannot move them: its gradient there is float32 rounding of the softmax (about 1e-14
+    # exactly, up to 4e-9 as TensorFlow 2.21 rounds it), 1e7 times below the cross-entropy's below
+    assert np.abs(dice_only[scribbled]).max() < 1e-7
     assert np.abs(dice_only[fg]).max() > 0  # while the unsaturated voxels do get a gradient
 
     ce = 0.3
@@ -218,7 +220,7 @@ def weights_by_path(m) -> dict[str, np.ndarray]:
     ],
 )
 def test_gradients_reach_only_the_chosen_groups(model, groups, fast):
-    refiner = IUnetRefiner(model, cfg(groups, fast=fast))
+    refiner = make_refiner(model, cfg(groups, fast=fast))
     tuned = refiner.model  # the refiner's own copy: the job's model stays the baseline
     before, original = weights_by_path(tuned), weights_by_path(model)
     trained = layers_in_groups(tuned, groups)
@@ -249,7 +251,7 @@ def test_an_unknown_group_is_an_error_listing_the_valid_ones(model):
     assert all(g in message for g in group_names(model))
     assert len(message.splitlines()) < 15  # grouped: blocks, levels, one line of single layers per block
     with pytest.raises(ValueError, match=r"interact\.trainable: empty") as e:  # the schema refuses it too
-        IUnetRefiner(model, cfg(["head"]).model_copy(update={"trainable": ()}))
+        make_refiner(model, cfg(["head"]).model_copy(update={"trainable": ()}))
     assert all(g in str(e.value) for g in group_names(model))
 
 
@@ -273,7 +275,7 @@ def test_a_callers_frozen_layer_still_trains_in_the_refiner(model):
     never silently drops variables from `interact.trainable`."""
     caller = own_copy(model)
     caller.get_layer("bottleneck.conv0").trainable = False
-    refiner = IUnetRefiner(caller, cfg(["bottleneck"]))
+    refiner = make_refiner(caller, cfg(["bottleneck"]))
     kernel = refiner.model.get_layer("bottleneck.conv0").kernel
     assert any(v is kernel for v in refiner.variables)
     before = kernel.numpy()
@@ -303,7 +305,7 @@ def curve(refiner, model, vol, rounds=3):
 
 
 def test_restoring_between_cases_leaves_no_trace(model, baseline):
-    refiner = IUnetRefiner(model, cfg(["head", "bottleneck"]))
+    refiner = make_refiner(model, cfg(["head", "bottleneck"]))
     a, b = volume(1, "a"), volume(2, "b")
     alone = curve(refiner, model, b)
     curve(refiner, model, a)
@@ -321,7 +323,7 @@ def test_round_inputs_are_the_accumulated_scribbles_on_the_previous_prediction(m
     """Round 2's target is the round-1 prediction (not the initial one) with the union of both rounds'
     scribbles pasted in, and its weight map and scribble mask are those of the union (not of round 2's
     strokes only)."""
-    refiner = IUnetRefiner(model, cfg(["head", "bottleneck"], steps=5, lr=5e-2))
+    refiner = make_refiner(model, cfg(["head", "bottleneck"], steps=5, lr=5e-2))
     vol = volume(7, "g")
     initial = predict_mask(model, vol.image)
     refiner.start(vol, initial)
@@ -350,7 +352,7 @@ def test_round_inputs_are_the_accumulated_scribbles_on_the_previous_prediction(m
 def test_refine_is_round_inputs_then_run_round(model):
     """`refine` = the public `round_inputs` + `run_round` (what a benchmark times): the same losses and
     probabilities, bit for bit, from the same start."""
-    refiner = IUnetRefiner(model, cfg(["head", "bottleneck"]))
+    refiner = make_refiner(model, cfg(["head", "bottleneck"]))
     vol = volume(8, "h")
     initial = predict_mask(model, vol.image)
     refiner.start(vol, initial)
@@ -370,8 +372,8 @@ def test_refine_is_round_inputs_then_run_round(model):
     "groups", [["head", "bottleneck"], ["decoder.1"], ["all"], ["head", "bottleneck.conv1"]]
 )
 def test_fast_path_gives_the_straightforward_results(model, groups):
-    fast = IUnetRefiner(model, cfg(groups, fast=True))
-    straight = IUnetRefiner(model, cfg(groups, fast=False))
+    fast = make_refiner(model, cfg(groups, fast=True))
+    straight = make_refiner(model, cfg(groups, fast=False))
     vol = volume(3, "c")
     f_losses, f_dsc, f_prob = curve(fast, model, vol)
     s_losses, s_dsc, s_prob = curve(straight, model, vol)
@@ -382,7 +384,7 @@ def test_fast_path_gives_the_straightforward_results(model, groups):
 
 
 def test_zero_steps_is_the_baseline_prediction(model):
-    refiner = IUnetRefiner(model, cfg(["head"], steps=0))
+    refiner = make_refiner(model, cfg(["head"], steps=0))
     vol = volume(4, "d")
     refiner.start(vol, predict_mask(model, vol.image))
     out = refiner.refine(strokes(vol, 0))
@@ -433,8 +435,8 @@ def test_the_loss_scaling_path_restores_and_matches_the_straightforward_one(mode
     forced under float32, where every kernel runs on the CPU: cases b, a, b give bit-identical curves (its
     state is restored too) and the fast path equals the straightforward one."""
     monkeypatch.setattr(optim, "needs_loss_scaling", lambda m: True)
-    fast = IUnetRefiner(model, cfg(["head", "bottleneck"], fast=True))
-    straight = IUnetRefiner(model, cfg(["head", "bottleneck"], fast=False))
+    fast = make_refiner(model, cfg(["head", "bottleneck"], fast=True))
+    straight = make_refiner(model, cfg(["head", "bottleneck"], fast=False))
     for r in (fast, straight):
         assert isinstance(r.optimizer, keras.optimizers.LossScaleOptimizer)
         own = {id(r.optimizer.step_counter), id(r.optimizer.dynamic_scale)}
@@ -465,8 +467,8 @@ def test_mixed_precision_runs_the_same_engine():
     try:
         keras.utils.set_random_seed(1)
         m = build_unet(GRID, UNetConfig(base_filters=4, depth=2, pool_z_levels=(1,)))
-        fast = IUnetRefiner(m, cfg(["head", "bottleneck"], fast=True))
-        straight = IUnetRefiner(m, cfg(["head", "bottleneck"], fast=False))
+        fast = make_refiner(m, cfg(["head", "bottleneck"], fast=True))
+        straight = make_refiner(m, cfg(["head", "bottleneck"], fast=False))
         assert {t.dtype for t in fast.split.tail.inputs} == {"bfloat16"}
         assert not isinstance(fast.optimizer, keras.optimizers.LossScaleOptimizer)  # bfloat16: no scaling
         f_losses, _, f_prob = curve(fast, m, volume(6, "f"), rounds=1)
@@ -481,15 +483,15 @@ def test_mixed_precision_runs_the_same_engine():
 def test_with_nothing_frozen_the_fast_setting_takes_the_straightforward_path(model):
     """trainable=[all] leaves no frozen prefix to compute once per case: the refiner runs the
     straightforward steps (faster there) and gives bit-identical rounds."""
-    fast = IUnetRefiner(model, cfg(["all"], fast=True))
-    straight = IUnetRefiner(model, cfg(["all"], fast=False))
+    fast = make_refiner(model, cfg(["all"], fast=True))
+    straight = make_refiner(model, cfg(["all"], fast=False))
     assert fast.fast is False and fast.split.prefix is None
     vol = volume(3, "c")
     f_losses, f_dsc, f_prob = curve(fast, model, vol)
     s_losses, s_dsc, s_prob = curve(straight, model, vol)
     assert f_losses == s_losses and f_dsc == s_dsc
     np.testing.assert_array_equal(f_prob, s_prob)
-    assert IUnetRefiner(model, cfg(["head"], fast=True)).fast is True
+    assert make_refiner(model, cfg(["head"], fast=True)).fast is True
 
 
 # ---------------------------------------------------------------------- stopping rule, pasting, bifseg
@@ -501,7 +503,7 @@ def test_until_agreement_fine_tunes_in_chunks_until_the_scribbles_carry_their_la
     network's own prediction labels the target share of the case's scribbled voxels as scribbled (or at
     the cap); the steps it took are the losses it reports."""
     rule = cfg(["head", "bottleneck"], steps=2, lr=3e-2, until_agreement=0.99, max_steps=40, fast=fast)
-    refiner = IUnetRefiner(model, rule)
+    refiner = make_refiner(model, rule)
     vol = volume(6, "f")
     refiner.start(vol, predict_mask(model, vol.image))
     steps_taken = []
@@ -518,7 +520,7 @@ def test_until_agreement_fine_tunes_in_chunks_until_the_scribbles_carry_their_la
         assert agreement == refiner.agreement(out.prediction)
         assert agreement >= 0.99 or taken == 40
     assert max(steps_taken) > 2  # at least one round went on past its first chunk
-    fixed = IUnetRefiner(model, cfg(["head", "bottleneck"], steps=2, lr=3e-2, fast=fast))
+    fixed = make_refiner(model, cfg(["head", "bottleneck"], steps=2, lr=3e-2, fast=fast))
     fixed.start(vol, predict_mask(model, vol.image))
     assert all(len(fixed.refine(strokes(vol, k)).losses) == 2 for k in range(3))
 
@@ -558,7 +560,7 @@ def test_a_network_sure_of_its_mistake_follows_the_scribble_only_with_the_cross_
     stroke = Interaction(add, np.zeros(GRID, bool))
     taken = {}
     for ce in (0.0, 0.3):
-        refiner = IUnetRefiner(
+        refiner = make_refiner(
             sure,
             cfg(["head", "bottleneck"], steps=5, lr=1e-2, until_agreement=0.95, max_steps=60, scribble_ce=ce),
         )
@@ -573,7 +575,7 @@ def test_a_diverged_round_is_an_error_naming_the_learning_rate_never_an_empty_se
     """NaN weights predict background everywhere: a round whose loss is not finite raises, so the case fails
     with the reason (the job records it and goes on) instead of logging DSC 0 as a result."""
     blown_up = confident_copy(model, float("inf"))  # inf x 0 = NaN among its head's weights
-    refiner = IUnetRefiner(blown_up, cfg(["head"], steps=3, lr=1e-2))
+    refiner = make_refiner(blown_up, cfg(["head"], steps=3, lr=1e-2))
     vol = volume(10, "j")
     refiner.start(vol, predict_mask(model, vol.image))
     with pytest.raises(FloatingPointError, match=r"diverged .* at step 1 .*interact.lr \(now 0.01\)"):
@@ -586,8 +588,8 @@ def test_paste_scribbles_is_separate_and_agreement_is_measured_on_the_network(mo
     pasted round is never counted as honoured for free."""
     vol = volume(7, "g")
     start = predict_mask(model, vol.image)
-    plain = IUnetRefiner(model, cfg(["head"], steps=1, lr=1e-6))
-    pasted = IUnetRefiner(model, cfg(["head"], steps=1, lr=1e-6, paste_scribbles=True))
+    plain = make_refiner(model, cfg(["head"], steps=1, lr=1e-6))
+    pasted = make_refiner(model, cfg(["head"], steps=1, lr=1e-6, paste_scribbles=True))
     plain.start(vol, start)
     pasted.start(vol, start)
     a, b = plain.refine(strokes(vol, 0)), pasted.refine(strokes(vol, 0))
@@ -604,13 +606,13 @@ def test_bifseg_is_its_own_method_not_iunet_over_all_layers(model):
     """bifseg: every layer, BIFSeg's weighted cross-entropy and probability-based uncertainty; from the
     same start and the same budget it differs from iunet with trainable=[all]."""
     from iunet_bench.interactive.config import BifsegInteract
-    from iunet_bench.interactive.refiner import BifsegRefiner
+    from iunet_bench.interactive.objectives import BifsegObjective, IUnetObjective
 
     vol = volume(8, "h")
     start = predict_mask(model, vol.image)
     bif = build_refiner(BifsegInteract(steps=3, lr=1e-2), model)
     iun = build_refiner(cfg(["all"], steps=3, lr=1e-2), model)
-    assert isinstance(bif, BifsegRefiner) and type(iun) is IUnetRefiner
+    assert isinstance(bif.objective, BifsegObjective) and isinstance(iun.objective, IUnetObjective)
     assert len(bif.variables) == len(model.trainable_variables) and not bif.fast
     bif.start(vol, start)
     iun.start(vol, start)

@@ -4,7 +4,7 @@ BIFSeg's voxel-weighted cross-entropy. One cross-entropy serves both."""
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
 
 from iunet_bench.train.loss import EPS, soft_dice_per_class
 
@@ -20,14 +20,14 @@ def cross_entropy(target, pred):
     target (one-hot), pred (softmax): (batch, z, y, x, classes). Unlike a Dice, whose gradient on the
     logits carries a factor p (1 - p) and so vanishes on voxels the network is confidently wrong about,
     this keeps the gradient p - y there: what lets a scribble flip a voxel the network is sure of."""
-    return -tf.math.log(tf.maximum(tf.reduce_sum(target * pred, -1), TINY))
+    return -ops.log(ops.maximum(ops.sum(target * pred, -1), TINY))
 
 
 def weighted_cross_entropy(target, pred, weight):
     """sum(w * cross_entropy) / sum(w), per batch item, averaged over the batch (0 where sum(w) = 0).
     weight: (batch, z, y, x). BIFSeg's loss, and (weight = the scribble mask) iunet's scribble term."""
-    per_item = tf.reduce_sum(weight * cross_entropy(target, pred), (1, 2, 3))
-    return tf.reduce_mean(per_item / (tf.reduce_sum(weight, (1, 2, 3)) + EPS))
+    per_item = ops.sum(weight * cross_entropy(target, pred), (1, 2, 3))
+    return ops.mean(per_item / (ops.sum(weight, (1, 2, 3)) + EPS))
 
 
 def interactive_loss(
@@ -47,10 +47,10 @@ def interactive_loss(
     Per class k: -weighted Dice(Y'_k, P_k) + lambda * ((sum P_k - sum Y'_k) / sum P_k)^2.
     """
     dice = soft_dice_per_class(target, pred, weight, weight_mode)
-    volume_pred = tf.reduce_sum(pred, (1, 2, 3))
-    volume_target = tf.reduce_sum(target, (1, 2, 3))
-    volume = tf.square((volume_pred - volume_target) / (volume_pred + EPS))
-    loss = tf.reduce_mean(-dice + lambda_volume * volume)
+    volume_pred = ops.sum(pred, (1, 2, 3))
+    volume_target = ops.sum(target, (1, 2, 3))
+    volume = ops.square((volume_pred - volume_target) / (volume_pred + EPS))
+    loss = ops.mean(-dice + lambda_volume * volume)
     if scribble_ce:
         if scribbles is None:
             raise ValueError("interactive_loss: scribble_ce > 0 needs the scribble mask `scribbles`")

@@ -6,8 +6,9 @@ steps on the eq. 3 loss (plus `scribble_ce` x the cross-entropy over the scribbl
 paper's loss alone) over the chosen layer groups only, with the network in inference mode (BatchNorm
 statistics frozen); then the new prediction. With `until_agreement` the steps come in chunks of `steps`
 until the network labels that share of the scribbled voxels as scribbled, or `max_steps` is reached.
-`bifseg` (`BifsegRefiner`) changes only the loss (BIFSeg's weighted cross-entropy) and its weight map
-(uncertainty from the network's own probability). Weights and optimizer state are restored to the baseline at
+One engine (`FineTuner`) runs every fine-tuning method; what differs between methods is an objective it
+is given (`interactive.objectives`: iUnet's eq. 3 + scribble term, BIFSeg's weighted cross-entropy with its
+uncertainty weight map). What differs between Keras backends is one module each (`train.backends`). Weights and optimizer state are restored to the baseline at
 every `start`, so no case leaks into another; the refiner tunes its own copy of the network, so the
 caller's model stays the baseline.
 
@@ -35,12 +36,12 @@ import numpy as np
 from iunet_bench.core import metrics
 from iunet_bench.data.case import Volume
 from iunet_bench.interactive.base import Refinement, ScribbleMemory
-from iunet_bench.interactive.config import BifsegInteract, FinetuneConfig, IUnetInteract
-from iunet_bench.interactive.weights import Geodesic, confidence_weight_map, weight_map
+from iunet_bench.interactive.config import FinetuneConfig
+from iunet_bench.interactive.objectives import Objective, objective_for
 from iunet_bench.train import optim
 from simulators.interaction import Interaction
 
-__all__ = ["BifsegRefiner", "IUnetRefiner", "RoundInputs", "predict_mask"]
+__all__ = ["FineTuner", "RoundInputs", "make_refiner", "predict_mask"]
 
 
 class RoundInputs(NamedTuple):
@@ -53,7 +54,9 @@ class RoundInputs(NamedTuple):
 
 def predict_mask(model, image: np.ndarray) -> np.ndarray:
     """Foreground mask (uint8) of one z-y-x image."""
-    probs = model(image[None, ..., None], training=False)
+    from keras import ops
+
+    probs = ops.convert_to_numpy(model(image[None, ..., None], training=False))
     return (np.asarray(probs, np.float32)[0, ..., 1] >= 0.5).astype(np.uint8)
 
 
@@ -74,76 +77,108 @@ def own_copy(model):
     return copy
 
 
-class IUnetRefiner:
-    """Fine-tunes `cfg.trainable` layer groups of its own copy of `model` (`self.model`) on one image
-    (iunet; bifseg = all groups). The `model` passed in is never changed.
+class FineTuner:
+    """Fine-tunes `cfg.trainable` layer groups of its own copy of `model` (`self.model`) on one image towards
+    `objective` (iunet; bifseg = all groups). The `model` passed in is never changed.
 
     `probability`: the last foreground probability map; `build_seconds`: one-time cost of compiling the
     round function. `refine` = `round_inputs` (target, weight map, scribbles) + `run_round` (the compiled
     steps and the prediction), both public so that a benchmark times exactly what a round runs.
     """
 
-    def __init__(self, model, cfg: FinetuneConfig):
-        import tensorflow as tf
-
+    def __init__(self, model, cfg: FinetuneConfig, objective: Objective):
         from iunet_bench.models.groups import layers_in_groups, trainable_variables
-        from iunet_bench.models.split import FrozenSplit, split_or_reason
+        from iunet_bench.models.split import split_or_reason
+        from iunet_bench.train.backends import engine
 
-        self.cfg = cfg
-        self.name = cfg.method
-        self.model = own_copy(model)
-        self.fast = self._fast_requested()
-        model = self.model
+        self.cfg, self.objective, self.name = cfg, objective, cfg.method
+        self.backend = engine.current()
+        self.model = model = own_copy(model)
         groups = list(cfg.trainable)
         self.variables = trainable_variables(model, groups)
         if not self.variables:
             raise ValueError(f"interact.trainable: groups {groups} have no trainable weights")
         self.grid = tuple(int(n) for n in model.inputs[0].shape[1:4])
-        self._baseline = [w.numpy() for w in model.weights]
+        self._baseline = [np.array(w) for w in model.get_weights()]
         self.optimizer = optim.make_optimizer(cfg.lr, model)
         self.optimizer.build(self.variables)
-        self._opt_initial = [v.numpy() for v in self.optimizer.variables]
-        self._image_spec = tf.TensorSpec((1, *self.grid, 1), model.inputs[0].dtype)
-        self._targets = [  # RoundInputs, batched
-            tf.TensorSpec((1, *self.grid, 2), tf.float32),
-            tf.TensorSpec((1, *self.grid), tf.float32),
-            tf.TensorSpec((1, *self.grid), tf.float32),
-        ]
+        self._opt_initial = [np.array(v) for v in self.optimizer.variables]
         t0 = time.perf_counter()
-        if self.fast:
-            self.split, why = split_or_reason(model, layers_in_groups(model, groups))
-            if self.split is None:  # e.g. your own `keras` model, subclassed or with a layer called twice
+        # the frozen-frontier split (None: the straightforward path, the whole network every step)
+        self.split = None
+        if cfg.fast and objective.fast_allowed:
+            split, why = split_or_reason(model, layers_in_groups(model, groups))
+            if split is None:  # e.g. your own `keras` model, subclassed or with a layer called twice
                 print(f"note: interact.fast: the straightforward path runs: {why}", file=sys.stderr)
-                self.fast = False
-            else:
-                # Nothing frozen to compute once per case (e.g. trainable=[all]): the one compiled round
-                # would only add a loop in the graph, which measured slower than the straightforward steps.
-                self.fast = self.split.prefix is not None
-        if self.fast:
-            self._build_fast()
-        else:
-            self.split = FrozenSplit(None, model, [model.inputs[0].name])
-            self._build_straightforward()
+            elif split.prefix is not None:
+                # (with nothing frozen to compute once per case, e.g. trainable=[all], the one compiled
+                # round would only add a loop in the graph, measured slower than the straightforward steps)
+                self.split = split
+        self.fast = self.split is not None
+        self._build()
         self._warm_up()
         self.build_seconds = time.perf_counter() - t0
-        self.probability: np.ndarray | None = None
-        self.geodesic: Geodesic | None = None
+        # one case's state, set by `start` and each round
+        self.volume: Volume | None = None
+        self.prediction: np.ndarray | None = None
+        self.memory: ScribbleMemory | None = None
+        self.probability: np.ndarray | None = None  # the network's last foreground probability
+        self.geodesic = None  # the case's geodesic graph for the weight map (objective's)
         self.scribbles: Interaction | None = None  # the case's scribbles so far (the round's target)
         self.latest: Interaction | None = None  # this round's
+        self._inputs: list | None = None  # what the compiled round takes: the image, or the prefix's outputs
+
+    def _build(self) -> None:
+        """Compile the round (all steps and the prediction), the prediction alone and the prefix, once."""
+        from keras import ops
+
+        model, split, backend = self.model, self.split, self.backend
+        dtype = model.inputs[0].dtype
+        image = ((1, *self.grid, 1), dtype)
+        if split is not None:
+            inputs = [((1, *t.shape[1:]), t.dtype) for t in split.tail.inputs]
+            forward = split.run_tail
+            self._features = backend.features_function(split.features, {"image": image})
+        else:
+            inputs = [image]
+
+            def forward(features):
+                return model(features[0], training=False)
+
+            self._features = lambda x: [x]
+        specs = {
+            "inputs": inputs,
+            "image": image,
+            "targets": [(1, *self.grid, 2), (1, *self.grid), (1, *self.grid)],
+        }
+        objective = self.objective
+
+        def loss(target, probs, weight, scribbles):
+            return objective.loss(target, ops.cast(probs, "float32"), weight, scribbles)
+
+        self._round = backend.round_function(
+            forward,
+            self.variables,
+            model.weights,
+            self.optimizer,
+            loss,
+            self.cfg.steps,
+            specs,
+            one_call=self.fast,
+        )
+        self._predict = backend.predict_function(forward, specs)
+
+    def _image(self, image: np.ndarray):
+        return self.backend.tensor(image[None, ..., None], self.model.inputs[0].dtype)
 
     def _warm_up(self) -> None:
-        """Run one round on a blank image, then restore: TensorFlow optimises a traced graph at its first
-        call, a one-time cost that belongs to building the refiner, not to the first round of a case."""
-        import tensorflow as tf
-
-        x = tf.zeros((1, *self.grid, 1), self.model.inputs[0].dtype)
-        y = tf.zeros((1, *self.grid, 2), tf.float32)
-        w = tf.ones((1, *self.grid), tf.float32)
-        if self.fast:
-            self._round(self._prefix(x), y, w, w)
-        else:
-            self._step(x, y, w, w)
-            self._predict(x)
+        """Run one round on a blank image, then restore: a traced function is optimised at its first call,
+        a one-time cost that belongs to building the refiner, not to the first round of a case."""
+        y = np.zeros((*self.grid, 2), np.float32)
+        w = np.ones(self.grid, np.float32)
+        features = self._features(self._image(np.zeros(self.grid, np.float32)))
+        self._round(features, y, w, w)
+        self._predict(features)
         self._restore()
 
     def _restore(self) -> None:
@@ -152,69 +187,9 @@ class IUnetRefiner:
         for v, value in zip(self.optimizer.variables, self._opt_initial):
             v.assign(value)
 
-    def _loss(self, target, probs, weight, scribbles):
-        import tensorflow as tf
-
-        from iunet_bench.interactive.loss import interactive_loss
-
-        c = self.cfg
-        p = tf.cast(probs, tf.float32)
-        return interactive_loss(target, p, weight, c.lambda_volume, c.weights.mode, scribbles, c.scribble_ce)
-
-    def _train_step(self, forward, target, weight, scribbles):
-        """One Adam step on the chosen variables. `forward()` runs the network with training=False, so
-        BatchNorm uses (and never updates) its baseline statistics."""
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            loss = self._loss(target, forward(), weight, scribbles)
-            scaled = self.optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled, self.variables)
-        self.optimizer.apply(grads, self.variables)
-        return loss
-
-    def _build_straightforward(self) -> None:
-        import tensorflow as tf
-
-        model = self.model
-
-        @tf.function(input_signature=[self._image_spec, *self._targets])
-        def step(x, target, weight, scribbles):
-            return self._train_step(lambda: model(x, training=False), target, weight, scribbles)
-
-        @tf.function(input_signature=[self._image_spec])
-        def predict(x):
-            return tf.cast(model(x, training=False), tf.float32)[0, ..., 1]
-
-        step.get_concrete_function()  # trace now, once: not in the first round's time
-        predict.get_concrete_function()
-        self._step, self._predict = step, predict
-
-    def _build_fast(self) -> None:
-        import tensorflow as tf
-
-        split, steps = self.split, self.cfg.steps
-        specs = [tf.TensorSpec((1, *t.shape[1:]), t.dtype) for t in split.tail.inputs]
-        self._prefix = tf.function(split.features, input_signature=[self._image_spec])
-        self._prefix.get_concrete_function()
-
-        @tf.function(input_signature=[specs, *self._targets])
-        def run_round(features, target, weight, scribbles):
-            losses = tf.TensorArray(tf.float32, size=steps)
-            for i in tf.range(steps):
-                loss = self._train_step(lambda: split.run_tail(features), target, weight, scribbles)
-                losses = losses.write(i, loss)
-            probs = tf.cast(split.run_tail(features), tf.float32)
-            return losses.stack(), probs[0, ..., 1]
-
-        run_round.get_concrete_function()  # trace now, once: not in the first round's time
-        self._round = run_round
-
     def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
         """Restore the baseline weights and optimizer state; compute what depends on the image alone (the
-        frozen prefix's features, the geodesic graph of the weight map) once for this case."""
-        import tensorflow as tf
-
+        frozen prefix's features, the objective's geodesic graph) once for this case."""
         self._restore()
         if tuple(volume.image.shape) != self.grid:
             raise ValueError(
@@ -223,10 +198,12 @@ class IUnetRefiner:
         self.volume = volume
         self.prediction = initial_prediction.astype(np.uint8)
         self.memory = ScribbleMemory(volume.image.shape, self.cfg.accumulate)
-        self.probability = None
-        self.geodesic = self._geodesic(volume)
-        x = tf.constant(volume.image[None, ..., None], dtype=self.model.inputs[0].dtype)
-        self._inputs = self._prefix(x) if self.fast else x
+        self.scribbles = self.latest = None
+        self.geodesic = self.objective.geodesic(volume)
+        self._inputs = self._features(self._image(volume.image))
+        # the baseline's probability: what an objective that weighs by the network's own uncertainty
+        # (BIFSeg) uses in round 1
+        self.probability = self._predict(self._inputs) if self.objective.uses_probability else None
 
     def round_inputs(self, interaction: Interaction) -> RoundInputs:
         """This round's target, weight map and scribble mask; updates the scribble memory.
@@ -238,21 +215,8 @@ class IUnetRefiner:
         target = scribbles.paste(self.prediction).astype(np.float32)
         return RoundInputs(
             np.stack([1 - target, target], -1),
-            self._weight_map(scribbles),
+            self.objective.weight_map(self.volume, scribbles, self.geodesic, self.probability),
             scribbles.scribbles.astype(np.float32),
-        )
-
-    def _fast_requested(self) -> bool:
-        return self.cfg.fast
-
-    def _geodesic(self, volume: Volume) -> Geodesic | None:
-        g = self.cfg.geodesic
-        return Geodesic(volume.image, volume.spacing, g.intensity_weight) if g.threshold > 0 else None
-
-    def _weight_map(self, scribbles: Interaction) -> np.ndarray:
-        v = self.volume
-        return weight_map(
-            v.image, scribbles.scribbles, v.spacing, self.cfg.weights, self.cfg.geodesic, self.geodesic
         )
 
     def run_round(
@@ -260,16 +224,7 @@ class IUnetRefiner:
     ) -> tuple[np.ndarray, np.ndarray]:
         """`cfg.steps` Adam steps towards `target` under `weight` (`round_inputs`), then the prediction:
         (loss per step, foreground probability). Changes the weights (and the state `start` restores)."""
-        import tensorflow as tf
-
-        batch = [tf.constant(a[None]) for a in (target, weight, scribbles)]
-        if self.fast:
-            losses, prob = self._round(self._inputs, *batch)
-        else:  # one compiled step per Python iteration; losses read back once, after the loop
-            steps = [self._step(self._inputs, *batch) for _ in range(self.cfg.steps)]
-            prob = self._predict(self._inputs)
-            losses = tf.stack(steps) if steps else tf.zeros((0,), tf.float32)
-        return losses.numpy(), prob.numpy()
+        return self._round(self._inputs, target, weight, scribbles)
 
     def refine(self, interaction: Interaction) -> Refinement:
         """One round: `steps` steps (or chunks of them until the scribbles are honoured, see
@@ -313,39 +268,6 @@ class IUnetRefiner:
         return min(shares) if shares else 1.0
 
 
-class BifsegRefiner(IUnetRefiner):
-    """BIFSeg's image-specific fine-tuning (see `BifsegInteract`): every layer, weighted cross-entropy,
-    scribbles weight `scribble_weight`, voxels the network itself is unsure of (larger class probability
-    of the previous prediction below `confident`) weight 0."""
-
-    cfg: BifsegInteract
-
-    def _fast_requested(self) -> bool:
-        return False  # every layer trains: there is no frozen prefix to compute once
-
-    def _geodesic(self, volume: Volume) -> None:
-        return None  # BIFSeg's uncertainty comes from the network's probability, not from distances
-
-    def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
-        super().start(volume, initial_prediction)
-        self.probability = self._predict(self._inputs).numpy()  # the baseline's: round 1's uncertainty
-
-    def _weight_map(self, scribbles: Interaction) -> np.ndarray:
-        cfg = self.cfg
-        return confidence_weight_map(
-            self.probability, scribbles.scribbles, cfg.scribble_weight, cfg.confident
-        )
-
-    def _loss(self, target, probs, weight, scribbles):
-        import tensorflow as tf
-
-        from iunet_bench.interactive.loss import weighted_cross_entropy
-
-        return weighted_cross_entropy(target, tf.cast(probs, tf.float32), weight)
-
-
-def make_refiner(model, cfg: FinetuneConfig) -> IUnetRefiner:
+def make_refiner(model, cfg: FinetuneConfig) -> FineTuner:
     """The fine-tuning refiner of a validated `iunet` or `bifseg` config."""
-    if isinstance(cfg, IUnetInteract):
-        return IUnetRefiner(model, cfg)
-    return BifsegRefiner(model, cfg)
+    return FineTuner(model, cfg, objective_for(cfg))

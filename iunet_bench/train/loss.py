@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
 
 EPS = 1e-6
 
@@ -16,15 +16,15 @@ def soft_dice_per_class(target, pred, weight=None, weight_mode: str = "both"):
     """
     axes = (1, 2, 3)
     if weight is None:
-        inter = tf.reduce_sum(target * pred, axes)
-        denom = tf.reduce_sum(target, axes) + tf.reduce_sum(pred, axes)
+        inter = ops.sum(target * pred, axes)
+        denom = ops.sum(target, axes) + ops.sum(pred, axes)
     else:
         w = weight[..., None]
-        inter = tf.reduce_sum(w * target * pred, axes)
+        inter = ops.sum(w * target * pred, axes)
         if weight_mode == "both":
-            denom = tf.reduce_sum(w * target, axes) + tf.reduce_sum(w * pred, axes)
+            denom = ops.sum(w * target, axes) + ops.sum(w * pred, axes)
         elif weight_mode == "numerator":
-            denom = tf.reduce_sum(target, axes) + tf.reduce_sum(pred, axes)
+            denom = ops.sum(target, axes) + ops.sum(pred, axes)
         else:
             raise ValueError(f"weight_mode {weight_mode!r} is not 'both' or 'numerator'")
     return 2.0 * inter / (denom + EPS)
@@ -32,4 +32,4 @@ def soft_dice_per_class(target, pred, weight=None, weight_mode: str = "both"):
 
 def soft_dice_loss(target, pred):
     """Eq. 1-2: minus the soft Dice, averaged over classes (and the batch)."""
-    return -tf.reduce_mean(soft_dice_per_class(target, pred))
+    return -ops.mean(soft_dice_per_class(target, pred))
