@@ -44,3 +44,31 @@ def output_dir() -> Path:
     path = Path("runs") / "jobs" / time.strftime("%Y-%m-%d_%H-%M-%S")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def use_backend(backend: str, device: str = "auto") -> None:
+    """Make Keras run on `backend` (the `backend` key): sets KERAS_BACKEND, which Keras reads once, when it
+    is first imported; with `device=cpu` also hides the GPUs from that framework. Raises RuntimeError when
+    Keras was already imported on another backend in this process (a multirun over backends in one
+    process: run it with a launcher that starts a process per job)."""
+    import sys
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        running = sys.modules["keras"].backend.backend()
+        if running != backend:
+            raise RuntimeError(
+                f"backend: {backend!r} was asked for but Keras already runs on {running!r} in this process "
+                "(Keras picks its backend once, at its first import; run each backend in its own process)"
+            )
+        return
+    os.environ["KERAS_BACKEND"] = backend
+    if device == "cpu":
+        if backend == "jax":
+            os.environ["JAX_PLATFORMS"] = "cpu"
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = "-1" if backend == "tensorflow" else ""

@@ -48,6 +48,12 @@ class JobConfig(Schema):
         description="the one seed: phantoms, fold split, baseline training, robots and fine-tuning derive from "
         "it (same seed, same curves)",
     )
+    backend: Literal["tensorflow", "jax", "torch"] = Field(
+        "tensorflow",
+        description="Keras 3 backend that trains and fine-tunes: tensorflow (the default and the CPU engine), "
+        "jax (the GPU engine; slow on a CPU), torch; set before Keras is first imported and wins over "
+        "KERAS_BACKEND; part of the run's identity and of the baseline cache key",
+    )
     device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="TensorFlow's choice (auto), or the CPU, or a GPU (fails if none is seen)"
     )

@@ -11,7 +11,6 @@ same baseline cache key, the same refiner), never a re-implementation of it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -22,36 +21,32 @@ from iunet_bench.data import Dataset, Failure, Volume, build_dataset
 from iunet_bench.tasks.config import JobConfig
 
 
-def configure_tensorflow(config: JobConfig) -> str:
-    """Choose the device and precision and seed TensorFlow; returns the device used (logged as a tag).
-    Raises ConfigError for a device or precision this machine cannot give."""
-    if config.device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+def configure_backend(config: JobConfig) -> str:
+    """Choose the Keras backend (`backend`, before Keras is first imported), the device and precision, and
+    seed it; returns the device used (logged as a tag). Raises ConfigError for a backend, device or
+    precision this process or machine cannot give."""
+    from iunet_bench.core.runtime import use_backend
 
-    threads = job_threads(config.threads)
-    if threads is not None:
-        with contextlib.suppress(RuntimeError):  # a joblib worker's later job: TensorFlow is set already
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:  # parallel sweep jobs share a GPU: take memory as needed, not all of it at start
-        with contextlib.suppress(RuntimeError):  # already initialised by an earlier job of a multirun
-            tf.config.experimental.set_memory_growth(gpu, True)
-    if config.device == "gpu" and not gpus:
-        raise ConfigError(["device: 'gpu' was asked for but TensorFlow sees no GPU (install with `.[gpu]`)"])
-    if config.precision != "float32" and not gpus:
-        raise ConfigError([f"precision: {config.precision} needs a GPU; on the CPU use float32"])
-    # Always set it: a multirun runs its jobs in one process, and a policy must not leak into the next job.
-    keras.mixed_precision.set_global_policy(config.precision)
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    if gpus:
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-        return f"gpu:{name}"
-    return "cpu"
+    try:
+        use_backend(config.backend, config.device)
+    except RuntimeError as exc:
+        raise ConfigError([str(exc)]) from None
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from iunet_bench.train.backends import engine
+
+    try:
+        device = engine.current().configure(
+            config.device, job_threads(config.threads), config.seed, config.precision
+        )
+    except ValueError as exc:
+        raise ConfigError([str(exc)]) from None
+    if config.backend == "jax" and device == "cpu":
+        print(
+            "note: backend=jax on a CPU is slow (XLA's CPU 3D convolutions: a round takes about 65x "
+            "TensorFlow's here); TensorFlow is the CPU engine, JAX the GPU one",
+            file=sys.stderr,
+        )
+    return device
 
 
 def job_threads(threads) -> int | None:
@@ -127,7 +122,7 @@ class JobSetup:
 
     @cached_property
     def device(self) -> str:
-        return configure_tensorflow(self.config)
+        return configure_backend(self.config)
 
     def check(self) -> None:
         """What the schema cannot know without touching the machine: the tracking store opens (a server

@@ -66,7 +66,12 @@ def _file_digest(path) -> str:
 
 
 def baseline_key(
-    volumes: Sequence[Volume], model: ModelSchema, train: TrainConfig, seed: int, precision: str
+    volumes: Sequence[Volume],
+    model: ModelSchema,
+    train: TrainConfig,
+    seed: int,
+    precision: str,
+    backend: str = "tensorflow",
 ) -> str:
     """The cache key of the baseline these settings train (code and library versions included)."""
     payload = {
@@ -79,6 +84,8 @@ def baseline_key(
         "seed": int(seed),
         "precision": precision,
     }
+    if backend != "tensorflow":  # TensorFlow's keys stay those cached before backends were a choice
+        payload["backend"] = backend
     return baseline_cache(train.cache_dir).key(payload)
 
 
@@ -120,11 +127,13 @@ class Progress:
 
 def validation_dsc(model, volumes: Sequence[Volume]) -> float:
     """Mean DSC of the model's own segmentation (argmax) of each volume."""
+    from keras import ops
+
     from iunet_bench.core import metrics
 
     out = []
     for v in volumes:
-        probs = np.asarray(model(v.image[None, ..., None], training=False))[0]
+        probs = ops.convert_to_numpy(model(v.image[None, ..., None], training=False))[0]
         out.append(metrics.dsc(v.label, probs.argmax(-1)))
     return float(np.mean(out))
 
@@ -201,8 +210,9 @@ def train(
     every `cfg.checkpoint_every` steps and a training interrupted earlier continues from its last
     checkpoint, giving the weights an uninterrupted training gives (the augmentation stream, the
     optimiser's moments and the step count are restored)."""
-    import tensorflow as tf
+    from keras import ops
 
+    from iunet_bench.train.backends import engine
     from iunet_bench.train.loss import soft_dice_loss
     from iunet_bench.train.optim import make_optimizer
 
@@ -217,26 +227,21 @@ def train(
     optimizer = make_optimizer(cfg.lr, model)  # loss-scaled under mixed_float16
     variables = model.trainable_variables
 
-    @tf.function(reduce_retracing=True)
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            p = model(x, training=True)
-            loss = soft_dice_loss(y, tf.cast(p, tf.float32))
-            scaled = optimizer.scale_loss(loss)
-        optimizer.apply(tape.gradient(scaled, variables), variables)
-        return loss
-
     saved = Checkpoint(checkpoint)
     state = {"losses": [], "validation": [], "best_dsc": None, "since_best": 0}
     best, first = None, 0
     restored = saved.load(model, optimizer, variables, rng) if cfg.checkpoint_every else None
     if restored is not None:
         first, state, best = restored
+    # after a restore (which builds the optimizer): a backend may build it here otherwise
+    step = engine.current().train_step(
+        model, optimizer, lambda y, p: soft_dice_loss(y, ops.cast(p, "float32"))
+    )
     stream = batches(fit, cfg, rng)
     stopped = None
     for i in range(first, cfg.steps):
         x, y = next(stream)
-        loss = float(step(tf.constant(x), tf.constant(y)))
+        loss = step(x, y)
         state["losses"].append(loss)
         if val and ((i + 1) % cfg.validate_every == 0 or i + 1 == cfg.steps):
             dsc = validation_dsc(model, val)
@@ -279,7 +284,9 @@ def load_or_train(
     if model_cfg.pretrained:  # a user's model: its own weights, trained further only if asked
         train_cfg = train_cfg.model_copy(update={"steps": model_cfg.train_steps})
     cache = baseline_cache(train_cfg.cache_dir)
-    key = baseline_key(volumes, model_cfg, train_cfg, seed, precision)
+    from iunet_bench.train.backends import engine
+
+    key = baseline_key(volumes, model_cfg, train_cfg, seed, precision, engine.name())
     if model_cfg.pretrained and train_cfg.steps == 0:  # as it was saved: nothing to train or cache
         return Baseline(build_model(), key, True)
 
