@@ -1,4 +1,5 @@
-"""The report's statistics and page on hand-made runs, against values worked out independently."""
+"""The report on hand-made runs (its tests against the reference, pooled folds, the page, the command line),
+against values worked out independently; the statistics themselves: tests/test_stats.py."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from iunet_bench.analysis.report import (
-    RunData,
-    build_report,
+from iunet_bench.analysis.report.compare import (
     comparisons,
     detectable_difference,
-    friedman,
-    mean_band,
-    pareto_front,
+    pairwise_tests,
 )
+from iunet_bench.analysis.report.errors import ReportError
+from iunet_bench.analysis.report.render import build_report
+from iunet_bench.analysis.report.runs import RunData, pool_folds
 from iunet_bench.session.records import RoundRecord
 
 
@@ -40,16 +40,6 @@ def run(
             ),
         ]
     return RunData(name, name, {"interact.lr": name}, records)
-
-
-def test_friedman_of_a_perfectly_consistent_ranking_has_its_closed_form_p():
-    # k = 3 runs ranked the same way on every one of n cases: chi2 = n (k - 1) = 2n with 2 degrees of
-    # freedom, whose survival function is exp(-chi2 / 2) = exp(-n)
-    n = 6
-    low, mid, high = (list(np.linspace(b, b + 0.05, n)) for b in (0.6, 0.7, 0.8))
-    p, used = friedman([run("a", low), run("b", mid), run("c", high)])
-    assert used == n and p == pytest.approx(math.exp(-n), rel=1e-9)
-    assert np.isnan(friedman([run("a", low), run("b", mid)])[0])  # needs three runs
 
 
 def test_the_detectable_difference_follows_the_normal_approximation():
@@ -76,26 +66,6 @@ def test_holm_adjusts_each_metric_over_the_comparisons_against_the_reference():
         running = max(running, min(1.0, (m - i) * p))
         assert tests[rid]["p_final_holm"] == pytest.approx(running, rel=1e-12)
         assert tests[rid]["n"] == 10
-
-
-def test_only_runs_that_no_other_run_beats_on_every_objective_are_on_the_pareto_front():
-    fast_good = run("fast_good", [0.9] * 4, round_s=1.0)
-    slow_better = run("slow_better", [0.95] * 4, round_s=5.0)
-    slow_worse = run("slow_worse", [0.85] * 4, round_s=5.0)  # dominated by fast_good
-    assert pareto_front([fast_good, slow_better, slow_worse]) == {"fast_good", "slow_better"}
-
-
-def test_the_band_is_the_t_interval_of_the_mean():
-    from scipy.stats import t
-
-    curves = {"a": [0.5, 0.7], "b": [0.5, 0.8], "c": [0.5, 0.9]}
-    mean, low, high = mean_band(curves)
-    half = t.ppf(0.975, 2) * np.std([0.7, 0.8, 0.9], ddof=1) / math.sqrt(3)
-    assert (
-        mean[1] == pytest.approx(0.8)
-        and high[1] - mean[1] == pytest.approx(half)
-        and low[0] == pytest.approx(0.5)
-    )
 
 
 def test_the_page_holds_the_table_the_tests_the_figures_and_what_is_missing(tmp_path):
@@ -125,15 +95,13 @@ def test_a_chosen_reference_is_used_and_an_unknown_one_is_named(tmp_path):
     runs = [run("a", [0.9, 0.8, 0.7]), run("b", [0.6, 0.7, 0.8])]
     text = build_report(runs, tmp_path, reference="b")
     assert "Reference: lr=b (chosen with --reference)" in text
-    with pytest.raises(SystemExit, match="--reference 'zz'"):
+    with pytest.raises(ReportError, match="--reference 'zz'"):
         build_report(runs, tmp_path, reference="zz")
 
 
 def test_folds_of_one_configuration_are_pooled_by_case_and_models_are_tested_pairwise(tmp_path):
     """A cross-validation: each (model, fold) run holds out other cases; the report compares models on all
     cases at once, and tests every pair of models (Holm over the pairs)."""
-    from iunet_bench.analysis.report import pairwise_tests, pool_folds
-
     rng = np.random.default_rng(3)
     truth = rng.uniform(0.6, 0.8, 12)
     runs = []
@@ -154,3 +122,22 @@ def test_folds_of_one_configuration_are_pooled_by_case_and_models_are_tested_pai
     )
     text = build_report(runs, tmp_path)
     assert "every pair of runs" in text and "model=iunet" in text and "n=12" in text
+
+
+def test_the_command_line_turns_a_report_error_into_exit_code_2_and_its_message(
+    tmp_path, monkeypatch, capsys
+):
+    from iunet_bench.analysis.report import cli
+
+    with pytest.raises(ReportError, match="no run has a finished case"):
+        build_report([RunData("empty", "empty", {}, [])], tmp_path)
+
+    def no_sweep(*args, **kwargs):
+        raise ReportError("report: no sweep named 'zz'")
+
+    monkeypatch.setattr(cli, "report", no_sweep)
+    assert cli.main(["--sweep", "zz", "--out", str(tmp_path)]) == 2
+    assert "report: no sweep named 'zz'" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "report", lambda *args, **kwargs: "| table |")
+    assert cli.main(["--out", str(tmp_path)]) == 0 and "| table |" in capsys.readouterr().out
+    assert cli.main(["--bogus"]) == 2  # argparse's own exit code, returned

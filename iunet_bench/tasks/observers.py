@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iunet_bench.analysis import stats
 from iunet_bench.core import metrics
 from iunet_bench.core.rng import derive_rng
 from iunet_bench.core.runtime import output_dir
@@ -113,29 +114,6 @@ def pairwise(segs: list[Segmentation], mode: str) -> dict[tuple[int, int], list[
     return out
 
 
-def mean_ci(values) -> tuple[float, float, float]:
-    """Mean and its 95% Student t interval, clipped to [0, 1] (DSC values; the mean itself for fewer than
-    2 values)."""
-    from scipy.stats import t
-
-    v = np.asarray(values, float)
-    if len(v) < 2:
-        return float(v.mean()), float(v.mean()), float(v.mean())
-    half = t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean()), float(max(v.mean() - half, 0.0)), float(min(v.mean() + half, 1.0))
-
-
-def paired_p(a, b) -> float:
-    from scipy.stats import wilcoxon
-
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return (
-        float(wilcoxon(a, b, zero_method="zsplit").pvalue)
-        if len(a) >= 2 and not np.allclose(a, b)
-        else float("nan")
-    )
-
-
 def summarise(segs: list[Segmentation]) -> dict[str, float]:
     """The experiment's numbers (see the module docstring)."""
     key = {(s.case_id, s.observer, s.mode): s for s in segs}
@@ -146,7 +124,7 @@ def summarise(segs: list[Segmentation]) -> dict[str, float]:
     out = {}
     for mode in ("manual", "interactive"):
         per_case = np.mean(list(pairwise(segs, mode).values()), axis=0)  # mean over pairs, per case
-        mean, lo, hi = mean_ci(per_case)
+        mean, lo, hi = (float(x) for x in stats.mean_ci(per_case, bounds=(0.0, 1.0)))  # DSC range
         out.update(
             {f"observer_dsc_{mode}": mean, f"observer_dsc_{mode}_lo": lo, f"observer_dsc_{mode}_hi": hi}
         )
@@ -160,9 +138,11 @@ def summarise(segs: list[Segmentation]) -> dict[str, float]:
         minutes_manual_median=float(np.median([s.seconds for s in manual]) / 60),
         minutes_interactive_median=float(np.median([s.seconds for s in inter]) / 60),
         time_reduction_median=float(np.median(reduction)) if reduction else float("nan"),
-        p_dsc_manual_vs_interactive=paired_p([s.dsc for s in manual], [s.dsc for s in inter]),
-        p_time_manual_vs_interactive=paired_p([s.seconds for s in manual], [s.seconds for s in inter]),
-        p_dsc_automatic_vs_interactive=paired_p([s.dsc for s in auto], [s.dsc for s in inter]),
+        p_dsc_manual_vs_interactive=stats.wilcoxon_p([s.dsc for s in manual], [s.dsc for s in inter]),
+        p_time_manual_vs_interactive=stats.wilcoxon_p(
+            [s.seconds for s in manual], [s.seconds for s in inter]
+        ),
+        p_dsc_automatic_vs_interactive=stats.wilcoxon_p([s.dsc for s in auto], [s.dsc for s in inter]),
         pairs=float(len(pairs)),
     )
     return out

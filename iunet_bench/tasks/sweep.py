@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from iunet_bench.analysis.report.errors import ReportError
 from iunet_bench.tracking.tracker import PARENT_FILE, Tracker, TrackingConfig, git_commit, store_uri
 
 STATUS_DIR = "jobs"  # <sweep folder>/jobs/<job number>.json: each job's overrides and outcome
@@ -161,12 +162,14 @@ class SweepCallback(Callback):
         )
         finished = [r for r in children if r.info.status == "FINISHED"]
         try:  # the comparison table and curves go to the parent run; a failure here loses no job's data
-            from iunet_bench.analysis.report import report
+            from iunet_bench.analysis.report.cli import report
 
             folder = Path(str(config.hydra.sweep.dir)) / "report"
             print(report(uri, t.experiment, None, parent, folder))
             client.log_artifacts(parent, str(folder), "report")
-        except (SystemExit, Exception) as exc:  # noqa: BLE001
+        except ReportError as exc:  # nothing to report on yet (no finished case)
+            print(f"sweep report not written: {exc}")
+        except Exception as exc:  # noqa: BLE001  any other failure is logged: a report never kills a sweep
             print(f"sweep report not written: {exc}")
         failed = failed_jobs(Path(str(config.hydra.sweep.dir)))
         FAILED_JOBS.extend(failed)
