@@ -1,6 +1,7 @@
 """The documentation: the configuration page's tables are the schema's (generated) and document every key of
 every preset; every relative link of README.md and docs/ points at a file that exists (and, from the README,
-at a heading that exists; `mkdocs build --strict` checks the anchors inside docs/)."""
+at a heading that exists; `mkdocs build --strict` checks the anchors inside docs/); the quick start's sample
+output is the same in the README and the getting-started page."""
 
 import re
 import unicodedata
@@ -110,3 +111,24 @@ def test_every_docs_page_is_in_the_mkdocs_nav():
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     pages = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     assert pages and all(f": {page}\n" in nav for page in pages), sorted(p for p in pages if p not in nav)
+
+
+def test_the_quick_start_sample_is_the_same_in_the_readme_and_getting_started():
+    def sample(path: Path) -> str:
+        found = re.search(r"^```\nround +DSC.*?^```", path.read_text(encoding="utf-8"), re.S | re.M)
+        assert found, f"{path.name} has no sample output"
+        return found.group(0)
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"## Quick start\n\n```bash\n.*?```\n\n.*?\n\n```\nround", readme, re.S)
+    assert sample(ROOT / "README.md") == sample(ROOT / "docs" / "getting-started.md"), (
+        "the quick start's sample output differs between README.md and docs/getting-started.md"
+    )
+
+
+def test_the_readme_keeps_the_command_ci_runs_and_stays_short():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = "python -m pytest -q -n auto --maxprocesses 4"
+    assert command in readme and command in ci
+    assert len(readme.encode()) <= 12 * 1024, "README.md is the front door: move the detail into docs/"
