@@ -71,9 +71,9 @@ def main(cfg: DictConfig) -> float | None:
     for f in summary.failures:
         print(f"FAILED case {f['case_id']} ({f['stage']}): {f['error']}", file=sys.stderr)
     print(format_table(summary))
-    print(
-        f"MLflow run {summary.run_id}. See all runs with:\n  mlflow ui --backend-store-uri {config.tracking.uri}"
-    )
+    from iunet_bench.tracking.tracker import experiment_of, ui_hint
+
+    print(ui_hint(config.tracking.uri, experiment_of(config.tracking.uri, summary.run_id), summary.run_id))
     if not summary.curve and not multirun:
         sys.exit(1)
     return summary.metrics.get("dsc_final")

@@ -1,5 +1,5 @@
-"""The code's shape: imports run down the rooms (the README's Layout table; ../shared/ARCHITECTURE.md), and no
-module imports itself back."""
+"""The code's shape: imports run down the rooms (docs/reference/architecture.md, whose rooms table is RANKS),
+and no module imports itself back."""
 
 from __future__ import annotations
 

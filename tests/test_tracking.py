@@ -113,8 +113,9 @@ def test_a_sweep_counts_failed_and_killed_jobs_from_their_status_files(tmp_path)
 
 
 def test_experiments_open_on_training_runs_in_the_mlflow_ui(tmp_path):
-    """The experiment kind tag (without it MLflow 3's UI lands on the GenAI traces page): set on the
-    experiments the harness creates, and added to one that exists without it."""
+    """The experiment kind tag (marks the experiment as model training for MLflow 3's UI; 3.17 opens on the
+    runs only through the links `ui_hint` prints): set on the experiments the harness creates, and added to
+    one that exists without it."""
     uri = tracking.store_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     client = tracking.open_client(uri)
     key, value = tracking.EXPERIMENT_KIND
@@ -124,3 +125,33 @@ def test_experiments_open_on_training_runs_in_the_mlflow_ui(tmp_path):
     assert key not in client.get_experiment(old).tags
     assert tracking.prepare_store(uri, "made-by-hand", None, client) == old
     assert client.get_experiment(old).tags.get(key) == value
+
+
+def test_the_ui_hint_for_a_local_store_gives_the_command_and_the_runs_and_chart_links(tmp_path):
+    """MLflow 3.17's UI opens on a GenAI page: the job prints links straight to the experiment's runs table
+    in the "Model training" mode, and to its chart view (checked in a browser: docs/reference/mlflow.md)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = tracking.open_client(uri)
+    experiment = tracking.prepare_store(uri, "hint", str(tmp_path / "a"), client)
+    run = client.create_run(experiment).info.run_id
+    assert tracking.experiment_of(uri, run) == experiment
+    assert tracking.experiment_of(uri, "no-such-run") is None
+    lines = tracking.ui_hint(uri, experiment, run).splitlines()
+    runs = f"http://127.0.0.1:5000/#/experiments/{experiment}/runs?workflowType=machine_learning"
+    assert lines[0] == f"MLflow run {run}. See all runs with:"
+    assert lines[1] == f"  mlflow ui --backend-store-uri {uri}"
+    assert lines[-2:] == [f"  {runs}", f"  {runs}&compareRunsMode=CHART"]
+    assert tracking.ui_hint(uri, None, run).splitlines()[-1] == "and open http://127.0.0.1:5000"
+
+
+def test_the_ui_hint_for_a_tracking_server_gives_the_servers_own_links():
+    hint = tracking.ui_hint("https://mlflow.example.org:8443/", "7", "abc")
+    assert "mlflow ui" not in hint and "--backend-store-uri" not in hint and "127.0.0.1" not in hint
+    runs = "https://mlflow.example.org:8443/#/experiments/7/runs?workflowType=machine_learning"
+    assert hint.splitlines()[-2:] == [f"  {runs}", f"  {runs}&compareRunsMode=CHART"]
+    assert tracking.ui_hint("http://HOST:5000", None, "r").splitlines()[-1] == "  http://HOST:5000"
+
+
+def test_the_ui_hint_never_prints_a_database_password():
+    hint = tracking.ui_hint("postgresql://mlflow:secret@dbhost/mlflow", "1", "r")
+    assert "secret" not in hint and "postgresql://mlflow:PASSWORD@dbhost/mlflow" in hint

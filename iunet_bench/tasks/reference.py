@@ -1,9 +1,11 @@
-"""README.md's configuration tables, generated from the schemas (one generator for every group).
+"""The configuration reference's tables (docs/reference/configuration.md), generated from the schemas (one
+generator for every group).
 
-    python -m iunet_bench.tasks.reference          # rewrite the tables in README.md
-    python -m iunet_bench.tasks.reference --check  # exit 1 if README.md differs (what the test checks)
+    python -m iunet_bench.tasks.reference          # rewrite the tables in docs/reference/configuration.md
+    python -m iunet_bench.tasks.reference --check  # exit 1 if the page differs (tests/test_docs.py checks it)
 
-A table stands in README.md between `<!-- config-table: NAME -->` and `<!-- /config-table -->`.
+A table stands in the page between `<!-- config-table: NAME -->` and `<!-- /config-table -->`; the text
+around the tables is written by hand.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "configuration.md"
 
 
 def tables() -> dict[str, str]:
@@ -68,7 +70,7 @@ def render(text: str) -> str:
     def replace(m: re.Match) -> str:
         name = m.group(2)
         if name not in generated:
-            raise KeyError(f"README.md names an unknown config table {name!r}; known: {sorted(generated)}")
+            raise KeyError(f"{PAGE.name} names an unknown config table {name!r}; known: {sorted(generated)}")
         return m.group(1) + generated[name] + m.group(4)
 
     return _BLOCK.sub(replace, text)
@@ -78,16 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m iunet_bench.tasks.reference", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 when README.md differs")
+    parser.add_argument("--check", action="store_true", help=f"only check; exit 1 when {PAGE.name} differs")
     args = parser.parse_args(argv)
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     new = render(text)
     if args.check:
         if new != text:
-            print("README.md configuration tables are out of date: run python -m iunet_bench.tasks.reference")
+            print(f"{PAGE} is out of date: run python -m iunet_bench.tasks.reference")
             return 1
         return 0
-    README.write_text(new, encoding="utf-8")
+    PAGE.write_text(new, encoding="utf-8")
     return 0
 
 
