@@ -15,10 +15,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from iunet_bench.core.schema import ConfigError
-from iunet_bench.data import Dataset, Failure, Volume, build_dataset
 from iunet_bench.tasks.config import JobConfig
+
+if TYPE_CHECKING:  # the data readers (SimpleITK) load when a job lists its data, not at import
+    from iunet_bench.data import Dataset, Failure, Volume
 
 
 def configure_backend(config: JobConfig) -> str:
@@ -91,6 +94,8 @@ class JobSetup:
 
     @cached_property
     def dataset(self) -> Dataset:
+        from iunet_bench.data import build_dataset
+
         return build_dataset(self.config.data)
 
     @cached_property
