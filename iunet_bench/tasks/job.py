@@ -2,40 +2,35 @@
 
     summary = run(config)          # config: a validated JobConfig (iunet_bench.tasks.config.load_config)
 
-`prepare` (`prepare.JobSetup`) builds the pieces; this module runs the cases and hands their records to
-`results` (pure aggregation) and `tracking` (logging). A case that fails is recorded and the others go on;
-what is logged stays logged; a config or device problem raises ConfigError before any MLflow run exists.
+`prepare` (`prepare.JobSetup`) builds the pieces; this module opens (or, resuming, reopens) the MLflow run
+and runs the case loop, which only produces events: the observers of `callbacks` log them to MLflow, write
+the job folder's files, draw the progress bars and record the failures. A case that fails is recorded and
+the others go on; what is logged stays logged; a config or device problem raises ConfigError before any
+MLflow run exists.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
-import traceback
 from pathlib import Path
 
 from iunet_bench.analysis import results
 from iunet_bench.analysis.results import Summary
 from iunet_bench.core.runtime import job_overrides, output_dir
+from iunet_bench.tasks.callbacks import (
+    CaseEnd,
+    CaseProgress,
+    Failures,
+    JobEnd,
+    JobFiles,
+    JobStart,
+    MlflowLogger,
+    Observers,
+)
 from iunet_bench.tasks.config import JobConfig
 from iunet_bench.tasks.prepare import JobSetup, prepare, show_progress
 from iunet_bench.tracking import resume
 from iunet_bench.tracking import tracker as tracking
-
-
-class _Failures:
-    """Failed cases, written to `failures.json` and the `failed_cases` tag as each one happens."""
-
-    def __init__(self, tracker, out: Path):
-        self.tracker, self.path, self.items = tracker, out / "failures.json", []
-
-    def add(self, case_id: str, stage: str, error: str, trace: str = "") -> None:
-        self.items.append({"case_id": case_id, "stage": stage, "error": error, "traceback": trace})
-        with contextlib.suppress(Exception):  # a full disk or tracking trouble must not hide the error
-            self.tracker.set_tags({"failed_cases": str(len(self.items))})
-            self.path.write_text(json.dumps(self.items, indent=2), encoding="utf-8")
-            self.tracker.log_artifact(self.path)
 
 
 def run(config: JobConfig) -> Summary:
@@ -120,13 +115,7 @@ def _yaml(tree: dict) -> str:
 
 
 def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | None = None) -> Summary:
-    from tqdm.auto import tqdm
-
-    from iunet_bench.interactive.refiner import predict_mask
-    from iunet_bench.tasks.cases import run_cases
-
-    config, progress = setup.config, show_progress(setup.config)
-    failures = _Failures(tracker, out)
+    failures = Failures(tracker, out)
     tracker.set_tags({"failed_cases": "0"})
     volumes = setup.volumes()
     for f in volumes.failures:
@@ -135,108 +124,57 @@ def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | 
         missing = "training" if not volumes.train else "held-out"
         tracker.set_tags({"error": f"no {missing} case could be loaded (see failures.json)"})
         return Summary("", [], {}, failures.items)
-
-    tracker.log_artifact(_cases_csv(out / "cases.csv", volumes.train, volumes.test))
-
-    bar = tqdm(total=config.train.steps, desc="baseline training", disable=not progress, leave=False)
-
-    def on_step(p) -> None:  # train.baseline.Progress
-        if bar.n == 0 and p.step:  # continued from a checkpoint
-            bar.update(p.step)
-        bar.update(1)
-        bar.set_postfix(
-            loss=f"{p.loss:.3f}", **({"val_dsc": f"{p.val_dsc:.3f}"} if p.val_dsc is not None else {})
-        )
-
-    baseline = setup.baseline(on_step)
-    bar.close()
-    tags = {"baseline_key": baseline.key, "baseline_cached": str(baseline.hit)}
-    if baseline.stopped_at is not None:
-        tags["baseline_stopped_at"] = str(baseline.stopped_at)  # early stopping
-    if baseline.resumed_from is not None:
-        tags["baseline_resumed_from"] = str(baseline.resumed_from)  # continued from a checkpoint
-    tracker.set_tags(tags)
-    if baseline.losses and not resume.logged_rounds(tracker.client, tracker.run_id, "train_loss"):
-        tracker.log_metrics(("train_loss", v, i) for i, v in enumerate(baseline.losses))
-        tracker.log_metrics(("train_val_dsc", v, int(s)) for s, v in baseline.validation)
-
-    # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
-    initial = {v.case_id: predict_mask(baseline.model, v.image) for v in volumes.test}
-    records = []
-    rounds, session = config.session.rounds, config.session
     done = previous.cases if previous is not None else {}
-    todo = []
-    for index, volume in enumerate(volumes.test):
-        if volume.case_id in done:  # finished before an interruption: its records are the run's
-            records += done[volume.case_id]
-            case_key = tracking.metric_key(volume.case_id)
-            if not resume.logged_rounds(tracker.client, tracker.run_id, results.case_metric("dsc", case_key)):
-                tracker.log_metrics(results.case_rows(case_key, done[volume.case_id]))  # cut off in between
-        else:
-            todo.append((volume, out / "pictures" / volume.case_id if index < session.pictures else None))
-    cases_bar = tqdm(total=len(todo), desc="cases", disable=not progress)
-    for volume, result in run_cases(setup, todo, initial):
-        cases_bar.update(1)
-        cases_bar.set_postfix(case=volume.case_id)
-        case_key = tracking.metric_key(volume.case_id)
-        pictures = out / "pictures" / volume.case_id
+    observers = Observers(job_observers(setup, tracker, out, failures))
+    return _case_loop(setup, volumes, done, observers, out, failures.items)
+
+
+def job_observers(setup: JobSetup, tracker, out: Path, failures: Failures) -> list:
+    """A job's observers, in the order they hear each event (see `callbacks`: the curves before the files)."""
+    config, uri = setup.config, setup.config.tracking.uri
+    return [
+        CaseProgress(show_progress(config), config.train.steps),
+        MlflowLogger(tracker, uri, config.session.rounds, kept=out / "rounds.csv"),
+        JobFiles(tracker, out, setup.dataset, failures, uri),
+        failures,
+    ]
+
+
+def _case_loop(
+    setup: JobSetup, volumes, done: dict, observers: Observers, out: Path, failures: list
+) -> Summary:
+    """The held-out cases, as events for the observers (`iunet_bench.tasks.callbacks`); `done`: the records
+    of the cases an earlier attempt of the run finished (resume)."""
+    from iunet_bench.interactive.refiner import predict_mask
+    from iunet_bench.tasks.cases import run_cases
+
+    config, test = setup.config, volumes.test
+    pictures = [
+        out / "pictures" / v.case_id if i < config.session.pictures else None for i, v in enumerate(test)
+    ]
+    todo = [(v, p) for v, p in zip(test, pictures) if v.case_id not in done]
+    observers.on_job_start(JobStart(volumes.train, test, [v.case_id for v, _ in todo]))
+    baseline = setup.baseline(observers.on_baseline_step)
+    observers.on_baseline_end(baseline)
+    # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
+    initial = {v.case_id: predict_mask(baseline.model, v.image) for v in test}
+    records = []
+    for v in test:
+        if v.case_id in done:  # finished before an interruption: its records are the run's
+            records += done[v.case_id]
+            observers.on_case_restored(v.case_id, done[v.case_id])
+    ran = run_cases(setup, todo, initial)
+    for volume, folder in todo:
+        observers.on_case_start(volume.case_id)
+        _, result = next(ran)
         if result.records is None:
-            failures.add(volume.case_id, "session", result.error, result.trace)
+            observers.on_case_failed(volume.case_id, result.error, result.trace)
             continue
-        case_records = result.records
-        records += case_records
-        # kept in the job folder as each case ends, whatever MLflow does (MLflow keeps it if the disk cannot)
-        local = _write_local(failures, volume.case_id, results.rounds_csv, out / "rounds.csv", records)
-        try:
-            # first the records (they mark the case done for a resume), then the curves
-            _write_local(
-                failures, volume.case_id, resume.save_case, tracker, out, volume.case_id, case_records
-            )
-            tracker.log_metrics(results.case_rows(case_key, case_records))
-        except Exception as exc:
-            raise RuntimeError(
-                f"tracking.uri {config.tracking.uri}: logging case {volume.case_id} failed "
-                f"({type(exc).__name__}: {str(exc)[:300]}); the rounds of every finished case are kept in "
-                f"{local or 'no local file either (see the failures above)'}"
-            ) from exc
-        try:  # the curve is logged; a trouble with its files must not discard it
-            mask = setup.dataset.write_mask(
-                volume, result.prediction, out / "masks" / f"{volume.case_id}.nii.gz"
-            )
-            tracker.log_artifact(mask, "masks")
-            if pictures.is_dir():
-                tracker.log_artifacts(pictures, f"pictures/{volume.case_id}")
-        except Exception as exc:
-            failures.add(volume.case_id, "artifacts", f"{type(exc).__name__}: {exc}", traceback.format_exc())
-
-    cases_bar.close()
-
-    def files() -> None:  # the job's own files, last: the curves and summary are in MLflow already
-        tracker.log_artifact(results.rounds_csv(out / "rounds.csv", records))
-        if records:
-            _plot(out / "curves.png", records)
-            tracker.log_artifact(out / "curves.png")
-
-    summary = _summary(records, rounds, failures.items, config.protocol)
-    if not records:
-        _write_local(failures, "job", files)
-        return summary
-    if not resume.logged_rounds(tracker.client, tracker.run_id, "dsc"):  # a resumed run may have them
-        tracker.log_metrics(results.curve_rows(records, rounds, summary.metrics))
-    _write_local(failures, "job", files)
+        records += result.records
+        observers.on_case_end(CaseEnd(volume, result.records, result.prediction, folder))
+    summary = _summary(records, config.session.rounds, failures, config.protocol)
+    observers.on_job_end(JobEnd(summary, records))
     return summary
-
-
-def _write_local(failures: _Failures, case_id: str, write, *args):
-    """`write(*args)`, or None when the job folder takes no file (disk full, read-only): recorded as a
-    failure naming the path, and the job goes on (its results are in MLflow)."""
-    try:
-        return write(*args)
-    except OSError as exc:
-        if exc.filename is None:  # not a file of ours (a connection to the tracking server, say)
-            raise
-        failures.add(case_id, "artifacts", f"cannot write {exc.filename}: {exc.strerror or exc}")
-        return None
 
 
 def _summary(records, rounds: int, failures: list, protocol, run_id: str = "") -> Summary:
@@ -250,46 +188,3 @@ def _summary(records, rounds: int, failures: list, protocol, run_id: str = "") -
         results.seconds_per_round(records, rounds),
         results.honesty_curves(records, rounds),
     )
-
-
-def _cases_csv(path: Path, train, test) -> Path:
-    """One row per loaded case: its role, the intensity mapping actually used, spacing and label size, so
-    what `auto` chose (and how each case was normalised) is in the run, not only in the cache."""
-    import csv
-
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(
-            [
-                "case_id",
-                "role",
-                "intensity",
-                "intensity_lo",
-                "intensity_hi",
-                "grid_spacing_mm",
-                "label_voxels",
-            ]
-        )
-        for role, volumes in (("train", train), ("held_out", test)):
-            for v in volumes:
-                i = v.meta.get("intensity", {})
-                spacing = "x".join(f"{s:.3g}" for s in v.spacing)
-                row = [
-                    v.case_id,
-                    role,
-                    i.get("mode"),
-                    i.get("lo"),
-                    i.get("hi"),
-                    spacing,
-                    v.meta.get("label_voxels"),
-                ]
-                writer.writerow(row)
-    return path
-
-
-def _plot(path: Path, records) -> None:
-    from iunet_bench.analysis.plots import plot_curves
-
-    curves = results.curves_by_case(records)
-    mean = results.mean_curve(records)
-    plot_curves(path, {f"mean of {len(curves)} cases": mean}, background=curves, ylim=(0, 1))

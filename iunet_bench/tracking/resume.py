@@ -3,16 +3,17 @@
 A job's identity is its `run_key`: a digest of the validated configuration (every key that can change a
 result: not `progress`, `resume`, the `tracking` keys or the cache folders; `threads` is part of it) and the code's git commit
 (`-dirty` included: uncommitted edits are not told apart), logged as a tag. Each
-held-out case, once finished, leaves its round records as a run artifact (`records/<case>.json`) before its
-curves are logged, so the records say which cases are done. With `resume=true` (the default) a job looks
+held-out case, once finished, leaves its round records as a run artifact (`records/<case>.json`) as its last
+write, after its curves, mask and pictures, so the records say which cases are done and whole. With `resume=true` (the default) a job looks
 for a run with its key (under the same sweep parent, if any):
 
 - a FINISHED one: nothing is computed; its summary is rebuilt from its records and returned;
 - a RUNNING, KILLED or FAILED one (a job killed with `kill -9`, a lost node, a failed job): that run is
   reopened, not replaced, so every curve of the configuration stays in one run and the MLflow UI never
-  shows a half run beside a whole one. Its finished cases are skipped (a case whose curve did not reach
-  the store before the kill is logged from its records), the case that was cut off is redone from its
-  start, and the run ends with the curves, summary and report of an uninterrupted run.
+  shows a half run beside a whole one. Its finished cases are skipped, the case that was cut off is
+  redone from its start (its curves not logged again if they reached the store before the kill: a curve
+  is logged only when the run has none of it), and the run ends with the curves, summary and report of an
+  uninterrupted run.
 
 `resume=false` always starts a new run. Two processes running the same configuration at once would both
 take the run as theirs: do not start one configuration twice at the same time (a sweep never does).
