@@ -1,4 +1,7 @@
-"""Data room: readers, phantoms, preprocessing, the way back to the original grid. No TensorFlow here."""
+"""Data room: readers, phantoms, preprocessing, the way back to the original grid. No TensorFlow here.
+
+May import: core, simulators.
+"""
 
 from iunet_bench.data.case import Case, Geometry, Volume
 from iunet_bench.data.dataset import (
