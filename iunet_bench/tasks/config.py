@@ -136,7 +136,7 @@ class JobConfig(Schema):
         return " ".join(x for x in (method, trainable, self.simulator.name or "") if x)
 
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def load_config(raw: Mapping[str, Any], note=None) -> JobConfig:
