@@ -291,6 +291,12 @@ def test_task_cv_fixes_round_zero_and_paste_before_validation(capsys):
     assert load_config(raw("session.rounds=7")).session.rounds == 7
 
 
+def test_every_task_has_one_entry_in_the_registry():
+    from iunet_bench.tasks.registry import TASKS
+
+    assert set(TASKS) == set(get_args(JobConfig.model_fields["task"].annotation))
+
+
 def test_observers_robots_must_be_simulator_presets_for_task_observers():
     def tree(task: str) -> dict:
         t = raw(f"task={task}")

@@ -21,7 +21,7 @@ the YAML presets under `conf/` spell them out for the reader and a test keeps th
 
 Rules across groups (the model grid against the model's pooling, `interact.trainable` against the model's
 layer groups) are validators of `JobConfig`, written once. `task=cv` fixes two values before validation
-(`tasks.cv`);
+(`tasks.cv`); which function runs each task is `tasks.registry`'s.
 """
 
 from __future__ import annotations
