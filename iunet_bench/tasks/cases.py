@@ -1,6 +1,6 @@
 """The held-out cases' sessions, in this process or in parallel worker processes (`session.workers`).
 
-    for volume, result in run_cases(setup, todo, initial, out):   # in the order of `todo`, as they end
+    for volume, result in run_cases(setup, todo, initial):   # in the order of `todo`
         ...                                                        # result.records, .prediction, .error
 
 Each case is independent: the refiner restores the baseline at `start`, the robot draws from generators

@@ -1,7 +1,7 @@
 """A Hydra multirun as one MLflow sweep: the parent run, created before any job, and the report at its end.
 
 `conf/config.yaml` registers `SweepCallback`; each job finds the parent run through a file in the sweep
-folder (`tracking.parent_run_id_for_job`).
+folder (`tracking.tracker.parent_run_id_for_job`).
 """
 
 from __future__ import annotations
