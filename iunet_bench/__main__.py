@@ -1,7 +1,10 @@
-"""`python -m iunet_bench [overrides]`: one benchmark job (or a multirun with `+sweep=...`).
+"""`python -m iunet_bench [overrides]`: one job of the configured task (or a multirun with `+sweep=...`).
 
-Hydra composes `conf/`; the result is validated here, once, into a typed `JobConfig`, and the job below
-never sees the raw DictConfig.
+Hydra composes `conf/`; the result is validated here, once, into a typed `JobConfig`, and the task it names
+(`tasks.registry.TASKS`) never sees the raw DictConfig. Two subcommands have command lines of their own:
+
+    python -m iunet_bench report [--sweep NAME | --parent RUN_ID] ...   # analysis.report
+    python -m iunet_bench models summary [OVERRIDES...]               # models.__main__
 """
 
 from __future__ import annotations
@@ -30,8 +33,7 @@ def _terminate(signum, frame):  # a scheduler's SIGTERM ends the job like Ctrl-C
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from iunet_bench.analysis.results import format_table
-    from iunet_bench.tasks.job import run
+    from iunet_bench.tasks.registry import TASKS
     from iunet_bench.tasks.sweep import write_job_status
 
     signal.signal(signal.SIGTERM, _terminate)
@@ -39,17 +41,7 @@ def main(cfg: DictConfig) -> float | None:
     raw = OmegaConf.to_container(cfg, resolve=True)
     try:
         config = load_config(raw, note=sys.stderr)
-        if config.task == "observers":
-            from iunet_bench.tasks.observers import run as run_observers
-
-            run_id, metrics, text = run_observers(config)
-            print(text, f"\nMLflow run {run_id}", sep="\n")
-            if multirun:
-                write_job_status("FINISHED" if metrics else "FAILED", "" if metrics else "no case finished")
-            elif not metrics:
-                sys.exit(1)
-            return metrics.get("dsc_interactive")
-        summary = run(config)
+        summary = TASKS[config.task](config)  # an `Outcome`
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         if multirun:  # one bad job never stops the other jobs of a sweep
@@ -66,22 +58,36 @@ def main(cfg: DictConfig) -> float | None:
         write_job_status("FAILED", f"{type(exc).__name__}: {exc}")
         return None
     if multirun:
-        error = "" if summary.curve else "no case finished (see failures.json)"
-        write_job_status("FINISHED" if summary.curve else "FAILED", error)
-    for f in summary.failures:
-        print(f"FAILED case {f['case_id']} ({f['stage']}): {f['error']}", file=sys.stderr)
-    print(format_table(summary))
+        write_job_status("FINISHED" if summary.finished else "FAILED", summary.error)
+    for line in summary.warnings:
+        print(line, file=sys.stderr)
+    print(summary.text)
     from iunet_bench.tracking.tracker import experiment_of, ui_hint
 
     print(ui_hint(config.tracking.uri, experiment_of(config.tracking.uri, summary.run_id), summary.run_id))
-    if not summary.curve and not multirun:
+    if not summary.finished and not multirun:
         sys.exit(1)
-    return summary.metrics.get("dsc_final")
+    return summary.value
+
+
+def _report(argv: list[str]) -> int | None:
+    from iunet_bench.analysis.report.cli import main as report_main
+
+    return report_main(argv)
+
+
+def cli(argv: list[str]) -> int | None:
+    """`report ...` and `models summary ...` go to their own command lines; everything else is Hydra's
+    (overrides, `-m`, `--help`). A sweep whose jobs failed exits 1 from its callback (`tasks.sweep`)."""
+    if argv[:1] == ["report"]:
+        return _report(argv[1:])
+    if argv[:1] == ["models"]:
+        from iunet_bench.models.__main__ import main as models_main
+
+        return models_main(argv[1:])
+    main()
+    return None
 
 
 if __name__ == "__main__":
-    main()
-    from iunet_bench.tasks.sweep import FAILED_JOBS
-
-    if FAILED_JOBS:  # a sweep whose jobs failed exits non-zero, so CI and schedulers see it
-        sys.exit(1)
+    sys.exit(cli(sys.argv[1:]))

@@ -13,6 +13,8 @@ Modules: `errors` (error regions), `policy` (what to scribble), `strokes` (strok
 also the CVPR 2025 challenge's box prompt), `manual` (an observer contouring every slice by hand),
 `config` (the `simulator` config group), `render` (pictures of a round), `perturb` (synthetic wrong
 predictions, to exercise the robots without a model).
+
+May import: core (its schema), none of the benchmark's other rooms.
 """
 
 from __future__ import annotations

@@ -278,6 +278,37 @@ def test_trainable_names_are_checked_against_the_configured_model():
         load_config(raw("interact.trainable=[]"))
 
 
+def test_task_cv_fixes_round_zero_and_paste_before_validation(capsys):
+    """task=cv's two values (`tasks.cv`) replace the user's before validation: a model whose groups lack
+    the default `interact.trainable` (+sweep=models) is not refused for a fine-tuning it never does."""
+    config = load_config(raw("task=cv", "session.rounds=7", "model=dilated_fcn"), note=sys.stderr)
+    assert config.session.rounds == 0 and config.interact.method == "paste"
+    assert config.params()["interact"]["method"] == "paste" and config.params()["session"]["rounds"] == 0
+    # the user's interact keys are said to be ignored, as with any other variant's keys
+    assert "interact.trainable" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"interact\.trainable"):
+        load_config(raw("model=dilated_fcn"))  # the same model, task=interactive: refused
+    assert load_config(raw("session.rounds=7")).session.rounds == 7
+
+
+def test_every_task_has_one_entry_in_the_registry():
+    from iunet_bench.tasks.registry import TASKS
+
+    assert set(TASKS) == set(get_args(JobConfig.model_fields["task"].annotation))
+
+
+def test_observers_robots_must_be_simulator_presets_for_task_observers():
+    def tree(task: str) -> dict:
+        t = raw(f"task={task}")
+        t["observers"] = {"manual": ["careful", "hurried"], "interactive": ["scribble_ideal", "nosuch"]}
+        return t
+
+    with pytest.raises(ConfigError, match=r"observers\.interactive: no simulator preset \['nosuch'\]"):
+        load_config(tree("observers"))
+    # checked for its own task only
+    assert load_config(tree("interactive")).observers.interactive == ("scribble_ideal", "nosuch")
+
+
 def test_the_schema_holds_the_defaults_and_the_default_composition_equals_them():
     assert load_config(raw()) == JobConfig()
 

@@ -1,4 +1,5 @@
-"""Readers, canonical orientation, preprocessing and the way back on the real CT volumes in ../shared/data.
+"""Readers, canonical orientation, preprocessing and the way back on the real CT volumes of the shared data
+folder (`SHARED` below; skipped where it is absent).
 
 The 512 x 512 spleen case is read once per module (about 0.3 s); everything else is small.
 """

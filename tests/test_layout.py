@@ -1,9 +1,11 @@
-"""The code's shape: imports run down the rooms (docs/reference/architecture.md, whose rooms table is RANKS),
-and no module imports itself back."""
+"""The code's shape (docs/reference/architecture.md): imports run down the rooms, no module imports itself
+back (not even from inside a function), each room's `__init__.py` says what it holds and may import, the
+package's top stays small and no file grows past a screenful or two."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -44,14 +46,21 @@ def modules():
             yield name, ast.parse(path.read_text(encoding="utf-8"))
 
 
-def imports(tree: ast.Module, top_level_only: bool = False):
+def import_nodes(tree: ast.Module, top_level_only: bool = False):
+    """(imported name, line) of every absolute import: `import a.b` -> a.b; `from a import b` -> a and a.b
+    (b may be a module)."""
     nodes = tree.body if top_level_only else ast.walk(tree)
     for node in nodes:
         if isinstance(node, ast.Import):
-            yield from (a.name for a in node.names)
+            yield from ((a.name, node.lineno) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
-            yield from (f"{node.module}.{a.name}" for a in node.names)  # `from pkg import module`
+            yield node.module, node.lineno
+            yield from ((f"{node.module}.{a.name}", node.lineno) for a in node.names)
+
+
+def imports(tree: ast.Module, top_level_only: bool = False):
+    for name, _ in import_nodes(tree, top_level_only):
+        yield name
 
 
 ALL = dict(modules())
@@ -72,31 +81,105 @@ def test_imports_run_down_the_rooms(name):
     assert not up, f"{name} (rank {own[1]}) imports higher rooms: {up}"
 
 
-def test_no_module_imports_itself_back_at_import_time():
-    graph = {name: {t for t in imports(tree, top_level_only=True) if t in ALL} for name, tree in ALL.items()}
+def test_no_import_circles_not_even_through_imports_inside_functions():
+    """A circle closed by an import inside a function still ties two modules into one (and breaks at import
+    time once someone moves that import to the top): move what both need into one of them or a third."""
+    top = {name: {t for t in imports(tree, top_level_only=True)} for name, tree in ALL.items()}
+    graph: dict[str, dict[str, int]] = {}
+    for name, tree in ALL.items():
+        graph[name] = {}
+        for target, line in import_nodes(tree):
+            if target in ALL and target != name:
+                graph[name].setdefault(target, line)
+
+    def edge(a: str, b: str) -> str:
+        where = "top level" if b in top[a] else "inside a function"
+        return f"{a} imports {b} (line {graph[a][b]}, {where})"
+
     state: dict[str, int] = {}
 
     def visit(node, path):
         state[node] = 1
-        for nxt in graph[node]:
+        for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                pytest.fail("import circle: " + " -> ".join([*path, nxt]))
+                cycle = [*path[path.index(nxt) :], nxt]
+                steps = "\n  ".join(edge(a, b) for a, b in zip(cycle, cycle[1:]))
+                pytest.fail(
+                    f"import circle {' -> '.join(cycle)}:\n  {steps}\nbreak it: move what both need into one "
+                    "of them or into a third small module that imports neither"
+                )
             if nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = 2
 
-    for name in graph:
+    for name in sorted(graph):
         if name not in state:
             visit(name, [name])
 
 
-def test_simulators_data_and_metrics_never_import_tensorflow():
+TF_FREE = (
+    "iunet_bench.core",
+    "simulators",
+    "iunet_bench.data",
+    "iunet_bench.session",
+    "iunet_bench.tracking",
+    "iunet_bench.analysis",
+)
+
+
+def test_tf_free_rooms_never_import_tensorflow():
+    """Not even inside a function: these rooms run (and their tests pass) where TensorFlow is absent."""
     for name, tree in ALL.items():
-        if name.startswith(
-            ("simulators", "iunet_bench.data", "iunet_bench.core.metrics", "iunet_bench.core.schema")
-        ):
+        if name.startswith(TF_FREE):
             bad = [t for t in imports(tree) if t.split(".")[0] in ("tensorflow", "keras")]
             assert not bad, f"{name} imports {bad}"
+
+
+def test_the_top_of_the_package_stays_small():
+    """`__init__.py`, `__main__.py` and the rooms: a new module goes into a room (or a new room joins RANKS)."""
+    entries = sorted(
+        p.name for p in (ROOT / "iunet_bench").iterdir() if not p.name.startswith((".", "__pycache__"))
+    )
+    assert len(entries) <= 11, f"iunet_bench/ holds {len(entries)} entries (at most 11): {entries}"
+
+
+MAX_LINES = 400
+LONG_FILES = {
+    "iunet_bench/analysis/report.py",  # split by the report branch
+}
+
+
+def test_no_file_is_longer_than_400_lines():
+    """A file past 400 lines holds more than one idea: split it along its ideas."""
+    long = {}
+    for folder in ("iunet_bench", "simulators"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                rel = path.relative_to(ROOT).as_posix()
+                lines = len(path.read_text(encoding="utf-8").splitlines())
+                if lines > MAX_LINES and rel not in LONG_FILES:
+                    long[rel] = lines
+    assert not long, f"files over {MAX_LINES} lines: {long}"
+
+
+SHORT = {rooms[0]: rooms[0].rsplit(".", 1)[-1] for rooms in RANKS[:-1]}  # iunet_bench.core -> core
+
+
+@pytest.mark.parametrize("package", sorted(SHORT), ids=lambda r: SHORT[r])
+def test_each_room_says_what_it_holds_and_may_import(package):
+    """Its `__init__.py` docstring: what the room holds, and a line `May import: <rooms>` naming exactly the
+    rooms of lower rank in RANKS (or none of them) on that one line."""
+    init = ROOT.joinpath(*package.split("."), "__init__.py")
+    doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+    assert len(doc.split()) >= 10, f"{init.relative_to(ROOT)}: no docstring saying what the room holds"
+    said = re.search(r"May import: (.*)", doc)  # one line
+    assert said, f"{init.relative_to(ROOT)}: its docstring has no line `May import: ...`"
+    named = set(re.findall(rf"\b({'|'.join(SHORT.values())})\b", said.group(1)))
+    rank = room(package)[1]
+    lower = {SHORT[r] for r in SHORT if room(r)[1] < rank}
+    assert named == lower, (
+        f"{init.relative_to(ROOT)}: `May import:` names {sorted(named)}, RANKS says {sorted(lower)}"
+    )
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name)

@@ -225,12 +225,6 @@ def case_metric(name: str, case_key: str) -> str:
     return f"{name}/{case_key}"
 
 
-def case_of(key: str, name: str = "dsc") -> str | None:
-    """The case key of a per-case metric key of `name`, else None."""
-    prefix = f"{name}/"
-    return key[len(prefix) :] if key.startswith(prefix) else None
-
-
 def case_rows(case_key: str, records: Sequence[RoundRecord]) -> list[tuple[str, float, int]]:
     """One case's curves (`dsc/<case>`, `hd95/<case>`, ...), logged as soon as the case finishes."""
     return [(case_metric(name, case_key), getattr(r, name), r.round) for name in CASE_CURVES for r in records]

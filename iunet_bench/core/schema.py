@@ -2,7 +2,8 @@
 
 Each room owns the schema of its config group, next to its code (`simulators/config.py`,
 `iunet_bench/data/config.py`, `models/config.py`, `train/config.py`, `interactive/config.py`,
-`session.py`, `tracking.py`); `iunet_bench.tasks.config.JobConfig` composes them. This module holds what they
+`session/config.py`, `tracking/tracker.py`, `tasks/observers_config.py`); `iunet_bench.tasks.config.JobConfig`
+composes them. This module holds what they
 share, and imports nothing but pydantic (so `simulators/` may use it and stay free of TensorFlow):
 
 - `Schema`: the base class: unknown keys are errors, values are immutable;

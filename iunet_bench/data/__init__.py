@@ -2,6 +2,8 @@
 
 The names below are re-exported lazily (PEP 562), so that `iunet_bench.data.case` or `.phantom` can be
 imported without SimpleITK (the carried GPU benchmark, `benchmarks/gpu.py`, needs no image reader).
+
+May import: core, simulators.
 """
 
 import importlib

@@ -2,6 +2,8 @@
 
 `build_refiner(config, model)` makes the refiner of a validated `interact` schema (see `config.py`); every
 refiner follows the `Refiner` protocol of `base.py`.
+
+May import: core, simulators, data, models, train.
 """
 
 from __future__ import annotations

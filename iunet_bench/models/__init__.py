@@ -3,6 +3,9 @@
 names layers, `models.split` splits a network at its frozen frontier, `python -m iunet_bench.models
 summary OVERRIDES...` prints a configured network's groups, parameters and multiply-adds.
 
+May import: core, simulators, data.
+(`models.__main__`, a command line that composes the job's configuration, ranks with the job.)
+
 | `model.name` | builder |
 | --- | --- |
 | `iunet` | `models.unet.build_unet` |

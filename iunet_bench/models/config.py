@@ -24,6 +24,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from iunet_bench.core.schema import Int, Schema, UserPath, variants
+from iunet_bench.models.names import byo_groups, dilated_layer_names, groups_of, unet_layer_names
 
 
 class _Pooled(Schema):
@@ -68,9 +69,7 @@ class _Pooled(Schema):
 
     def valid_groups(self) -> list[str]:
         """The `interact.trainable` names of the network this config builds (no TensorFlow needed)."""
-        from iunet_bench.models.groups import groups_of, layer_names
-
-        return groups_of(layer_names(self))
+        return groups_of(unet_layer_names(self))
 
     @property
     def pretrained(self) -> bool:
@@ -203,9 +202,7 @@ class DilatedFCNConfig(Schema):
         return None
 
     def valid_groups(self) -> list[str]:
-        from iunet_bench.models.groups import groups_of, layer_names
-
-        return groups_of(layer_names(self))
+        return groups_of(dilated_layer_names(self))
 
     @property
     def pretrained(self) -> bool:
@@ -286,8 +283,6 @@ class KerasModelConfig(Schema):
         return None
 
     def valid_groups(self) -> list[str]:
-        from iunet_bench.models.groups import byo_groups
-
         return byo_groups(self.groups)
 
     @property

@@ -8,7 +8,8 @@ Three kinds of name, each meaning "every layer with weights whose name is it or 
   `encoder.1.bn0`, ... (`<block>.conv<j>` and, with batch norm, `<block>.bn<j>` for j < convs_per_level;
   `decoder.<i>.up`, the transposed convolution).
 
-One function, `groups_of(layer names)`, turns the names of a network's layers with weights into the
+One function, `groups_of(layer names)` (in `models.names`, with the built-in networks' layer names, so that
+`models.config` needs no import of this module), turns the names of a network's layers with weights into the
 vocabulary; `valid_groups(UNetConfig)` feeds it the names `models.unet.build_unet` gives (known before any
 model exists, for config validation) and `group_names(model)` the names of a built model's layers, so the
 two agree by construction (a test checks them against each other on several configurations).
@@ -29,48 +30,23 @@ The other architectures (`model.name`) speak the same language:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from iunet_bench.models.config import CicekConfig, DilatedFCNConfig, KerasModelConfig, UNetConfig
+from iunet_bench.models.names import (
+    BLOCKS,
+    byo_groups,
+    dilated_layer_names,
+    groups_of,
+    unet_layer_names,
+)
 
 if TYPE_CHECKING:
     import keras
 
-BLOCKS = ("head", "bottleneck", "decoder", "encoder", "concat", "block", "all")
-_LEVELLED = ("encoder", "decoder", "block")
 _LEVEL = re.compile(r"^(encoder|decoder|block)\.\d+$")
 BYO_GROUPS_LAYER = "byo.groups"  # the weightless layer that carries a `keras` model's groups
-
-
-def unet_layer_names(cfg: UNetConfig | CicekConfig) -> list[str]:
-    """The names of the layers with weights of `build_unet(grid, cfg)` (or `build_cicek`), in model order."""
-
-    def block(prefix: str) -> list[str]:
-        names = []
-        for j in range(cfg.convs_per_level):
-            names.append(f"{prefix}.conv{j}")
-            if cfg.norm == "batch":
-                names.append(f"{prefix}.bn{j}")
-        return names
-
-    names = [n for level in range(cfg.depth) for n in block(f"encoder.{level}")]
-    names += block("bottleneck")
-    for level in reversed(range(cfg.depth)):
-        names += [f"decoder.{level}.up", *block(f"decoder.{level}")]
-    return [*names, "head"]
-
-
-def dilated_layer_names(cfg: DilatedFCNConfig) -> list[str]:
-    """The names of the layers with weights of `build_dilated_fcn(grid, cfg)`, in model order."""
-    names = []
-    for i, convs in enumerate(cfg.convs_per_block):
-        for j in range(convs):
-            names.append(f"block.{i}.conv{j}")
-            if cfg.norm == "batch":
-                names.append(f"block.{i}.bn{j}")
-    names += [f"concat.{i}" for i in range(len(cfg.dilations))]
-    return [*names, "concat.fuse", "head"]
 
 
 def layer_names(cfg) -> list[str]:
@@ -81,25 +57,6 @@ def layer_names(cfg) -> list[str]:
     if isinstance(cfg, DilatedFCNConfig):
         return dilated_layer_names(cfg)
     raise TypeError(f"no layer names known before building for {type(cfg).__name__}")
-
-
-def byo_groups(groups: Mapping[str, Sequence[str]]) -> list[str]:
-    """The vocabulary of a `keras` model with these `model.groups`: their names, then `all`."""
-    return [*(g for g in groups if g != "all"), "all"]
-
-
-def groups_of(layer_names: list[str]) -> list[str]:
-    """The vocabulary for a network whose layers with weights have these names: blocks, then levels,
-    then the single layers in model order."""
-    blocks, levels = {"all"}, []
-    for name in layer_names:
-        parts = name.split(".")
-        blocks.add(parts[0])
-        if parts[0] in _LEVELLED and len(parts) > 2 and f"{parts[0]}.{parts[1]}" not in levels:
-            levels.append(f"{parts[0]}.{parts[1]}")
-    ordered_blocks = [b for b in BLOCKS if b in blocks] + sorted(blocks - set(BLOCKS))
-    layers = [n for n in dict.fromkeys(layer_names) if n not in blocks]
-    return ordered_blocks + sorted(levels) + layers
 
 
 def valid_groups(model) -> list[str]:

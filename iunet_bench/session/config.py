@@ -1,5 +1,5 @@
-"""The `session`, `protocol` and `observers` keys: how many rounds on how many cases, how a session is measured
-and what comes before the robot's first round."""
+"""The `session` and `protocol` keys: how many rounds on how many cases, how a session is measured and what
+comes before the robot's first round. (The `observers` keys belong to their task: `tasks.observers_config`.)"""
 
 from __future__ import annotations
 
@@ -75,28 +75,3 @@ class ProtocolConfig(Schema):
     def threshold_name(self, t: float) -> str:
         """`85` for 0.85: the suffix of noi_85, seconds_to_85, nof_90."""
         return f"{round(t * 100):d}"
-
-
-class ObserversConfig(Schema):
-    """The `observers` keys (`task=observers`, `experiment=observers`): the paper's second experiment,
-    simulated. Observer i contours every held-out case by hand with manual style `manual[i]`
-    (`simulators.manual.OBSERVERS`) and segments it interactively from the baseline with the scribble robot
-    `interactive[i]` (a `conf/simulator/` preset) and its own seed."""
-
-    manual: Annotated[tuple[Literal["careful", "average", "hurried"], ...], Field(min_length=2)] = Field(
-        ("careful", "average", "hurried"),
-        description="each observer's manual contouring style (simulators/manual.py: assumptions)",
-    )
-    interactive: Annotated[tuple[str, ...], Field(min_length=2)] = Field(
-        ("scribble_careful", "scribble_ideal", "scribble_sloppy"),
-        description="each observer's robot in interactive mode: a conf/simulator preset name",
-    )
-
-    @model_validator(mode="after")
-    def _pairs(self) -> ObserversConfig:
-        if len(self.manual) != len(self.interactive):
-            raise ValueError(
-                f"observers.manual ({len(self.manual)}) and observers.interactive ({len(self.interactive)}): "
-                "one entry per observer in each"
-            )
-        return self

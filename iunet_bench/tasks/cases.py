@@ -1,7 +1,7 @@
 """The held-out cases' sessions, in this process or in parallel worker processes (`session.workers`).
 
-    for volume, result in run_cases(setup, todo, initial):   # in the order of `todo`, as they end
-        ...                                               # result.records, .prediction, .error
+    for volume, result in run_cases(setup, todo, initial):   # in the order of `todo`
+        ...                                                        # result.records, .prediction, .error
 
 Each case is independent: the refiner restores the baseline at `start`, the robot draws from generators
 derived from (seed, case, round), so a case gives the same records whichever process runs it and whatever

@@ -9,9 +9,9 @@ the YAML presets under `conf/` spell them out for the reader and a test keeps th
 | group | schema (owned by its room) |
 | --- | --- |
 | top level | `JobConfig` below: `seed`, `device`, `precision`, `progress` |
-| `session` | `iunet_bench.session.loop.SessionConfig` |
-| `observers` | `iunet_bench.session.loop.ObserversConfig` (`task=observers`) |
-| `protocol` | `iunet_bench.session.loop.ProtocolConfig` (presets under `conf/protocol/` also set robot and rounds) |
+| `session` | `iunet_bench.session.config.SessionConfig` |
+| `observers` | `iunet_bench.tasks.observers_config.ObserversConfig` (`task=observers`) |
+| `protocol` | `iunet_bench.session.config.ProtocolConfig` (presets under `conf/protocol/` also set robot and rounds) |
 | `data` | `iunet_bench.data.config` (one schema per `data.source`) |
 | `model` | `iunet_bench.models.config` (one schema per `model.name`: iunet, unet3d_cicek, dilated_fcn, keras) |
 | `train` | `iunet_bench.train.config.TrainConfig` |
@@ -20,7 +20,8 @@ the YAML presets under `conf/` spell them out for the reader and a test keeps th
 | `tracking` | `iunet_bench.tracking.tracker.TrackingConfig` |
 
 Rules across groups (the model grid against the model's pooling, `interact.trainable` against the model's
-layer groups) are validators of `JobConfig`, written once.
+layer groups) are validators of `JobConfig`, written once. `task=cv` fixes two values before validation
+(`tasks.cv`); which function runs each task is `tasks.registry`'s.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from iunet_bench.core.schema import Bool, ConfigError, Int, Schema, ignored_keys
 from iunet_bench.data.config import DataConfig, PhantomData
 from iunet_bench.interactive.config import InteractConfig, IUnetInteract
 from iunet_bench.models.config import ModelConfig, UNetConfig
-from iunet_bench.session.config import ObserversConfig, ProtocolConfig, SessionConfig
+from iunet_bench.session.config import ProtocolConfig, SessionConfig
+from iunet_bench.tasks import cv
+from iunet_bench.tasks.observers_config import ObserversConfig
 from iunet_bench.tracking.tracker import TrackingConfig
 from iunet_bench.train.config import TrainConfig
 from simulators.config import ScribbleSimulator, SimulatorConfig
@@ -91,17 +94,6 @@ class JobConfig(Schema):
     interact: InteractConfig = IUnetInteract()
     tracking: TrackingConfig = TrackingConfig()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _cv_measures_round_zero(cls, data):
-        """task=cv measures the baseline's own segmentation of the held-out fold: no interaction rounds."""
-        if isinstance(data, Mapping) and data.get("task") == "cv":
-            session = dict(data.get("session") or {})
-            session["rounds"] = 0
-            # nothing is fine-tuned: no refiner (and no `interact.trainable` another model may lack)
-            data = {**data, "session": session, "interact": {"method": "paste"}}
-        return data
-
     @model_validator(mode="after")
     def _across_groups(self) -> JobConfig:
         problems = []
@@ -119,12 +111,9 @@ class JobConfig(Schema):
                     f"{self.model.name}:\n{describe(valid)}"
                 )
         if self.task == "observers":
-            missing = [
-                n for n in self.observers.interactive if not (CONF_DIR / "simulator" / f"{n}.yaml").is_file()
-            ]
+            missing = self.observers.missing_presets(CONF_DIR)
             if missing:
-                known = sorted(p.stem for p in (CONF_DIR / "simulator").glob("*.yaml"))
-                problems.append(f"observers.interactive: no simulator preset {missing}; known: {known}")
+                problems.append(missing)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -142,13 +131,15 @@ class JobConfig(Schema):
         return " ".join(x for x in (method, trainable, self.simulator.name or "") if x)
 
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def load_config(raw: Mapping[str, Any], note=None) -> JobConfig:
     """The job's configuration from a composed (resolved, plain) mapping; ConfigError lists every problem.
-    `note`: a stream (e.g. sys.stderr) told which keys were ignored as another variant's."""
-    config = validate(JobConfig, raw)
+    `note`: a stream (e.g. sys.stderr) told which keys were ignored as another variant's. A task that fixes
+    values of its own (task=cv: `tasks.cv.fixed_values`) sets them here, before validation."""
+    task_values = cv.fixed_values(raw) if isinstance(raw, Mapping) and raw.get("task") == "cv" else raw
+    config = validate(JobConfig, task_values)
     ignored = dropped_keys(raw, config)
     if ignored and note is not None:
         print(f"note: ignored by this configuration's variants: {', '.join(ignored)}", file=note)

@@ -23,8 +23,9 @@ def tables() -> dict[str, str]:
     from iunet_bench.data.config import DataConfig
     from iunet_bench.interactive.config import InteractConfig
     from iunet_bench.models.config import ModelConfig
-    from iunet_bench.session.config import ObserversConfig, ProtocolConfig, SessionConfig
+    from iunet_bench.session.config import ProtocolConfig, SessionConfig
     from iunet_bench.tasks.config import JobConfig
+    from iunet_bench.tasks.observers_config import ObserversConfig
     from iunet_bench.tracking.tracker import TrackingConfig
     from iunet_bench.train.config import TrainConfig
     from simulators.config import SimulatorConfig

@@ -1,7 +1,7 @@
 """A Hydra multirun as one MLflow sweep: the parent run, created before any job, and the report at its end.
 
 `conf/config.yaml` registers `SweepCallback`; each job finds the parent run through a file in the sweep
-folder (`tracking.parent_run_id_for_job`).
+folder (`tracking.tracker.parent_run_id_for_job`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from iunet_bench.analysis.report.errors import ReportError
 from iunet_bench.tracking.tracker import PARENT_FILE, Tracker, TrackingConfig, git_commit, store_uri
 
 STATUS_DIR = "jobs"  # <sweep folder>/jobs/<job number>.json: each job's overrides and outcome
-# (job, error) of every failed job of the multiruns this process launched: `python -m iunet_bench` exits 1
-# when it is not empty (see __main__), so a sweep whose jobs failed is seen by CI and schedulers.
-FAILED_JOBS: list[tuple[str, str]] = []
 
 
 def _status_path(hydra_cfg) -> Path:
@@ -94,7 +91,9 @@ class SweepCallback(Callback):
     """Hydra callback: before a multirun's jobs start, create the MLflow store and the sweep's parent run.
 
     Runs in the launching process, so parallel jobs (joblib, submitit, Ray) never race to create the
-    sqlite schema. The parent run id goes to a file in the sweep folder, where every job finds it.
+    sqlite schema. The parent run id goes to a file in the sweep folder, where every job finds it. At the
+    end it reads the jobs' status files (`failed_jobs`) and, when any job failed, ends the launching
+    process with exit status 1 (Hydra returns nothing from a multirun, so this is where the count is).
     """
 
     def on_job_start(self, config, **kwargs) -> None:
@@ -172,7 +171,6 @@ class SweepCallback(Callback):
         except Exception as exc:  # noqa: BLE001  any other failure is logged: a report never kills a sweep
             print(f"sweep report not written: {exc}")
         failed = failed_jobs(Path(str(config.hydra.sweep.dir)))
-        FAILED_JOBS.extend(failed)
         if failed:
             lines = [f"  {name}: {error.splitlines()[0] if error else ''}" for name, error in failed]
             print(f"\n{len(failed)} sweep job(s) failed:", *lines, sep="\n", file=sys.stderr)
@@ -180,6 +178,8 @@ class SweepCallback(Callback):
         counted = any(Path(str(config.hydra.sweep.dir), STATUS_DIR).glob("*.json"))
         client.set_tag(parent, "failed_jobs", str(len(failed) if counted else len(children) - len(finished)))
         client.set_terminated(parent, "FINISHED" if finished else "FAILED")
+        if failed:  # the launching process exits 1, so CI and schedulers see a sweep whose jobs failed
+            raise SystemExit(1)
 
 
 def close_if_running(uri: str, run_id: str) -> None:

@@ -1,8 +1,9 @@
 """Everything MLflow: the store, one run per job (children of a sweep's parent run), batched logging.
 
 Contract (docs/reference/mlflow.md): params = the flattened resolved config; tags = sweep, git
-commit, data fingerprint, device; metric `dsc` per round (step = round, mean over cases), `dsc/<case>`
-per case, summary metrics, `loss` per fine-tuning step; artifacts = config, CSV, plots, pictures, masks.
+commit, data fingerprint, device; metric `dsc` per round (step = round, mean over cases), `dsc/<case>`,
+`hd95/<case>` and `nsd/<case>` per case, summary metrics, `loss` per fine-tuning step; artifacts = config,
+CSV, plots, pictures, masks.
 """
 
 from __future__ import annotations
