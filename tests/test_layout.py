@@ -144,9 +144,7 @@ def test_the_top_of_the_package_stays_small():
 
 
 MAX_LINES = 400
-LONG_FILES = {
-    "iunet_bench/analysis/report.py",  # split by the report branch
-}
+LONG_FILES: set[str] = set()  # none: a file that must stay long is named here with the reason
 
 
 def test_no_file_is_longer_than_400_lines():
@@ -191,6 +189,9 @@ def test_speed_scripts_build_what_they_time_through_the_jobs_setup(path):
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     runs_the_job = {"-m", "iunet_bench"} <= strings  # or it times the job's own command line
     assert "JobSetup" in names or "prepare" in names or runs_the_job
-    assert not names & {"load_or_train", "build_unet", "build_refiner", "IUnetRefiner", "train"}
+    made_by_hand = {"load_or_train", "build_unet", "build_refiner", "IUnetRefiner", "FineTuner", "train"}
+    if path.name == "gpu.py":  # carried without the data readers: the job's own `train` on phantoms
+        made_by_hand.discard("train")
+    assert not names & made_by_hand
     private = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.startswith("_")}
     assert not private - {"__version__", "__doc__", "__name__"}, private
