@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("steps", "repeats", "train_steps", "matmul"):
             cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        sys.stderr.write(done.stderr[-4000:] if done.returncode else "")
+        progress = [line for line in done.stderr.splitlines() if line.startswith(f"[{backend}]")]
+        sys.stderr.write("\n".join(progress) + "\n" + (done.stderr[-4000:] if done.returncode else ""))
         if done.returncode:
             print(f"{backend}: failed (exit {done.returncode}); see above", file=sys.stderr)
             continue

@@ -1,6 +1,10 @@
 """PyTorch: every step eager (one autograd pass and one Adam update per Python iteration), the prediction
-under `torch.no_grad`. Keras layer names must not contain dots on this backend (a torch `ParameterDict`
-key): the models name their layers with the backend-neutral separator of `models.groups`."""
+under `torch.no_grad`.
+
+Keras 3 registers each layer's variables with torch under their paths (`encoder.0.conv0/kernel`), and torch
+refuses a parameter name with a dot. The layer names (`interact.trainable`'s dotted vocabulary) stay as
+they are on every backend; only the registration key torch sees has its dots replaced
+(`_register_without_dots`, applied when this module is imported, before any model is built)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,38 @@ import os
 
 import numpy as np
 import torch
+
+
+def _key(variable) -> str:
+    return variable.path.replace(".", "-")
+
+
+def _register_without_dots() -> None:
+    """Keras' torch layer keys its ParameterDict by variable path; the same three methods, keyed without
+    dots. Nothing else in Keras reads those keys (checked against keras 3.15)."""
+    from keras.src.backend.torch.layer import TorchLayer
+
+    if getattr(TorchLayer, "_keys_without_dots", False):
+        return
+
+    def _track_variables(self):
+        self._torch_params = torch.nn.ParameterDict({_key(v): v.value for v in self.variables})
+
+    def _post_track_variable(self, variable):
+        if hasattr(self, "_torch_params") and _key(variable) not in self.torch_params:
+            self.torch_params[_key(variable)] = variable.value
+
+    def _post_untrack_variable(self, variable):
+        if hasattr(self, "_torch_params") and _key(variable) in self.torch_params:
+            self.torch_params.pop(_key(variable))
+
+    TorchLayer._track_variables = _track_variables
+    TorchLayer._post_track_variable = _post_track_variable
+    TorchLayer._post_untrack_variable = _post_untrack_variable
+    TorchLayer._keys_without_dots = True
+
+
+_register_without_dots()
 
 
 def configure(device: str, threads: int | None, seed: int, precision: str) -> str:
