@@ -168,6 +168,8 @@ def child(backend: str, args) -> dict:
         return out
     paper = yaml.safe_load((ROOT / "conf" / "experiment" / "paper.yaml").read_text(encoding="utf-8"))
     paper = {k: v for k, v in paper.items() if k in ("data", "model", "train")}
+    if args.train_grid:  # a quick check on a small grid (the paper's network and batch otherwise)
+        paper["data"]["preprocess"]["grid"] = list(grid_of(args.train_grid))
     config = load_config(
         merged(
             paper,
@@ -243,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=27, help="Adam steps per timed round")
     ap.add_argument("--repeats", type=int, default=10, help="timed rounds (median)")
     ap.add_argument("--train-steps", type=int, default=30, help="training steps timed (median after 3)")
+    ap.add_argument("--train-grid", help="train on this grid instead of the paper's (a quick check)")
     ap.add_argument("--matmul", type=int, default=8192, help="n of the n x n x n matrix product")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -254,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for backend in args.backends.split(","):
         cmd = [sys.executable, __file__, "--child", backend, "--grids", ",".join(args.grids)]
-        for key in ("steps", "repeats", "train_steps", "matmul"):
-            cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+        for key in ("steps", "repeats", "train_steps", "matmul", "train_grid"):
+            if getattr(args, key) is not None:
+                cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         progress = [line for line in done.stderr.splitlines() if line.startswith(f"[{backend}]")]
         sys.stderr.write("\n".join(progress) + "\n" + (done.stderr[-4000:] if done.returncode else ""))

@@ -5,29 +5,17 @@ convolutions there): TensorFlow stays the CPU engine."""
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from iunet_bench.train.backends.engine import settle
+
 
 def configure(device: str, threads: int | None, seed: int, precision: str) -> str:
-    import keras
-
     del threads  # XLA sizes its own thread pools; there is no per-process knob after start-up
     gpus = [d for d in jax.devices() if d.platform == "gpu"]
-    if device == "gpu" and not gpus:
-        raise ValueError("device: 'gpu' was asked for but JAX sees no GPU (install with `.[jax-gpu]`)")
-    if precision != "float32" and not gpus:
-        raise ValueError(f"precision: {precision} needs a GPU; on the CPU use float32")
-    keras.mixed_precision.set_global_policy(precision)
-    keras.utils.set_random_seed(seed)
-    return f"gpu:{gpus[0].device_kind}" if gpus else "cpu"
-
-
-def hide_gpus() -> None:
-    os.environ["JAX_PLATFORMS"] = "cpu"
+    return settle(device, gpus[0].device_kind if gpus else None, seed, precision, ".[jax-gpu]")
 
 
 def tensor(array: np.ndarray, dtype=None):

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import os
 
 import numpy as np
 import tensorflow as tf
+
+from iunet_bench.train.backends.engine import settle
 
 
 def configure(device: str, threads: int | None, seed: int, precision: str) -> str:
     """Threads, memory growth, precision policy, seeds and op determinism; returns the device used.
     Raises ValueError for a device or precision this machine cannot give."""
-    import keras
-
     if threads is not None:
         with contextlib.suppress(RuntimeError):  # a joblib worker's later job: TensorFlow is set already
             tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -22,21 +21,10 @@ def configure(device: str, threads: int | None, seed: int, precision: str) -> st
     for gpu in gpus:  # parallel sweep jobs share a GPU: take memory as needed, not all of it at start
         with contextlib.suppress(RuntimeError):  # already initialised by an earlier job of a multirun
             tf.config.experimental.set_memory_growth(gpu, True)
-    if device == "gpu" and not gpus:
-        raise ValueError("device: 'gpu' was asked for but TensorFlow sees no GPU (install with `.[gpu]`)")
-    if precision != "float32" and not gpus:
-        raise ValueError(f"precision: {precision} needs a GPU; on the CPU use float32")
-    # Always set it: a multirun runs its jobs in one process, and a policy must not leak into the next job.
-    keras.mixed_precision.set_global_policy(precision)
-    keras.utils.set_random_seed(seed)
+    gpu = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else None
+    used = settle(device, gpu, seed, precision, ".[gpu]")
     tf.config.experimental.enable_op_determinism()
-    if gpus:
-        return "gpu:" + tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-    return "cpu"
-
-
-def hide_gpus() -> None:
-    os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    return used
 
 
 def tensor(array: np.ndarray, dtype=None):

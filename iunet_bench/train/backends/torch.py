@@ -8,10 +8,10 @@ they are on every backend; only the registration key torch sees has its dots rep
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
+
+from iunet_bench.train.backends.engine import settle
 
 
 def _key(variable) -> str:
@@ -47,23 +47,12 @@ _register_without_dots()
 
 
 def configure(device: str, threads: int | None, seed: int, precision: str) -> str:
-    import keras
-
     if threads is not None:
         torch.set_num_threads(threads)
-    gpu = torch.cuda.is_available() and device != "cpu"
-    if device == "gpu" and not gpu:
-        raise ValueError("device: 'gpu' was asked for but PyTorch sees no GPU")
-    if precision != "float32" and not gpu:
-        raise ValueError(f"precision: {precision} needs a GPU; on the CPU use float32")
-    keras.mixed_precision.set_global_policy(precision)
-    keras.utils.set_random_seed(seed)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() and device != "cpu" else None
+    used = settle(device, gpu, seed, precision, ".[torch]")
     torch.use_deterministic_algorithms(True, warn_only=True)
-    return f"gpu:{torch.cuda.get_device_name(0)}" if gpu else "cpu"
-
-
-def hide_gpus() -> None:
-    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    return used
 
 
 def tensor(array: np.ndarray, dtype=None):
