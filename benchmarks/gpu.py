@@ -215,7 +215,7 @@ def table(results: list[dict]) -> str:
     def row(label, values, unit, scale=1.0, ratio=True):
         cells = []
         for r, v in zip(results, values):
-            cell = f"{v * scale:.1f} {unit}" if v is not None else "-"
+            cell = f"{v * scale:.3g} {unit}" if v is not None else "-"
             if ratio and v is not None and values[0] is not None and r is not first:
                 cell += f" ({v / values[0]:.2f}x)"
             cells.append(cell)
@@ -225,7 +225,9 @@ def table(results: list[dict]) -> str:
         label = f"round {rnd['grid']}, {rnd['groups']}, {rnd['steps']} steps"
         row(label, [r["rounds"][i]["seconds"] for r in results], "ms", 1e3)
     trained = [r["training"] or {} for r in results]
-    row("training step, paper protocol", [t.get("seconds_per_step") for t in trained], "ms", 1e3)
+    grid = trained[0].get("grid", "")
+    batch = trained[0].get("batch_size", "")
+    row(f"training step, {grid} batch {batch}", [t.get("seconds_per_step") for t in trained], "ms", 1e3)
     row("2000-step baseline", [t.get("paper_minutes") for t in trained], "min")
     for key, unit in (("matmul_float32_tflops", "TFLOP/s"), ("matmul_bfloat16_tflops", "TFLOP/s")):
         row(key.replace("_tflops", ""), [r["ceilings"][key] for r in results], unit, ratio=False)
