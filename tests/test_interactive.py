@@ -316,7 +316,7 @@ def test_restoring_between_cases_leaves_no_trace(model, baseline):
     for w, value in zip(refiner.model.weights, baseline):
         np.testing.assert_array_equal(w.numpy(), value)
     assert int(refiner.optimizer.iterations.numpy()) == 0
-    assert refiner._round.experimental_get_tracing_count() == 1  # one trace for all rounds and cases
+    assert refiner._round.tracing_count() == 1  # one trace for all rounds and cases
 
 
 def test_round_inputs_are_the_accumulated_scribbles_on_the_previous_prediction(model):
@@ -402,7 +402,7 @@ def test_every_method_runs_in_the_session_loop_and_logs_the_same_metrics(model, 
     refiner = build_refiner(config, model)
     assert refiner.name == spec["method"]
     if spec["method"] == "bifseg":  # every layer, so nothing is frozen upstream
-        assert len(refiner.variables) == len(model.trainable_variables) and refiner.split.prefix is None
+        assert len(refiner.variables) == len(model.trainable_variables) and refiner.split is None
     vol = volume(5, "e")
     records = run_session(vol, predict_mask(model, vol.image), robot(), refiner, rounds=2, seed=0)
     assert [r.round for r in records] == [0, 1, 2]
@@ -455,9 +455,9 @@ def test_the_loss_scaling_path_restores_and_matches_the_straightforward_one(mode
     np.testing.assert_allclose(alone[0], s_losses, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(alone[2], s_prob, atol=1e-5)
     assert alone[0][0][0] != alone[0][-1][-1]  # it did train
-    assert fast._round.experimental_get_tracing_count() == 1
-    assert straight._step.experimental_get_tracing_count() == 1
-    assert straight._predict.experimental_get_tracing_count() == 1
+    assert fast._round.tracing_count() == 1
+    assert straight._round.tracing_count() == 1  # its step and its prediction, once each
+    assert straight._predict.tracing_count() == 1
 
 
 def test_mixed_precision_runs_the_same_engine():
@@ -485,7 +485,7 @@ def test_with_nothing_frozen_the_fast_setting_takes_the_straightforward_path(mod
     straightforward steps (faster there) and gives bit-identical rounds."""
     fast = make_refiner(model, cfg(["all"], fast=True))
     straight = make_refiner(model, cfg(["all"], fast=False))
-    assert fast.fast is False and fast.split.prefix is None
+    assert fast.fast is False and fast.split is None
     vol = volume(3, "c")
     f_losses, f_dsc, f_prob = curve(fast, model, vol)
     s_losses, s_dsc, s_prob = curve(straight, model, vol)

@@ -106,7 +106,7 @@ class FineTuner:
         t0 = time.perf_counter()
         # the frozen-frontier split (None: the straightforward path, the whole network every step)
         self.split = None
-        if cfg.fast and objective.fast_allowed:
+        if objective.fast_allowed and cfg.fast:  # (bifseg's config has no `fast`: every layer trains)
             split, why = split_or_reason(model, layers_in_groups(model, groups))
             if split is None:  # e.g. your own `keras` model, subclassed or with a layer called twice
                 print(f"note: interact.fast: the straightforward path runs: {why}", file=sys.stderr)

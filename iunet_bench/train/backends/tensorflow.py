@@ -72,6 +72,7 @@ def round_function(forward, variables, weights, optimizer, loss, steps: int, spe
             losses, prob = run_round(features, *(tf.constant(a[None]) for a in (target, weight, scribbles)))
             return losses.numpy(), prob.numpy()
 
+        call.tracing_count = run_round.experimental_get_tracing_count  # 1: one trace for every round
         return call
 
     step = tf.function(step_of, input_signature=[inputs_spec, *targets])
@@ -85,6 +86,9 @@ def round_function(forward, variables, weights, optimizer, loss, steps: int, spe
         prob = predict(features)
         return (tf.stack(losses) if losses else tf.zeros((0,), tf.float32)).numpy(), prob.numpy()
 
+    call.tracing_count = lambda: max(
+        step.experimental_get_tracing_count(), predict.experimental_get_tracing_count()
+    )
     return call
 
 
@@ -92,7 +96,12 @@ def predict_function(forward, specs):
     """inputs -> foreground probability (numpy), traced once."""
     inputs_spec = [tf.TensorSpec(shape, dtype) for shape, dtype in specs["inputs"]]
     predict = tf.function(lambda f: tf.cast(forward(f), tf.float32)[0, ..., 1], input_signature=[inputs_spec])
-    return lambda features: predict(features).numpy()
+
+    def call(features):
+        return predict(features).numpy()
+
+    call.tracing_count = predict.experimental_get_tracing_count
+    return call
 
 
 def features_function(prefix, specs):
