@@ -115,7 +115,7 @@ def test_a_round_and_a_short_training_agree_with_tensorflow(backend, tensorflow_
     np.testing.assert_allclose(other["train_dsc"], tf["train_dsc"], atol=TOL_DSC)
 
 
-def test_the_round_changes_the_prediction_so_agreement_is_no_accident(tensorflow_run):
+def test_the_compared_rounds_train_so_agreement_is_no_accident(tensorflow_run):
     """The comparison above means something only if a round moves the network: its losses fall."""
     _, tf = tensorflow_run
     for name in ("default", "all"):

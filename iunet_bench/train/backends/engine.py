@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-BACKENDS = ("tensorflow", "jax", "torch")
+from iunet_bench.core.runtime import BACKENDS
 
 
 def name() -> str:
