@@ -25,6 +25,7 @@ SMOKE = {
 }
 # float32 on different kernels (oneDNN, XLA, ATen): sums in other orders
 RTOL_LOSS, ATOL_PROB, TOL_DSC = 1e-3, 2e-3, 0.02
+RTOL_MIXED, ATOL_MIXED = 3e-2, 3e-2  # bfloat16: 8 bits of mantissa
 
 
 def probe(backend: str, weights: Path, out: Path) -> None:
@@ -77,6 +78,23 @@ def probe(backend: str, weights: Path, out: Path) -> None:
     results["train_dsc"] = np.asarray(
         [metrics.dsc(v.label, predict_mask(model, v.image)) for v in volumes], np.float32
     )
+    # mixed precision (bfloat16: a CPU has it, so the path runs here; `precision=` refuses it on a CPU
+    # only because it is slower there): the same round from the same weights
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    mixed = setup.build_model()
+    with np.load(weights) as saved:
+        mixed.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
+    interact = config.interact.model_copy(update={"steps": 4, "until_agreement": None})
+    refiner = setup.refiner(interact, mixed)
+    refiner.start(volume, initial)
+    losses, prob = refiner.run_round(*refiner.round_inputs(interaction))
+    results["mixed_losses"], results["mixed_prob"] = (
+        np.asarray(losses, np.float32),
+        np.asarray(prob, np.float32),
+    )
+    keras.mixed_precision.set_global_policy("float32")
     np.savez(out, **results)
 
 
@@ -90,6 +108,8 @@ def run_probe(backend: str, weights: Path, out: Path) -> dict:
         timeout=900,
     )
     assert done.returncode == 0, f"{backend} probe failed:\n{done.stderr[-3000:]}"
+    # a job on another backend than TensorFlow warns on a CPU that it will be slow; TensorFlow's does not
+    assert ("is slow" in done.stderr) == (backend != "tensorflow"), done.stderr[-2000:]
     with np.load(out) as saved:
         return dict(saved)
 
@@ -113,14 +133,25 @@ def test_a_round_and_a_short_training_agree_with_tensorflow(backend, tensorflow_
     assert len(other["train_losses"]) == len(tf["train_losses"]) == SMOKE["train"]["steps"]
     np.testing.assert_allclose(other["train_losses"], tf["train_losses"], rtol=RTOL_LOSS * 5)
     np.testing.assert_allclose(other["train_dsc"], tf["train_dsc"], atol=TOL_DSC)
+    # bfloat16 keeps about 3 significant digits: the same round within that, on every backend
+    np.testing.assert_allclose(other["mixed_losses"], tf["mixed_losses"], rtol=RTOL_MIXED)
+    np.testing.assert_allclose(other["mixed_prob"], tf["mixed_prob"], atol=ATOL_MIXED)
 
 
 def test_the_compared_rounds_train_so_agreement_is_no_accident(tensorflow_run):
     """The comparison above means something only if a round moves the network: its losses fall."""
     _, tf = tensorflow_run
-    for name in ("default", "all"):
+    for name in ("default", "all", "mixed"):
         losses = tf[f"{name}_losses"]
         assert len(losses) == 4 and losses[-1] < losses[0]
+
+
+def test_a_mixed_precision_round_computes_the_float32_round_within_bfloat16_rounding(tensorflow_run):
+    _, tf = tensorflow_run
+    assert np.isfinite(tf["mixed_losses"]).all()
+    np.testing.assert_allclose(tf["mixed_losses"], tf["default_losses"], rtol=RTOL_MIXED)
+    np.testing.assert_allclose(tf["mixed_prob"], tf["default_prob"], atol=ATOL_MIXED)
+    assert not np.array_equal(tf["mixed_prob"], tf["default_prob"])  # the policy did apply
 
 
 def test_a_second_backend_in_one_process_is_refused():

@@ -43,10 +43,11 @@ def configure_backend(config: JobConfig) -> str:
         )
     except ValueError as exc:
         raise ConfigError([str(exc)]) from None
-    if config.backend == "jax" and device == "cpu":
+    if config.backend != "tensorflow" and device == "cpu":
         print(
-            "note: backend=jax on a CPU is slow (XLA's CPU 3D convolutions: a round takes about 65x "
-            "TensorFlow's here); TensorFlow is the CPU engine, JAX the GPU one",
+            f"note: backend={config.backend} on a CPU is slow (its rounds measured 3-6x TensorFlow's on an "
+            "8x24x24 grid, more on larger ones: docs/explanation/speed.md#backends); TensorFlow is the CPU "
+            "engine, JAX and PyTorch the GPU ones",
             file=sys.stderr,
         )
     return device
