@@ -192,15 +192,18 @@ def _as_3d(img: sitk.Image, case_id: str, path) -> sitk.Image:
     return img
 
 
+def format_values(values, brackets: str = "()") -> str:
+    """Numbers for a message, each as read to 6 significant digits: 1e-09 stays 1e-09 (never 0.0)."""
+    return brackets[0] + ", ".join(f"{float(x):.6g}" for x in values) + brackets[1]
+
+
 def check_same_grid(
     image: sitk.Image, label: sitk.Image, case_id: str, image_path, label_path, tol: float
 ) -> None:
     """Raise CaseError unless image and label share size, spacing, origin and direction (within `tol`:
     relative for spacing, voxels for origin, absolute for direction cosines)."""
 
-    def fmt(v):
-        return "(" + ", ".join(f"{x:.6g}" for x in v) + ")"
-
+    fmt = format_values
     if image.GetSize() != label.GetSize():
         raise CaseError(
             case_id, label_path, f"size {label.GetSize()} differs from the image's {image.GetSize()}"
