@@ -2,10 +2,15 @@
 that ITK would read wrong without a word (a NIfTI voxel size of 0 or -1.5) or that would block a job (a
 FIFO named like an image). Small volumes written into tmp_path; each test takes about a second."""
 
+import contextlib
+import os
+import threading
+import time
+
 import numpy as np
 
 from iunet_bench.data import build_dataset
-from tests.test_data_dataset import SHAPE, data_cfg, make_folder, volume_pair, write
+from tests.test_data_dataset import SHAPE, data_cfg, make_folder, volume_pair, write, write_msd
 
 
 def errors_of(ds):
@@ -49,3 +54,65 @@ def test_a_spacing_out_of_bounds_is_shown_as_read(tmp_path):
     (error,) = errors.values()
     assert f"case thin: {root / 'images' / 'thin.nii.gz'}: voxel spacing (0.8, 0.8, 1e-09) mm" in error, error
     assert "outside data.checks.spacing_mm [0.05, 20]" in error
+
+
+# ---------------------------------------------------------------------- entries that are no regular file
+
+
+def test_a_folder_or_fifo_named_like_an_image_is_named_as_such(tmp_path):
+    root = make_folder(tmp_path / "data", n=3)
+    folder, fifo = root / "images" / "case1.nii.gz", root / "labels" / "case2.nii.gz"
+    folder.unlink()
+    folder.mkdir()
+    fifo.unlink()
+    os.mkfifo(fifo)
+    ds = build_dataset(data_cfg(root, tmp_path))
+    assert ds.case_ids == ["case0", "case1", "case2"]
+    loaded, errors = errors_of(ds)
+    assert loaded == ["case0"]
+    assert f"{folder} is a folder, not an image file" in errors["case1"], errors["case1"]
+    assert f"{fifo} is a named pipe (FIFO), not an image file" in errors["case2"], errors["case2"]
+    assert not any("no image file" in e or "no label file" in e for e in errors.values())
+
+
+def finishes(fn, fifos, seconds=20.0):
+    """fn() in a thread; False if it is still blocked after `seconds` (then unblocked by writing EOF into
+    each FIFO until it ends, so no thread is left behind)."""
+    out = {}
+    thread = threading.Thread(target=lambda: out.update(value=fn()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    blocked = thread.is_alive()
+    while thread.is_alive():
+        for f in fifos:
+            with contextlib.suppress(OSError):  # no reader waits yet
+                os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK))  # a reader waits: it sees EOF
+        time.sleep(0.05)
+    return not blocked, out.get("value")
+
+
+def test_a_fifo_listed_by_dataset_json_or_a_manifest_fails_its_case_instead_of_blocking(tmp_path):
+    root = write_msd(tmp_path / "Task", n=3)
+    fifo, folder = root / "imagesTr" / "pancreas_001.nii.gz", root / "labelsTr" / "pancreas_002.nii.gz"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    folder.unlink()
+    folder.mkdir()
+    ds = build_dataset(data_cfg(root, tmp_path, source="msd"))
+    done, result = finishes(lambda: (ds.fingerprint, errors_of(ds)), [fifo])
+    assert done, f"reading the data set blocked on the FIFO {fifo}"
+    _, (loaded, errors) = result
+    assert loaded == ["pancreas_000"]
+    assert (
+        errors["pancreas_001"]
+        == f"case pancreas_001: {fifo}: is a named pipe (FIFO), not a regular file; expected an image file"
+    )
+    assert f"{folder}: is a folder holding no DICOM series" in errors["pancreas_002"]
+    (root / "cases.csv").write_text(
+        "case_id,image,label\np0,imagesTr/pancreas_000.nii.gz,labelsTr/pancreas_000.nii.gz\n"
+        "p1,imagesTr/pancreas_001.nii.gz,labelsTr/pancreas_001.nii.gz\n",
+        encoding="utf-8",
+    )
+    manifest = build_dataset(data_cfg(root, tmp_path, manifest="cases.csv", foreground=[1, 2]))
+    done, result = finishes(lambda: errors_of(manifest), [fifo])
+    assert done and result[0] == ["p0"] and f"{fifo}: is a named pipe (FIFO)" in result[1]["p1"]

@@ -33,6 +33,7 @@ from iunet_bench.data.io import (
     format_values,
     original_image,
     read_case,
+    require_files,
     write_on_original_grid,
 )
 from iunet_bench.data.phantom import phantom_case, phantom_key
@@ -215,6 +216,7 @@ class Dataset:
                     raise CaseError(
                         ref.case_id, ref.image or ref.label, f"no {role} file found for this case"
                     )
+                require_files(ref.case_id, p)  # before opening: a FIFO would block the job
                 try:
                     parts.append(content_digest(p, self.config.cache_folder / "digests"))
                 except FileNotFoundError as exc:  # the file named may be a header's data file (.raw)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import stat
 import struct
 import zlib
 from collections.abc import Sequence
@@ -40,8 +41,46 @@ def strip_suffix(name: str) -> str:
     return name
 
 
-def is_image_file(path: Path) -> bool:
-    return path.is_file() and strip_suffix(path.name) != path.name
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def file_kind(path: str | os.PathLike) -> str | None:
+    """What `path` is when it exists but is not a regular file ('a folder', 'a named pipe (FIFO)', ...),
+    links followed; None for a regular file or a missing path. Looks at the inode only, never opens it
+    (opening a FIFO waits for a writer: a job would hang)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def require_files(case_id: str, path: Path) -> None:
+    """Raise CaseError naming the file unless `path` is a regular file (with the data files its header
+    names, for .mhd/.nhdr) or a folder (a DICOM series): missing, or a FIFO, socket or device."""
+    if not path.exists():
+        raise CaseError(case_id, path, "file does not exist")
+    kind = file_kind(path)
+    if kind == "a folder":
+        return
+    if kind is not None:
+        raise CaseError(case_id, path, f"is {kind}, not a regular file; expected an image file")
+    for data_file in companions(path):
+        if not data_file.exists():
+            raise CaseError(case_id, data_file, f"file does not exist (the voxel data of {path.name})")
+        kind = file_kind(data_file)
+        if kind is not None:
+            raise CaseError(
+                case_id, data_file, f"is {kind}, not a regular file (the voxel data of {path.name})"
+            )
 
 
 def companions(path: Path) -> list[Path]:
@@ -149,16 +188,16 @@ def check_nifti(path: Path, case_id: str) -> None:
 def read_image(path: str | os.PathLike, case_id: str = "?") -> sitk.Image:
     """One image file, or the largest DICOM series in a folder. Raises CaseError naming case and file."""
     path = Path(path)
-    if not path.exists():
-        raise CaseError(case_id, path, "file does not exist")
     try:
-        for data_file in [] if path.is_dir() else companions(path):
-            if not data_file.exists():
-                raise CaseError(case_id, data_file, f"file does not exist (the voxel data of {path.name})")
+        require_files(case_id, path)
         if path.is_dir():
             files = dicom_series_files(path)
             if not files:
-                raise CaseError(case_id, path, "folder holds no DICOM series")
+                raise CaseError(
+                    case_id,
+                    path,
+                    "is a folder holding no DICOM series; expected an image file or a DICOM series folder",
+                )
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(files)
             return reader.Execute()
