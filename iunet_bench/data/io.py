@@ -6,12 +6,9 @@ turns it into a `Failure` and goes on with the other cases.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import stat
-import struct
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from iunet_bench.data.case import Case, Geometry
+from iunet_bench.data.nifti import nifti_problem
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
 
@@ -128,63 +126,6 @@ def dicom_modality(folder: Path, tries: int = 5) -> str:
     return ""
 
 
-_NIFTI_FLOATS = {16: "f4", 64: "f8"}
-
-
-def check_nifti(path: Path, case_id: str) -> None:
-    """What ITK's NIfTI reader does not say: a truncated file (it zero-fills the missing voxels) and
-    NaN/inf voxels in float data (it reads them as 0). Costs one extra pass over the data only for float
-    images, or for a .gz whose size trailer does not match the header."""
-    gz = path.name.lower().endswith(".gz")
-    opener = gzip.open if gz else open
-    try:
-        with opener(path, "rb") as f:
-            head = f.read(540)
-    except (OSError, EOFError) as exc:
-        raise CaseError(case_id, path, f"unreadable or truncated image ({exc})") from exc
-    for order in "<>":
-        size = struct.unpack(order + "i", head[:4])[0] if len(head) >= 4 else 0
-        if size in (348, 540):
-            break
-    else:
-        return  # not a NIfTI header this function knows: leave it to ITK
-    if size == 348:
-        dims = struct.unpack(order + "8h", head[40:56])
-        datatype, bitpix = struct.unpack(order + "2h", head[70:74])
-        offset = int(struct.unpack(order + "f", head[108:112])[0])
-    else:
-        datatype, bitpix = struct.unpack(order + "2h", head[12:16])
-        dims = struct.unpack(order + "8q", head[16:80])
-        offset = int(struct.unpack(order + "q", head[168:176])[0])
-    ndim = max(1, min(int(dims[0]), 7))
-    nbytes = int(np.prod([max(1, int(d)) for d in dims[1 : ndim + 1]])) * max(1, int(bitpix)) // 8
-    offset = max(offset, size + 4 if size == 348 else size)
-    if gz:
-        with path.open("rb") as raw:
-            raw.seek(-4, os.SEEK_END)
-            trailer = struct.unpack("<I", raw.read(4))[0]
-        complete = trailer == (offset + nbytes) % 2**32
-    else:
-        complete = path.stat().st_size >= offset + nbytes
-    if complete and datatype not in _NIFTI_FLOATS:
-        return
-    try:
-        with opener(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(nbytes)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise CaseError(
-            case_id, path, f"unreadable or truncated image ({type(exc).__name__}: {exc})"
-        ) from exc
-    if len(data) < nbytes:
-        raise CaseError(case_id, path, f"truncated image: {len(data)} of {nbytes} bytes of voxel data")
-    if datatype in _NIFTI_FLOATS:
-        values = np.frombuffer(data, order + _NIFTI_FLOATS[datatype])
-        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-        if bad:
-            raise CaseError(case_id, path, f"image holds {bad} NaN or infinite voxels")
-
-
 def read_image(path: str | os.PathLike, case_id: str = "?") -> sitk.Image:
     """One image file, or the largest DICOM series in a folder. Raises CaseError naming case and file."""
     path = Path(path)
@@ -201,8 +142,9 @@ def read_image(path: str | os.PathLike, case_id: str = "?") -> sitk.Image:
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(files)
             return reader.Execute()
-        if path.name.lower().endswith((".nii", ".nii.gz")):
-            check_nifti(path, case_id)
+        problem = nifti_problem(path) if path.name.lower().endswith((".nii", ".nii.gz")) else None
+        if problem:
+            raise CaseError(case_id, path, problem)
         return sitk.ReadImage(str(path))
     except CaseError:
         raise
@@ -241,7 +183,6 @@ def check_same_grid(
 ) -> None:
     """Raise CaseError unless image and label share size, spacing, origin and direction (within `tol`:
     relative for spacing, voxels for origin, absolute for direction cosines)."""
-
     fmt = format_values
     if image.GetSize() != label.GetSize():
         raise CaseError(
