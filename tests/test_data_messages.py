@@ -8,6 +8,7 @@ import os
 import struct
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -206,3 +207,23 @@ def test_the_nifti2_header_is_read_too(tmp_path):
     gz = tmp_path / "neg.nii.gz"
     gz.write_bytes(gzip.compress(nifti2(tmp_path / "neg.nii", array, (-2.0, 0.8, 1.5)).read_bytes()))
     assert "pixdim[1] (the voxel size along x) is -2;" in nifti_problem(gz)
+
+
+# ---------------------------------------------------------------------- each problem said once
+
+
+def test_listing_problems_are_said_once_as_their_case_failure_with_no_warning(tmp_path):
+    root = make_folder(tmp_path / "data", n=3)
+    (root / "labels" / "case1.nii.gz").unlink()  # an image without a label
+    image, _ = volume_pair(0)
+    write(root / "images" / "case2.mha", image)  # two images for one case name
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = build_dataset(data_cfg(root, tmp_path))
+        fingerprint = ds.fingerprint
+        loaded, errors = errors_of(ds)
+    assert [str(w.message) for w in caught] == []  # before: one RuntimeWarning "from functools.py"
+    assert loaded == ["case0"] and sorted(errors) == ["case1", "case2"]
+    assert "no label file" in errors["case1"] and "share the case name" in errors["case2"]
+    assert fingerprint != build_dataset(data_cfg(make_folder(tmp_path / "fine", n=3), tmp_path)).fingerprint
+    assert any("share the case name" in n for n in ds.notes)  # still there for a caller who asks

@@ -130,25 +130,16 @@ class Dataset:
         """16 hex digits over everything that decides what the baseline trains on and what is evaluated:
         each case's content (file bytes or phantom parameters), the label mapping, the preprocessing and
         the split. Reads each file once (digests are remembered in the cache folder). A case whose files
-        cannot be hashed (missing, unreadable, two files for one name) enters as its error and is reported
-        in a warning; it fails when loaded."""
+        cannot be hashed (missing, unreadable, two files for one name) enters as its error; it is reported
+        once, as that case's `Failure` when loaded (a warning here would repeat it, and from inside
+        `cached_property` it would point at functools.py)."""
         h = hashlib.sha256()
-        unhashed = []
         for cid in self.case_ids:
             try:
                 content = self._content(self._refs[cid])
             except CaseError as exc:
                 content = {"fails": str(exc)}
-                unhashed.append(str(exc))
             h.update(json.dumps([cid, content], sort_keys=True).encode())
-        if unhashed:
-            warnings.warn(
-                f"data fingerprint: {len(unhashed)} case(s) cannot be hashed and will fail when loaded: "
-                + "; ".join(unhashed[:5])
-                + (" ..." if len(unhashed) > 5 else ""),
-                RuntimeWarning,
-                stacklevel=2,
-            )
         h.update(json.dumps(self._settings(), sort_keys=True, default=list).encode())
         h.update(json.dumps([self.config.seed, self.config.split.folds, self.config.split.fold]).encode())
         return h.hexdigest()[:16]
