@@ -106,6 +106,7 @@ def test_the_data_code_and_libraries_are_in_every_volume_key():
     assert {
         "iunet_bench.data.preprocess",
         "iunet_bench.data.io",
+        "iunet_bench.data.nifti",
         "iunet_bench.data.case",
         "iunet_bench.data.phantom",
         "iunet_bench.data.cache",

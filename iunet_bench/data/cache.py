@@ -29,6 +29,7 @@ from iunet_bench.data.io import companions
 # generates, crops and preprocesses a case. Add a module here when `Volume` contents come to depend on it.
 CODE_MODULES = (
     "iunet_bench.data.io",  # reading, checks, label mapping
+    "iunet_bench.data.nifti",  # NIfTI header and data checks
     "iunet_bench.data.case",  # Geometry: canonical orientation
     "iunet_bench.data.preprocess",  # crop, smoothing, intensity, resampling
     "iunet_bench.data.phantom",  # generated cases

@@ -30,8 +30,10 @@ from iunet_bench.data.config import AnyData, ChecksConfig, DataConfig
 from iunet_bench.data.io import (
     CaseError,
     dicom_modality,
+    format_values,
     original_image,
     read_case,
+    require_files,
     write_on_original_grid,
 )
 from iunet_bench.data.phantom import phantom_case, phantom_key
@@ -110,11 +112,11 @@ class Dataset:
             ref = self._refs[cid]
             try:
                 volume = self._volume(ref)
-                problem = implausible(volume, self.config.checks)
+                problem = _implausible_error(ref, implausible(volume, self.config.checks))
                 if problem and self.config.checks.action == "fail":
-                    raise CaseError(cid, ref.image, problem)
+                    raise problem
                 if problem:
-                    warnings.warn(f"case {cid}: {problem}", RuntimeWarning, stacklevel=2)
+                    warnings.warn(str(problem), RuntimeWarning, stacklevel=2)
                 out.append(volume)
             except CaseError as exc:
                 failures.append(Failure(cid, str(exc)))
@@ -128,25 +130,16 @@ class Dataset:
         """16 hex digits over everything that decides what the baseline trains on and what is evaluated:
         each case's content (file bytes or phantom parameters), the label mapping, the preprocessing and
         the split. Reads each file once (digests are remembered in the cache folder). A case whose files
-        cannot be hashed (missing, unreadable, two files for one name) enters as its error and is reported
-        in a warning; it fails when loaded."""
+        cannot be hashed (missing, unreadable, two files for one name) enters as its error; it is reported
+        once, as that case's `Failure` when loaded (a warning here would repeat it, and from inside
+        `cached_property` it would point at functools.py)."""
         h = hashlib.sha256()
-        unhashed = []
         for cid in self.case_ids:
             try:
                 content = self._content(self._refs[cid])
             except CaseError as exc:
                 content = {"fails": str(exc)}
-                unhashed.append(str(exc))
             h.update(json.dumps([cid, content], sort_keys=True).encode())
-        if unhashed:
-            warnings.warn(
-                f"data fingerprint: {len(unhashed)} case(s) cannot be hashed and will fail when loaded: "
-                + "; ".join(unhashed[:5])
-                + (" ..." if len(unhashed) > 5 else ""),
-                RuntimeWarning,
-                stacklevel=2,
-            )
         h.update(json.dumps(self._settings(), sort_keys=True, default=list).encode())
         h.update(json.dumps([self.config.seed, self.config.split.folds, self.config.split.fold]).encode())
         return h.hexdigest()[:16]
@@ -214,6 +207,7 @@ class Dataset:
                     raise CaseError(
                         ref.case_id, ref.image or ref.label, f"no {role} file found for this case"
                     )
+                require_files(ref.case_id, p)  # before opening: a FIFO would block the job
                 try:
                     parts.append(content_digest(p, self.config.cache_folder / "digests"))
                 except FileNotFoundError as exc:  # the file named may be a header's data file (.raw)
@@ -238,36 +232,53 @@ class Dataset:
         return volume
 
 
-def implausible(volume: Volume, checks: ChecksConfig) -> str | None:
-    """Why a preprocessed case is implausible under `checks` (each reason names its `data.checks` key), or
-    None. Spacing: the original file's; contrast and label: on the model grid, what the network sees."""
-    reasons = []
+def implausible(volume: Volume, checks: ChecksConfig) -> dict[str, list[str]]:
+    """Why a preprocessed case is implausible under `checks`, by the file each reason is about ('label':
+    too few foreground voxels, no background; 'image': spacing, contrast), each naming its `data.checks`
+    key and what it expects; {} for a plausible case. Spacing: the original file's; contrast and label
+    share: on the model grid, what the network sees; label voxels: in the original label."""
+    reasons: dict[str, list[str]] = {}
+    voxels = int(volume.meta.get("label_voxels", np.count_nonzero(volume.label)))
+    if voxels < checks.min_label_voxels:
+        reasons.setdefault("label", []).append(
+            f"the label has {voxels} foreground voxels; expected at least {checks.min_label_voxels} "
+            "(data.checks.min_label_voxels)"
+        )
+    share = np.count_nonzero(volume.label) / volume.label.size
+    if share > checks.max_label_share:
+        reasons.setdefault("label", []).append(
+            f"the label covers {share:.0%} of the model grid (the box around it, with the margin); expected "
+            f"at most {checks.max_label_share:.0%} (data.checks.max_label_share {checks.max_label_share:g}): "
+            "a reference needs some background around its foreground"
+        )
     spacing = (
         Geometry.from_dict(volume.meta["geometry"]).spacing if "geometry" in volume.meta else volume.spacing
     )
     lo, hi = checks.spacing_mm
     if not all(lo <= s <= hi for s in spacing):
-        reasons.append(
-            f"voxel spacing {[round(s, 4) for s in spacing]} mm is outside data.checks.spacing_mm {[lo, hi]}"
+        reasons.setdefault("image", []).append(
+            f"voxel spacing {format_values(spacing)} mm is outside data.checks.spacing_mm "
+            f"{format_values((lo, hi), '[]')}"
         )
     sd = float(np.std(volume.image))
     if sd < checks.min_contrast:
         mode = volume.meta.get("intensity", {}).get("mode", "?")
-        reasons.append(
-            f"the preprocessed image is nearly constant (sd {sd:.2g} < data.checks.min_contrast "
-            f"{checks.min_contrast:g}; intensity mode {mode})"
+        reasons.setdefault("image", []).append(
+            f"the preprocessed image (cropped to the box around the label) is nearly constant (sd {sd:.2g} "
+            f"< data.checks.min_contrast {checks.min_contrast:g}; intensity mode {mode})"
         )
-    share = np.count_nonzero(volume.label) / volume.label.size
-    if share > checks.max_label_share:
-        reasons.append(
-            f"the label covers {share:.0%} of the model grid (> data.checks.max_label_share {checks.max_label_share:g})"
-        )
-    voxels = int(volume.meta.get("label_voxels", np.count_nonzero(volume.label)))
-    if voxels < checks.min_label_voxels:
-        reasons.append(
-            f"the label has {voxels} voxels in the image (< data.checks.min_label_voxels {checks.min_label_voxels})"
-        )
-    return "; ".join(reasons) or None
+    return reasons
+
+
+def _implausible_error(ref: CaseRef, reasons: dict[str, list[str]]) -> CaseError | None:
+    """One CaseError for the reasons of `implausible`, each group after the file it is about (the label's
+    first: a label too small also leaves a nearly constant crop of the image)."""
+    files = {"label": ref.label, "image": ref.image}
+    groups = [(files[role], "; ".join(reasons[role])) for role in ("label", "image") if reasons.get(role)]
+    if not groups:
+        return None
+    (path, what), rest = groups[0], groups[1:]
+    return CaseError(ref.case_id, path, "; ".join([what, *(f"{p}: {w}" if p else w for p, w in rest)]))
 
 
 def build_dataset(config: AnyData | Mapping[str, Any]) -> Dataset:

@@ -6,11 +6,9 @@ turns it into a `Failure` and goes on with the other cases.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
-import struct
-import zlib
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from iunet_bench.data.case import Case, Geometry
+from iunet_bench.data.nifti import nifti_problem
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
 
@@ -40,8 +39,46 @@ def strip_suffix(name: str) -> str:
     return name
 
 
-def is_image_file(path: Path) -> bool:
-    return path.is_file() and strip_suffix(path.name) != path.name
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def file_kind(path: str | os.PathLike) -> str | None:
+    """What `path` is when it exists but is not a regular file ('a folder', 'a named pipe (FIFO)', ...),
+    links followed; None for a regular file or a missing path. Looks at the inode only, never opens it
+    (opening a FIFO waits for a writer: a job would hang)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def require_files(case_id: str, path: Path) -> None:
+    """Raise CaseError naming the file unless `path` is a regular file (with the data files its header
+    names, for .mhd/.nhdr) or a folder (a DICOM series): missing, or a FIFO, socket or device."""
+    if not path.exists():
+        raise CaseError(case_id, path, "file does not exist")
+    kind = file_kind(path)
+    if kind == "a folder":
+        return
+    if kind is not None:
+        raise CaseError(case_id, path, f"is {kind}, not a regular file; expected an image file")
+    for data_file in companions(path):
+        if not data_file.exists():
+            raise CaseError(case_id, data_file, f"file does not exist (the voxel data of {path.name})")
+        kind = file_kind(data_file)
+        if kind is not None:
+            raise CaseError(
+                case_id, data_file, f"is {kind}, not a regular file (the voxel data of {path.name})"
+            )
 
 
 def companions(path: Path) -> list[Path]:
@@ -89,81 +126,25 @@ def dicom_modality(folder: Path, tries: int = 5) -> str:
     return ""
 
 
-_NIFTI_FLOATS = {16: "f4", 64: "f8"}
-
-
-def check_nifti(path: Path, case_id: str) -> None:
-    """What ITK's NIfTI reader does not say: a truncated file (it zero-fills the missing voxels) and
-    NaN/inf voxels in float data (it reads them as 0). Costs one extra pass over the data only for float
-    images, or for a .gz whose size trailer does not match the header."""
-    gz = path.name.lower().endswith(".gz")
-    opener = gzip.open if gz else open
-    try:
-        with opener(path, "rb") as f:
-            head = f.read(540)
-    except (OSError, EOFError) as exc:
-        raise CaseError(case_id, path, f"unreadable or truncated image ({exc})") from exc
-    for order in "<>":
-        size = struct.unpack(order + "i", head[:4])[0] if len(head) >= 4 else 0
-        if size in (348, 540):
-            break
-    else:
-        return  # not a NIfTI header this function knows: leave it to ITK
-    if size == 348:
-        dims = struct.unpack(order + "8h", head[40:56])
-        datatype, bitpix = struct.unpack(order + "2h", head[70:74])
-        offset = int(struct.unpack(order + "f", head[108:112])[0])
-    else:
-        datatype, bitpix = struct.unpack(order + "2h", head[12:16])
-        dims = struct.unpack(order + "8q", head[16:80])
-        offset = int(struct.unpack(order + "q", head[168:176])[0])
-    ndim = max(1, min(int(dims[0]), 7))
-    nbytes = int(np.prod([max(1, int(d)) for d in dims[1 : ndim + 1]])) * max(1, int(bitpix)) // 8
-    offset = max(offset, size + 4 if size == 348 else size)
-    if gz:
-        with path.open("rb") as raw:
-            raw.seek(-4, os.SEEK_END)
-            trailer = struct.unpack("<I", raw.read(4))[0]
-        complete = trailer == (offset + nbytes) % 2**32
-    else:
-        complete = path.stat().st_size >= offset + nbytes
-    if complete and datatype not in _NIFTI_FLOATS:
-        return
-    try:
-        with opener(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(nbytes)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise CaseError(
-            case_id, path, f"unreadable or truncated image ({type(exc).__name__}: {exc})"
-        ) from exc
-    if len(data) < nbytes:
-        raise CaseError(case_id, path, f"truncated image: {len(data)} of {nbytes} bytes of voxel data")
-    if datatype in _NIFTI_FLOATS:
-        values = np.frombuffer(data, order + _NIFTI_FLOATS[datatype])
-        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-        if bad:
-            raise CaseError(case_id, path, f"image holds {bad} NaN or infinite voxels")
-
-
 def read_image(path: str | os.PathLike, case_id: str = "?") -> sitk.Image:
     """One image file, or the largest DICOM series in a folder. Raises CaseError naming case and file."""
     path = Path(path)
-    if not path.exists():
-        raise CaseError(case_id, path, "file does not exist")
     try:
-        for data_file in [] if path.is_dir() else companions(path):
-            if not data_file.exists():
-                raise CaseError(case_id, data_file, f"file does not exist (the voxel data of {path.name})")
+        require_files(case_id, path)
         if path.is_dir():
             files = dicom_series_files(path)
             if not files:
-                raise CaseError(case_id, path, "folder holds no DICOM series")
+                raise CaseError(
+                    case_id,
+                    path,
+                    "is a folder holding no DICOM series; expected an image file or a DICOM series folder",
+                )
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(files)
             return reader.Execute()
-        if path.name.lower().endswith((".nii", ".nii.gz")):
-            check_nifti(path, case_id)
+        problem = nifti_problem(path) if path.name.lower().endswith((".nii", ".nii.gz")) else None
+        if problem:
+            raise CaseError(case_id, path, problem)
         return sitk.ReadImage(str(path))
     except CaseError:
         raise
@@ -192,15 +173,17 @@ def _as_3d(img: sitk.Image, case_id: str, path) -> sitk.Image:
     return img
 
 
+def format_values(values, brackets: str = "()") -> str:
+    """Numbers for a message, each as read to 6 significant digits: 1e-09 stays 1e-09 (never 0.0)."""
+    return brackets[0] + ", ".join(f"{float(x):.6g}" for x in values) + brackets[1]
+
+
 def check_same_grid(
     image: sitk.Image, label: sitk.Image, case_id: str, image_path, label_path, tol: float
 ) -> None:
     """Raise CaseError unless image and label share size, spacing, origin and direction (within `tol`:
     relative for spacing, voxels for origin, absolute for direction cosines)."""
-
-    def fmt(v):
-        return "(" + ", ".join(f"{x:.6g}" for x in v) + ")"
-
+    fmt = format_values
     if image.GetSize() != label.GetSize():
         raise CaseError(
             case_id, label_path, f"size {label.GetSize()} differs from the image's {image.GetSize()}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iunet_bench.data.config import AnyData, DicomData, FolderData, MsdData, PhantomData
-from iunet_bench.data.io import is_image_file, strip_suffix
+from iunet_bench.data.io import file_kind, strip_suffix
 from iunet_bench.data.phantom import phantom_id
 
 
@@ -159,19 +159,21 @@ def _resolved(path: Path | None) -> Path | None:
 
 
 def _image_entries(folder: Path, problems: dict[str, str], suffix: str) -> list[Path]:
-    """Image files of a folder, sorted; a link among them that loops or points nowhere is a problem of its
-    case (named by the link's name), not a file silently left out."""
+    """Image files of a folder, sorted. An entry named like an image that is no regular file (a link that
+    loops or points nowhere, a folder, a FIFO) is a problem of its case (named by the entry's name), not a
+    file silently left out (its case would then be reported as having no image)."""
     out = []
     for p in sorted(folder.iterdir()):
         if not _visible(p) or strip_suffix(p.name) == p.name:
             continue
-        link = _link_problem(p) if p.is_symlink() else None
-        if link:
+        kind = file_kind(p)
+        problem = _link_problem(p) if p.is_symlink() else None
+        if problem is None and kind is not None:
+            problem = f"{p} is {kind}, not an image file (data=folder pairs image files by name)"
+        if problem:
             name = _stem(p, suffix)
-            problems[name] = f"{problems[name]}; {link}" if name in problems else link
-            out.append(p)
-        elif is_image_file(p):
-            out.append(p)
+            problems[name] = f"{problems[name]}; {problem}" if name in problems else problem
+        out.append(p)
     return out
 
 
