@@ -38,8 +38,8 @@ The timed case is the first held-out case, its interaction the job's robot's in 
    protocol) on the held-out cases, and their largest difference;
 5. whole rounds, stopping rule included, of the job's `interact` against each `--against` configuration
    (overrides of the same job, e.g. `--against interact=iunet_paper`): seconds and Adam steps per round,
-   final DSC, the paste floor and the rounds that honour the scribbles, through the job's case runner with its
-   paste floor, the configurations interleaved case by case.
+   final DSC, the in-run floor and the rounds that honour the scribbles, through the job's case runner with
+   its in-run floor, the configurations interleaved case by case.
 
 Writes runs/benchmarks/round_speed.json.
 """
@@ -455,9 +455,9 @@ def main() -> None:
                     "fine_tune_steps_mean",
                     "dsc_baseline",
                     "dsc_final",
-                    "dsc_paste_final",
-                    "dsc_gain_over_paste",
-                    "dsc_auc_over_paste",
+                    "floor_dsc_final",
+                    "dsc_gain_over_floor",
+                    "dsc_auc_over_floor",
                     "rounds_honoured",
                 )
             },
@@ -548,13 +548,13 @@ def main() -> None:
     width = max(len(name) for name in rounds_table)
     print(
         f"{'configuration':>{width}}  {'s/round':>7}  {'x job':>6}  {'steps':>5}  {'DSC r0 -> last':>14}  "
-        f"{'paste':>5}  {'honoured':>8}"
+        f"{'floor':>5}  {'honoured':>8}"
     )
     for name, r in rounds_table.items():
         print(
             f"{name:>{width}}  {r['round_seconds']:7.2f}  {r['round_seconds'] / job_s:6.2f}  "
             f"{r['fine_tune_steps_mean']:5.0f}  {r['dsc_baseline']:.3f} -> {r['dsc_final']:.3f}  "
-            f"{r['dsc_paste_final']:.3f}  {r['rounds_honoured']:8.0%}"
+            f"{r['floor_dsc_final']:.3f}  {r['rounds_honoured']:8.0%}"
         )
     print(f"wrote {out}")
 

@@ -60,10 +60,19 @@ def test_smoke_job_logs_the_tracking_contract(tmp_path):
     assert m["dsc_auc"] == pytest.approx(sum(metrics.auc(c) for c in per_case.values()) / len(cases))
     assert m["noi_85"] == pytest.approx(sum(metrics.noi(c, 0.85) for c in per_case.values()) / len(cases))
     assert m["round_seconds"] > 0
-    paste = history("dsc_paste")  # the paste floor of the same cases on the same interactions
-    assert len(paste) == SMOKE_ROUNDS + 1 and paste[0] == pytest.approx(curve[0])
-    assert m["dsc_gain_over_paste"] == pytest.approx(curve[-1] - paste[-1])
-    assert history("dsc_gain_over_paste") == pytest.approx([a - b for a, b in zip(curve, paste)])
+    # the painter: a user who only paints, its own session on the same cases from the same start
+    painter = {case: history(f"painter_dsc/{case}") for case in cases}
+    assert all(len(c) == SMOKE_ROUNDS + 1 and c[0] == per_case[k][0] for k, c in painter.items())
+    painted = history("dsc_painter")
+    assert painted == pytest.approx([sum(v) / len(cases) for v in zip(*painter.values())])
+    assert m["dsc_gain_over_painter"] == pytest.approx(curve[-1] - painted[-1])
+    wins = [per_case[k][-1] > painter[k][-1] for k in cases]
+    ties = [per_case[k][-1] == painter[k][-1] for k in cases]
+    assert m["painter_case_wins"] == pytest.approx((sum(wins) + sum(ties) / 2) / len(cases))
+    floor = history("dsc_floor")  # the in-run floor: the method's interactions pasted in
+    assert len(floor) == SMOKE_ROUNDS + 1 and floor[0] == pytest.approx(curve[0])
+    assert m["dsc_gain_over_floor"] == pytest.approx(curve[-1] - floor[-1])
+    assert history("dsc_gain_over_floor") == pytest.approx([a - b for a, b in zip(curve, floor)])
     agreement = history("scribble_agreement")  # rounds 1..R (round 0 has no scribbles)
     assert len(agreement) == SMOKE_ROUNDS and all(0.0 <= v <= 1.0 for v in agreement)
     assert 0.0 <= m["rounds_honoured"] <= 1.0
@@ -158,8 +167,8 @@ def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(t
     assert {row[header.index("cases")] for row in rows} == {"2/2"}
     assert sorted(row[header.index("interact.trainable")] for row in rows) == subsets
     assert [row[header.index("p final (Holm)")] for row in rows].count("reference") == 1
-    # every subset says what it gained beyond pasting the scribbles in, and how often it honoured them
-    assert all(row[header.index("gain over paste")] not in ("", "nan") for row in rows)
+    # every subset says what it gained over a user who only paints, and how often it honoured the scribbles
+    assert all(row[header.index("gain over painter")] not in ("", "nan") for row in rows)
     assert all(0.0 <= float(row[header.index("rounds honoured")]) <= 1.0 for row in rows)
     # the page and the paper's figures are there too, and every planned job has its run
     assert {"report/index.html", "report/effort.png", "report/final_box.png", "report/pareto.png"} <= {

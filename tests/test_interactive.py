@@ -629,3 +629,23 @@ def test_bifseg_weight_map_zeroes_what_the_network_is_unsure_of():
     scribbles[0, 0, 2] = True  # a scribble on an uncertain voxel keeps the scribble weight
     w = confidence_weight_map(p, scribbles, 5.0, 0.8)
     np.testing.assert_array_equal(w, [[[1.0, 0.0, 5.0, 0.0, 1.0, 1.0]]])
+
+
+def test_a_local_round_changes_only_voxels_near_the_scribbles(model):
+    """interact.local_mm: a trust region around the case's scribbles; outside it the previous prediction
+    stays, inside it the network's own output (the same as without the trust region)."""
+    vol = volume(6, "f")
+    start = predict_mask(model, vol.image)
+    interaction = strokes(vol, 0)
+    outs = []
+    for radius in (None, 4.0):  # one after the other: `start` restores the baseline both share
+        refiner = make_refiner(model, cfg(["all"], steps=4, lr=3e-2, local_mm=radius))
+        refiner.start(vol, start)
+        outs.append(refiner.refine(interaction))
+    out_free, out_local = outs
+    from scipy import ndimage as ndi
+
+    near = ndi.distance_transform_edt(~(interaction.add | interaction.remove), sampling=vol.spacing) <= 4.0
+    assert (out_free.prediction != start)[~near].any()  # the free round does change far voxels
+    np.testing.assert_array_equal(out_local.prediction[~near], start[~near])
+    np.testing.assert_array_equal(out_local.prediction[near], out_free.prediction[near])

@@ -168,10 +168,10 @@ def test_the_paste_floor_of_paste_is_paste_itself_and_pasting_always_honours_the
     assert all(r.agreement == 1.0 and r.agreement_all == 1.0 for r in active)
     assert all(0 < r.changed_voxels <= r.effort["voxels"] for r in active)  # only scribbled voxels change
     summary = honesty(records)
-    assert summary["rounds_honoured"] == 1.0 and summary["dsc_gain_over_paste"] == 0.0
-    assert summary["dsc_auc_over_paste"] == 0.0 and summary["dsc_drop_rounds"] == 0.0
+    assert summary["rounds_honoured"] == 1.0 and summary["dsc_gain_over_floor"] == 0.0
+    assert summary["dsc_auc_over_floor"] == 0.0 and summary["dsc_drop_rounds"] == 0.0
     curves = honesty_curves(records, 5)
-    assert curves["dsc_gain_over_paste"] == [0.0] * 6 and np.isnan(curves["scribble_agreement"][0])
+    assert curves["dsc_gain_over_floor"] == [0.0] * 6 and np.isnan(curves["scribble_agreement"][0])
 
 
 def test_a_method_that_ignores_the_user_agrees_with_no_scribbled_voxel_and_loses_to_the_floor(volume):
@@ -186,16 +186,16 @@ def test_a_method_that_ignores_the_user_agrees_with_no_scribbled_voxel_and_loses
     assert all(r.dsc == records[0].dsc for r in records)
     assert records[-1].floor_dsc > records[-1].dsc
     summary = honesty(records)
-    assert summary["rounds_honoured"] == 0.0 and summary["dsc_gain_over_paste"] < 0
+    assert summary["rounds_honoured"] == 0.0 and summary["dsc_gain_over_floor"] < 0
 
 
-def test_without_a_floor_no_floor_metric_is_made_up(volume):
+def test_without_a_floor_or_a_painter_no_opponent_metric_is_made_up(volume):
     from iunet_bench.analysis.results import curve_rows, honesty
 
     records = run_session(
         volume, wrong_prediction(volume.label), ideal_robot(), PasteRefiner(), rounds=2, seed=0
     )
-    assert all(np.isnan(r.floor_dsc) for r in records)
-    assert "dsc_paste_final" not in honesty(records)
+    assert all(np.isnan(r.floor_dsc) and np.isnan(r.painter_dsc) for r in records)
+    assert not {k for k in honesty(records) if "floor" in k or "painter" in k}
     names = {k for k, _, _ in curve_rows(records, 2)}
-    assert "dsc_paste" not in names and "scribble_agreement" in names
+    assert not {"dsc_floor", "dsc_painter"} & names and "scribble_agreement" in names

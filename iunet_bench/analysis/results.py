@@ -36,20 +36,49 @@ def curves_by_case(records: Sequence[RoundRecord], field: str = "dsc") -> dict[s
     return {cid: out[cid] for cid in dict.fromkeys(r.case_id for r in records)}
 
 
-def floor_curves(records: Sequence[RoundRecord]) -> dict[str, list[float]] | None:
-    """The paste floor's DSC per round of each case, or None when the job ran no floor."""
-    floors = curves_by_case(records, "floor_dsc")
-    return floors if all(np.isfinite(c).all() for c in floors.values()) else None
+# The no-learning opponents a method is measured against, by RoundRecord field: the painter (a user who only
+# paints, in a session of its own: the headline) and the in-run floor (the method's strokes pasted into its
+# previous prediction: a diagnostic). Their metrics: `<name>_dsc_final`, `<name>_dsc_auc`,
+# `dsc_gain_over_<name>`, `dsc_auc_over_<name>`; their curves: `dsc_<name>`, `dsc_gain_over_<name>`.
+OPPONENTS = {"painter": "painter_dsc", "floor": "floor_dsc"}
+
+
+def opponent_curves(records: Sequence[RoundRecord], name: str) -> dict[str, list[float]] | None:
+    """An opponent's (`OPPONENTS`) DSC per round of each case, or None when the job did not run it."""
+    curves = curves_by_case(records, OPPONENTS[name])
+    return curves if all(np.isfinite(c).all() for c in curves.values()) else None
+
+
+def against_painter(records: Sequence[RoundRecord]) -> dict[str, float]:
+    """The method against the painter case by case: the share of cases it ends above the painter
+    (`painter_case_wins`; a tie counts half) and the two-sided Wilcoxon signed-rank p of the paired final
+    DSCs and AUCs (`painter_p_final`, `painter_p_auc`; NaN with fewer than 2 cases or no difference)."""
+    from iunet_bench.analysis.stats import wilcoxon_p
+
+    painted = opponent_curves(records, "painter")
+    if painted is None:
+        return {}
+    curves = curves_by_case(records)
+    final = np.array([curves[c][-1] for c in curves]), np.array([painted[c][-1] for c in curves])
+    auc = (
+        np.array([metrics.auc(curves[c]) for c in curves]),
+        np.array([metrics.auc(painted[c]) for c in curves]),
+    )
+    return {
+        "painter_case_wins": float(np.mean(np.sign(final[0] - final[1]) / 2 + 0.5)),
+        "painter_p_final": wilcoxon_p(*final),
+        "painter_p_auc": wilcoxon_p(*auc),
+    }
 
 
 HONOURED = 0.95  # a round honours the user when at least this share of its scribbled voxels keep their label
 
 
 def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
-    """Whether the method does what the user asked, and what it adds beyond pasting the scribbles in:
-    agreement with the scribbles (mean over active rounds, and the share of rounds that honour them),
-    rounds whose DSC fell, and the paste floor's final DSC and AUC with the method's gain over them
-    (the floor's metrics only when the job ran one)."""
+    """Whether the method does what the user asked, and what it adds beyond painting: agreement with the
+    scribbles (mean over active rounds, and the share of rounds that honour them), rounds whose DSC fell,
+    and each opponent's (`OPPONENTS`, those the job ran) final DSC and AUC with the method's gain over
+    them, and the method against the painter case by case (`against_painter`)."""
     active = [r for r in records if r.round > 0 and not r.stopped]
     previous = {(r.case_id, r.round): r.dsc for r in records}
     agreement = np.array([r.agreement for r in active], float)
@@ -65,17 +94,23 @@ def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
         else float("nan"),
         "fine_tune_steps_mean": float(np.mean([len(r.losses) for r in active])) if active else float("nan"),
     }
-    floors = floor_curves(records)
-    if floors is not None:
-        curves = curves_by_case(records)
-        floor_mean = np.mean(np.array(list(floors.values())), axis=0)
-        floor_auc = float(np.mean([metrics.auc(c) for c in floors.values()]))
+    curves = curves_by_case(records)
+    for name in OPPONENTS:
+        theirs = opponent_curves(records, name)
+        if theirs is None:
+            continue
+        their_auc = float(np.mean([metrics.auc(c) for c in theirs.values()]))
         out.update(
-            dsc_paste_final=float(floor_mean[-1]),
-            dsc_gain_over_paste=float(mean_curve(records)[-1] - floor_mean[-1]),  # its curve's last value
-            dsc_auc_paste=floor_auc,
-            dsc_auc_over_paste=float(np.mean([metrics.auc(c) for c in curves.values()])) - floor_auc,
+            {
+                f"{name}_dsc_final": float(np.mean([c[-1] for c in theirs.values()])),
+                f"dsc_gain_over_{name}": float(
+                    mean_curve(records)[-1] - np.mean([c[-1] for c in theirs.values()])
+                ),
+                f"{name}_dsc_auc": their_auc,
+                f"dsc_auc_over_{name}": float(np.mean([metrics.auc(c) for c in curves.values()])) - their_auc,
+            }
         )
+    out.update(against_painter(records))
     return out
 
 
@@ -194,8 +229,8 @@ def curve_rows(
 
 def honesty_curves(records: Sequence[RoundRecord], rounds: int) -> dict[str, list[float]]:
     """Per round, over the cases active in it: scribble agreement (this round's, all so far), voxels
-    changed; over every case: the paste floor's mean DSC and the method's mean gain over it (NaN where a
-    value does not exist: round 0 has no scribbles, a job without a floor has no floor)."""
+    changed; over every case: each opponent's (`OPPONENTS`) mean DSC and the method's mean gain over it
+    (NaN where a value does not exist: round 0 has no scribbles; absent: an opponent the job did not run)."""
 
     def active_mean(value, k):
         xs = [value(r) for r in records if r.round == k and not r.stopped and r.round > 0]
@@ -208,15 +243,17 @@ def honesty_curves(records: Sequence[RoundRecord], rounds: int) -> dict[str, lis
         "changed_voxels": [active_mean(lambda r: r.changed_voxels, k) for k in range(rounds + 1)],
         "fine_tune_steps": [active_mean(lambda r: len(r.losses), k) for k in range(rounds + 1)],
     }
-    floors = floor_curves(records)
-    if floors is not None:
-        floor_mean = np.mean(np.array(list(floors.values())), axis=0)
-        out["dsc_paste"] = [float(v) for v in floor_mean]
-        out["dsc_gain_over_paste"] = [float(a - b) for a, b in zip(mean_curve(records), floor_mean)]
+    for name in OPPONENTS:
+        theirs = opponent_curves(records, name)
+        if theirs is not None:
+            their_mean = np.mean(np.array(list(theirs.values())), axis=0)
+            out[f"dsc_{name}"] = [float(v) for v in their_mean]
+            out[f"dsc_gain_over_{name}"] = [float(a - b) for a, b in zip(mean_curve(records), their_mean)]
     return out
 
 
-CASE_CURVES = ("dsc", "hd95", "nsd")  # the per-case curves, one section each in the MLflow UI
+# the per-case curves, one section each in the MLflow UI (the painter's where the job ran it)
+CASE_CURVES = ("dsc", "hd95", "nsd", "painter_dsc")
 
 
 def case_metric(name: str, case_key: str) -> str:
@@ -227,7 +264,8 @@ def case_metric(name: str, case_key: str) -> str:
 
 def case_rows(case_key: str, records: Sequence[RoundRecord]) -> list[tuple[str, float, int]]:
     """One case's curves (`dsc/<case>`, `hd95/<case>`, ...), logged as soon as the case finishes."""
-    return [(case_metric(name, case_key), getattr(r, name), r.round) for name in CASE_CURVES for r in records]
+    rows = [(case_metric(name, case_key), getattr(r, name), r.round) for name in CASE_CURVES for r in records]
+    return [row for row in rows if np.isfinite(row[1])]
 
 
 def rounds_csv(path: Path, records: Sequence[RoundRecord]) -> Path:
@@ -241,23 +279,30 @@ def rounds_csv(path: Path, records: Sequence[RoundRecord]) -> Path:
     return path
 
 
+def _p(value: float) -> str:
+    return f"p {value:.2g}" if np.isfinite(value) else "no test: too few cases"
+
+
 def format_table(summary: Summary) -> str:
-    """The console table: per round the mean DSC, its gain, the paste floor (when run), the share of the
-    round's scribbled voxels the method labelled as scribbled, and seconds; then the summary."""
+    """The console table: per round the mean DSC, its gain, the painter's and the in-run floor's mean DSC
+    (when run), the share of the round's scribbled voxels the method labelled as scribbled, and seconds;
+    then the summary, the method against the painter (the headline's comparison) and the honesty line."""
     if not summary.curve:
         return "no case finished: see the failures above"
     c = summary.curves
-    lines = [f"{'round':>5}  {'DSC':>6}  {'gain':>7}  {'paste':>6}  {'agree':>6}  {'seconds':>7}"]
+    head = ("round", "DSC", "gain", "painter", "floor", "agree", "seconds")
+    lines = ["  ".join(f"{h:>{w}}" for h, w in zip(head, (5, 6, 7, 7, 6, 6, 7)))]
     base = summary.curve[0]
 
-    def cell(name: str, r: int) -> str:
+    def cell(name: str, r: int, width: int = 6) -> str:
         series = c.get(name, [])
-        return f"{series[r]:6.3f}" if r < len(series) and np.isfinite(series[r]) else f"{'':>6}"
+        return f"{series[r]:{width}.3f}" if r < len(series) and np.isfinite(series[r]) else f"{'':>{width}}"
 
     for r, v in enumerate(summary.curve):
         secs = f"{summary.round_seconds[r]:7.2f}" if r and r < len(summary.round_seconds) else f"{'':>7}"
         lines.append(
-            f"{r:5d}  {v:6.3f}  {v - base:+7.3f}  {cell('dsc_paste', r)}  {cell('scribble_agreement', r)}  {secs}"
+            f"{r:5d}  {v:6.3f}  {v - base:+7.3f}  {cell('dsc_painter', r, 7)}  {cell('dsc_floor', r)}  "
+            f"{cell('scribble_agreement', r)}  {secs}"
         )
     m = summary.metrics
     noi = ", ".join(f"NoI@{k[4:]} {v:.1f}" for k, v in m.items() if k.startswith("noi_"))
@@ -267,10 +312,24 @@ def format_table(summary: Summary) -> str:
         f"NSD {m['nsd_baseline']:.3f} -> {m['nsd_final']:.3f}, {noi}, {nof}, "
         f"{m['round_seconds']:.2f} s per round, {m['user_seconds'] / 60:.1f} user minutes (estimated)"
     )
-    if "dsc_paste_final" in m:
+    if "painter_dsc_final" in m:
         lines.append(
-            f"paste floor {m['dsc_paste_final']:.3f} (method - paste: final {m['dsc_gain_over_paste']:+.3f}, "
-            f"AUC {m['dsc_auc_over_paste']:+.3f}); scribbles honoured (>= {HONOURED:.0%} of their voxels) in "
-            f"{m['rounds_honoured']:.0%} of rounds, mean agreement {m['scribble_agreement_mean']:.2f}"
+            f"against a user who only paints (same robot, own strokes pasted in, no learning): painter "
+            f"{m['painter_dsc_final']:.3f}; method - painter: final {m['dsc_gain_over_painter']:+.3f} "
+            f"({_p(m['painter_p_final'])}), AUC {m['dsc_auc_over_painter']:+.3f} ({_p(m['painter_p_auc'])}); "
+            f"method ahead in {m['painter_case_wins']:.0%} of cases (paired Wilcoxon)"
         )
+    diagnostics = []
+    if "floor_dsc_final" in m:
+        diagnostics.append(
+            f"in-run floor (this method's strokes pasted into its previous prediction, a diagnostic) "
+            f"{m['floor_dsc_final']:.3f} (method - floor {m['dsc_gain_over_floor']:+.3f})"
+        )
+    if np.isfinite(m.get("rounds_honoured", float("nan"))):
+        diagnostics.append(
+            f"scribbles honoured (>= {HONOURED:.0%} of their voxels) in {m['rounds_honoured']:.0%} of "
+            f"rounds, mean agreement {m['scribble_agreement_mean']:.2f}"
+        )
+    if diagnostics:
+        lines.append("; ".join(diagnostics))
     return "\n".join(lines)

@@ -21,6 +21,10 @@ Labels = tuple[Int, ...] | None
 
 
 class SplitConfig(Schema):
+    """Which cases train the baseline and which are held out for the sessions: a seeded k-fold split
+    (`folds`, `fold`), or a split a researcher names: a splits file in nnU-Net's style (`file`, its entry
+    `fold`), or case lists (`test`, and optionally `train`)."""
+
     folds: Int = Field(
         2,
         ge=2,
@@ -28,16 +32,50 @@ class SplitConfig(Schema):
         "half of them, enough for the paired tests a comparison of refiners needs",
     )
     fold: Int = Field(
-        0, ge=0, description="the fold held out for interactive sessions; the baseline trains on the others"
+        0,
+        ge=0,
+        description="the fold held out for interactive sessions (the entry of `file` when given); the "
+        "baseline trains on the others",
+    )
+    file: UserPath | None = Field(
+        None,
+        description="a splits file in nnU-Net's style (splits_final.json: a list of folds, each "
+        '{"train": [case ids], "val": [case ids]}): entry `fold` is used, its `val` cases held out; replaces '
+        "the seeded split (and `folds`)",
+    )
+    test: tuple[str, ...] | None = Field(
+        None,
+        description="case ids held out for the sessions, e.g. [case_0003, case_0007]; the baseline trains "
+        "on `train`, or on every other case; replaces the seeded split",
+    )
+    train: tuple[str, ...] | None = Field(
+        None, description="case ids the baseline trains on (with `test`; null: every case not in `test`)"
     )
 
     @model_validator(mode="after")
-    def _fold_exists(self) -> SplitConfig:
-        if self.fold >= self.folds:
+    def _one_split(self) -> SplitConfig:
+        if self.file is not None and (self.test is not None or self.train is not None):
+            raise ValueError("data.split: give a splits `file` or case lists (`test`, `train`), not both")
+        if self.train is not None and self.test is None:
+            raise ValueError("data.split.train: needs data.split.test (the cases held out for the sessions)")
+        if self.test is not None:
+            if not self.test:
+                raise ValueError("data.split.test: must list at least one case id")
+            both = sorted(set(self.test) & set(self.train or ()))
+            if both:
+                raise ValueError(f"data.split: cases both in train and test: {both}")
+        if self.file is not None and not self.file.is_file():
+            raise ValueError(f"data.split.file: {self.file} is not an existing file")
+        if self.file is None and self.test is None and self.fold >= self.folds:
             raise ValueError(
                 f"data.split.fold: {self.fold} must lie in [0, {self.folds - 1}] for data.split.folds={self.folds}"
             )
         return self
+
+    @property
+    def named(self) -> bool:
+        """A split the user named (a file or case lists), not the seeded k-fold one."""
+        return self.file is not None or self.test is not None
 
 
 class ChecksConfig(Schema):

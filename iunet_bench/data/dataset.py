@@ -39,6 +39,7 @@ from iunet_bench.data.io import (
 from iunet_bench.data.phantom import phantom_case, phantom_key
 from iunet_bench.data.preprocess import PreprocessConfig, crop_box, preprocess, robot_box, to_case_grid
 from iunet_bench.data.sources import LISTERS, CaseRef, Listing
+from iunet_bench.data.splits import named_split
 
 
 @dataclass
@@ -97,7 +98,10 @@ class Dataset:
         return tuple(m for m in found if m)
 
     def split(self) -> tuple[list[str], list[str]]:
-        """(training ids, held-out ids): a seeded k-fold split; the held-out fold is `data.split.fold`."""
+        """(training ids, held-out ids), each in the listing's order: the split the user named
+        (`data.split.file` or `.test`/`.train`), or a seeded k-fold split holding out `data.split.fold`."""
+        if self.config.split.named:
+            return named_split(self.config.split, self.case_ids)
         folds, fold = self.config.split.folds, self.config.split.fold
         order = np.random.default_rng(self.config.seed).permutation(len(self.case_ids))
         held = {self.case_ids[i] for i in order[fold::folds]}
@@ -142,6 +146,8 @@ class Dataset:
             h.update(json.dumps([cid, content], sort_keys=True).encode())
         h.update(json.dumps(self._settings(), sort_keys=True, default=list).encode())
         h.update(json.dumps([self.config.seed, self.config.split.folds, self.config.split.fold]).encode())
+        if self.config.split.named:  # (a seeded split's fingerprint stays what it always was)
+            h.update(json.dumps(self.split()).encode())
         return h.hexdigest()[:16]
 
     def write_mask(self, volume: Volume, mask: np.ndarray, path) -> Path:
@@ -294,9 +300,12 @@ def build_dataset(config: AnyData | Mapping[str, Any]) -> Dataset:
     except ValueError as exc:
         raise ConfigError([str(exc)]) from None
     n, folds = len(listing.refs), config.split.folds
-    if n < folds:
+    if not config.split.named and n < folds:
         raise ConfigError([f"data.split.folds: {folds} folds need at least {folds} cases; found {n}"])
-    return Dataset(config, listing)
+    dataset = Dataset(config, listing)
+    if config.split.named:
+        named_split(config.split, dataset.case_ids)  # its errors now, before anything is computed
+    return dataset
 
 
 # ---------------------------------------------------------------------- the way back (pure functions)

@@ -83,6 +83,13 @@ class _Finetune(_Method):
         "paper's method: the prediction is the network's own output); agreement is always measured on the "
         "network's output before pasting",
     )
+    local_mm: Float | None = Field(
+        None,
+        gt=0,
+        description="keep each round's change local (a trust region, not the paper's method): only voxels "
+        "within this distance in mm of the case's scribbles so far may change label; elsewhere the previous "
+        "prediction stays (null = anywhere); agreement is measured on the prediction after this",
+    )
 
     @model_validator(mode="after")
     def _chunks_need_steps(self):

@@ -32,6 +32,7 @@ import time
 from typing import NamedTuple
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from iunet_bench.core import metrics
 from iunet_bench.data.case import Volume
@@ -249,6 +250,10 @@ class FineTuner:
             )
         self.probability = prob
         network = (prob >= 0.5).astype(np.uint8)
+        if cfg.local_mm is not None:  # outside the trust region the previous prediction stays
+            strokes = self.scribbles.add | self.scribbles.remove
+            near = ndi.distance_transform_edt(~strokes, sampling=self.volume.spacing) <= cfg.local_mm
+            network = np.where(near, network, self.prediction).astype(np.uint8)
         self.prediction = self.scribbles.paste(network).astype(np.uint8) if cfg.paste_scribbles else network
         return Refinement(
             self.prediction,

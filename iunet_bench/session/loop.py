@@ -97,3 +97,21 @@ def run_session(
         if on_round:
             on_round(rec, prediction, interaction)
     return records
+
+
+def painter_curve(
+    volume: Volume,
+    initial_prediction: np.ndarray,
+    robot: Annotator,
+    painter: Refiner,
+    rounds: int,
+    seed: int,
+    target_dsc: float | None = None,
+    first: Annotator | None = None,
+) -> list[float]:
+    """DSC per round 0..`rounds` of a user who only paints (`painter`: the paste refiner): a session of its
+    own with the same robot, seed and stopping rule as the method's, the robot drawing on the painter's own
+    predictions, so its strokes answer the painter's errors (unlike the in-run floor, which pastes the
+    strokes drawn for the method's)."""
+    records = run_session(volume, initial_prediction, robot, painter, rounds, seed, target_dsc, first=first)
+    return [r.dsc for r in records]

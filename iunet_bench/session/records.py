@@ -26,7 +26,12 @@ class RoundRecord:
     agreement: float = float("nan")  # share of this round's scribbled voxels labelled as scribbled
     agreement_all: float = float("nan")  # the same over every scribble of the case so far
     changed_voxels: int = 0  # voxels whose label this round changed
-    floor_dsc: float = float("nan")  # DSC of the paste floor (the scribbles pasted in, no learning)
+    # The two no-learning opponents (NaN where the job ran none):
+    # painter: a user who only paints, in a session of its own (its robot draws on its own predictions,
+    # every stroke pasted in): what a user could do instead of the method, the headline's comparison;
+    floor_dsc: float = float("nan")  # the in-run floor: the METHOD's strokes pasted into the previous
+    # prediction (drawn for the method's errors, not the painter's: a weaker opponent, a diagnostic)
+    painter_dsc: float = float("nan")
     nsd: float = float("nan")  # normalised surface Dice at protocol.nsd_tolerance_mm
     volume_ratio: float = float("nan")  # predicted / reference volume (the paper saw < 1 after round 1)
 

@@ -6,8 +6,8 @@
 Each case is independent: the refiner restores the baseline at `start`, the robot draws from generators
 derived from (seed, case, round), so a case gives the same records whichever process runs it and whatever
 ran before it. With `workers` > 1 (CPU only) each worker process builds the job's setup once from the same
-configuration, loads the baseline from the cache the job has just filled, builds its own refiner and paste
-floor, and takes cores // workers TensorFlow threads; results come back in the order of the cases, so the
+configuration, loads the baseline from the cache the job has just filled, builds its own refiner, paste
+floor and painter, and takes cores // workers TensorFlow threads; results come back in the order of the cases, so the
 job logs them exactly as a sequential job would. A case that fails in a worker comes back as its error.
 """
 
@@ -32,9 +32,12 @@ class CaseResult:
     trace: str = ""
 
 
-def run_case(setup, refiner, floor, volume: Volume, initial: np.ndarray, pictures: Path | None) -> CaseResult:
-    """One case's session; slice pictures of every round under `pictures` (None: none)."""
-    from iunet_bench.session.loop import run_session
+def run_case(
+    setup, refiner, floor, volume: Volume, initial: np.ndarray, pictures: Path | None, painter=None
+) -> CaseResult:
+    """One case's session; slice pictures of every round under `pictures` (None: none); with `painter`
+    (the paste refiner) the painting-only user's session beside it, its DSC in `RoundRecord.painter_dsc`."""
+    from iunet_bench.session.loop import painter_curve, run_session
     from simulators.render import save_round_png
 
     config, latest = setup.config, {}
@@ -66,6 +69,13 @@ def run_case(setup, refiner, floor, volume: Volume, initial: np.ndarray, picture
             nsd_tolerance_mm=config.protocol.nsd_tolerance_mm,
             first=setup.first_robot,
         )
+        if painter is not None:
+            s = config.session
+            painted = painter_curve(
+                volume, initial, setup.robot, painter, s.rounds, config.seed, s.target_dsc, setup.first_robot
+            )
+            for record, dsc in zip(records, painted, strict=True):
+                record.painter_dsc = dsc
     except Exception as exc:  # one bad case never loses the rest of the job
         return CaseResult(None, None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     return CaseResult(records, latest["prediction"])
@@ -80,9 +90,11 @@ def _in_worker(config, volume: Volume, initial: np.ndarray, pictures: Path | Non
     key = config.model_dump_json()
     if _WORKER.get("key") != key:
         setup = JobSetup(config)
-        _WORKER.update(key=key, setup=setup, refiner=setup.refiner(), floor=setup.floor())
+        _WORKER.update(
+            key=key, setup=setup, refiner=setup.refiner(), floor=setup.floor(), painter=setup.painter()
+        )
     w = _WORKER
-    return run_case(w["setup"], w["refiner"], w["floor"], volume, initial, pictures)
+    return run_case(w["setup"], w["refiner"], w["floor"], volume, initial, pictures, w["painter"])
 
 
 def run_cases(
@@ -91,9 +103,9 @@ def run_cases(
     """(volume, result) for each (volume, pictures folder) of `todo`, in that order."""
     workers = min(setup.config.session.workers, len(todo))
     if workers <= 1:
-        refiner, floor = setup.refiner(), setup.floor()
+        refiner, floor, painter = setup.refiner(), setup.floor(), setup.painter()
         for volume, pictures in todo:
-            yield volume, run_case(setup, refiner, floor, volume, initial[volume.case_id], pictures)
+            yield volume, run_case(setup, refiner, floor, volume, initial[volume.case_id], pictures, painter)
         return
     from joblib import Parallel, delayed
 

@@ -191,6 +191,14 @@ class JobSetup:
 
         return build_refiner(PasteInteract(accumulate=self.config.interact.accumulate), None)
 
+    def painter(self):
+        """The painting-only user's refiner: `interact=paste` as a method (every stroke pasted in and kept),
+        run in a session of its own beside the method's on every case (`session.loop.painter_curve`)."""
+        from iunet_bench.interactive import build_refiner
+        from iunet_bench.interactive.config import PasteInteract
+
+        return build_refiner(PasteInteract(), None)
+
 
 def prepare(config: JobConfig) -> JobSetup:
     """A job's setup, checked (`JobSetup.check`) before anything is computed."""

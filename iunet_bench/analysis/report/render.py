@@ -49,7 +49,7 @@ def table(runs: list[RunData], ref: RunData, varying: list[str]) -> tuple[list[s
     header = ["run", *varying, "status", "cases"]
     header += [f"DSC r{k}" for k in shown] + ["rounds", "DSC last"]
     header += [f"NoI@{n}" for n in names] + [f"NoF@{names[-1]}", "AUC", "NSD last", "HD95 last", "effort AUC"]
-    header += ["gain over paste", "rounds honoured"]
+    header += ["gain over painter", "p vs painter", "rounds honoured"]
     header += ["s/round", "user min", "failed", "p final (Holm)", "p AUC (Holm)", "n", "Pareto"]
     rows = []
     for r in runs:
@@ -79,7 +79,8 @@ def table(runs: list[RunData], ref: RunData, varying: list[str]) -> tuple[list[s
                 _f(s.get("nsd_final")),
                 _mean_sd(r.last_hd95()),
                 _f(s.get("effort_auc")),
-                _f(s.get("dsc_gain_over_paste", float("nan")), 3),
+                _f(s.get("dsc_gain_over_painter", float("nan")), 3),
+                _p(s.get("painter_p_final", float("nan"))),
                 _f(s.get("rounds_honoured", float("nan")), 2),
                 _f(s.get("round_seconds"), 2),
                 _f(s.get("user_seconds", float("nan")) / 60, 1),
