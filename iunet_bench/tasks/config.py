@@ -67,6 +67,12 @@ def _unknown_trainable(config: JobConfig) -> str | None:
     )
 
 
+def _mixed_on_cpu(config: JobConfig) -> str | None:
+    if config.device == "cpu" and config.precision != "float32":
+        return f"precision: {config.precision} needs a GPU; with device=cpu use float32"
+    return None
+
+
 def _missing_observers(config: JobConfig) -> str | None:
     return config.observers.missing_presets(CONF_DIR) if config.task == "observers" else None
 
@@ -125,6 +131,7 @@ class JobConfig(RuledSchema):
         Rule(("model", "data.preprocess.grid"), _grid_misfit),
         Rule(("model", "interact.method", "interact.trainable"), _unknown_trainable),
         Rule(("task", "observers"), _missing_observers),
+        Rule(("device", "precision"), _mixed_on_cpu),
     )
 
     def params(self) -> dict[str, Any]:
