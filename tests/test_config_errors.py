@@ -1,5 +1,6 @@
-"""Configuration errors as a user meets them on the command line: every problem in one message, exit 2, and
-nothing created (no MLflow store, no cache folder) before every check, the machine's included, has passed."""
+"""Configuration errors as a user meets them on the command line: every problem in one message, exit 2
+whether the schema or Hydra itself refuses a value, and nothing created (no MLflow store, no cache folder)
+before every check, the machine's included, has passed."""
 
 from __future__ import annotations
 
@@ -92,3 +93,20 @@ def test_a_missing_gpu_is_known_without_importing_tensorflow():
         "precision: mixed_bfloat16"
     )
     assert lines[-1] == "False False", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("simulator=no_such_robot", "Could not find 'simulator/no_such_robot'"),  # no such group option
+        ("session.rounds=[", "no viable alternative"),  # an override Hydra cannot parse
+        ("nosuchkey=1", "Could not override 'nosuchkey'"),  # a key Hydra cannot override
+        ("seed=${nope}", "Interpolation key 'nope' not found"),  # an interpolation that does not resolve
+    ],
+)
+def test_configuration_errors_hydra_finds_exit_2_like_the_schemas(tmp_path, override, said):
+    proc = run_failing(tmp_path, override)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "configuration error: " in proc.stderr and said in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert created(tmp_path / "cwd") == []

@@ -159,6 +159,19 @@ def load_config(raw: Mapping[str, Any], note=None) -> JobConfig:
     return config
 
 
+def resolved(cfg) -> dict[str, Any]:
+    """A composed Hydra config as plain values, interpolations resolved; ConfigError naming the key whose
+    interpolation does not resolve (`seed=${nope}`)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "config"
+        raise ConfigError([f"{key}: {str(exc).splitlines()[0]}"]) from None
+
+
 def compose_config(overrides: Sequence[str] = (), note=None) -> JobConfig:
     """The configuration `python -m iunet_bench OVERRIDES...` runs with: `conf/` composed by Hydra with
     these overrides, then validated (for scripts such as the speed benchmarks)."""
@@ -176,4 +189,4 @@ def dropped_keys(raw: Mapping[str, Any], config: JobConfig) -> list[str]:
     return ignored_keys(raw, config)
 
 
-__all__ = ["ConfigError", "JobConfig", "compose_config", "dropped_keys", "load_config"]
+__all__ = ["ConfigError", "JobConfig", "compose_config", "dropped_keys", "load_config", "resolved"]
