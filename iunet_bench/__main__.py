@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from iunet_bench.core.runtime import in_multirun
 from iunet_bench.tasks.config import ConfigError, load_config, resolved
-from iunet_bench.tasks.sweep import HYDRA_CONFIG_ERRORS
+from iunet_bench.tasks.sweep import HYDRA_CONFIG_ERRORS  # also registers the sweep job folders' resolver
 
 
 def _terminate(signum, frame):  # a scheduler's SIGTERM ends the job like Ctrl-C: runs are closed as KILLED

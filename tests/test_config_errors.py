@@ -1,16 +1,22 @@
 """Configuration errors as a user meets them on the command line: every problem in one message, exit 2
 whether the schema or Hydra itself refuses a value, and nothing created (no MLflow store, no cache folder)
-before every check, the machine's included, has passed."""
+before every check, the machine's included, has passed; a sweep's job folders short and flat whatever its
+overrides, and a value Hydra rejects in a sweep failing that job alone."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
+import yaml
 
 from iunet_bench.core.runtime import no_gpu
+from iunet_bench.tasks.sweep import job_folder
 from tests.conftest import ROOT, run_cli
 
 
@@ -110,3 +116,50 @@ def test_configuration_errors_hydra_finds_exit_2_like_the_schemas(tmp_path, over
     assert "configuration error: " in proc.stderr and said in proc.stderr
     assert "Traceback" not in proc.stderr
     assert created(tmp_path / "cwd") == []
+
+
+def test_job_folder_names_are_short_stable_and_flat():
+    long = " ".join(f"key{i}=/some/long/path/value/{i}" * 3 for i in range(16))
+    name = job_folder(3, long)
+    assert re.fullmatch(r"3_[0-9a-f]{8}", name)
+    assert job_folder(3, long) == name and job_folder(4, long) == "4_" + name[2:]  # the same overrides
+    assert job_folder(3, long + "x") != name
+
+
+def test_a_sweep_with_many_long_overrides_runs_its_jobs_in_short_flat_folders(tmp_path):
+    """Job folders were named after every override: past 255 characters the sweep died before any job
+    (`File name too long`), and a path value nested folders. Both jobs here fail on their configuration
+    (no compute), each in its own folder, counted by the sweep; the overrides are in the job's
+    `.hydra/overrides.yaml` and its run's `job_overrides` tag."""
+    sweep = tmp_path / "sweep"
+    name = "x" * 200
+    overrides = [
+        "session.rounds=-1",  # the schema refuses it: each job fails at once
+        "seed=1,2",
+        f"tracking.run_name={name}",
+        f"train.cache_dir={tmp_path / 'a' / 'path' / 'value'}",
+        "interact.trainable=[head,bottleneck]",
+        "session.pictures=0",
+    ]
+    proc = run_cli(
+        "-m", "experiment=smoke", "progress=false", f"hydra.sweep.dir={sweep}", *overrides, cwd=tmp_path
+    )
+    assert "File name too long" not in proc.stderr
+    assert proc.returncode == 2, proc.stderr[-3000:]  # its jobs failed on their configuration
+    folders = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name not in ("jobs", "report"))
+    assert len(folders) == 2 and all(re.fullmatch(r"[01]_[0-9a-f]{8}", f) for f in folders), folders
+    for num, folder in enumerate(folders):
+        written = yaml.safe_load((sweep / folder / ".hydra" / "overrides.yaml").read_text())
+        assert f"seed={num + 1}" in written and f"tracking.run_name={name}" in written
+        assert not (sweep / folder / "a").exists()  # nothing nested
+        status = json.loads((sweep / "jobs" / f"{num}.json").read_text())
+        assert status["status"] == "FAILED" and status["configuration"] is True
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("iunet_bench").experiment_id])
+    jobs = sorted(
+        (r for r in runs if r.data.tags.get("kind") == "job"), key=lambda r: r.data.tags["job_overrides"]
+    )
+    assert [r.info.status for r in jobs] == ["FAILED", "FAILED"]
+    assert all(f"tracking.run_name={name}" in r.data.tags["job_overrides"] for r in jobs)
+    parent = next(r for r in runs if r.data.tags.get("kind") == "sweep")
+    assert parent.data.tags["failed_jobs"] == "2"

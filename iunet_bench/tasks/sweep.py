@@ -1,13 +1,16 @@
 """A Hydra multirun as one MLflow sweep: the parent run, created before any job, and the report at its end.
 
 `conf/config.yaml` registers `SweepCallback`; each job finds the parent run through a file in the sweep
-folder (`tracking.tracker.parent_run_id_for_job`).
+folder (`tracking.tracker.parent_run_id_for_job`). Each job's folder is named by `job_folder` (the resolver
+`iunet_bench.job_folder`, registered when this module is imported: by `__main__`, and by Hydra wherever it
+unpickles this callback, so in a launcher's worker processes too).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import json
 import sys
 import time
@@ -20,6 +23,26 @@ from iunet_bench.analysis.report.errors import ReportError
 from iunet_bench.tracking.tracker import PARENT_FILE, Tracker, TrackingConfig, git_commit, store_uri
 
 STATUS_DIR = "jobs"  # <sweep folder>/jobs/<job number>.json: each job's overrides and outcome
+JOB_FOLDER = "iunet_bench.job_folder"  # conf/config.yaml: hydra.sweep.subdir
+
+
+def job_folder(num, overrides: str) -> str:
+    """A sweep job's folder name: its number and a short hash of its overrides (`hydra.job.override_dirname`,
+    which leaves out the keys that do not change the result). Short whatever the overrides (a name past 255
+    bytes cannot be made), one folder whatever their values (a path value nests none), the same for the same
+    overrides. The overrides themselves are in the job's `.hydra/overrides.yaml` and its run's
+    `job_overrides` tag."""
+    return f"{num}_{hashlib.sha256(str(overrides).encode()).hexdigest()[:8]}"
+
+
+def _register_resolver() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver(JOB_FOLDER):
+        OmegaConf.register_new_resolver(JOB_FOLDER, job_folder)
+
+
+_register_resolver()
 
 
 def _write_status(hydra_cfg, status: str, error: str = "", configuration: bool = False) -> None:
