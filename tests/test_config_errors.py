@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from iunet_bench.core.runtime import no_gpu
-from iunet_bench.tasks.sweep import job_folder
+from iunet_bench.tasks.sweep import gist, job_folder
 from tests.conftest import ROOT, run_cli
 
 
@@ -163,3 +163,15 @@ def test_a_sweep_with_many_long_overrides_runs_its_jobs_in_short_flat_folders(tm
     assert all(f"tracking.run_name={name}" in r.data.tags["job_overrides"] for r in jobs)
     parent = next(r for r in runs if r.data.tags.get("kind") == "sweep")
     assert parent.data.tags["failed_jobs"] == "2"
+
+
+def test_a_failed_jobs_line_shows_its_first_problem():
+    several = "configuration error: \n  seed: 'x': Input should be a valid integer\n  data.seed: 'x': Input should be"
+    assert gist(several) == "configuration error: seed: 'x': Input should be a valid integer (+1 more)"
+    assert gist("configuration error: session.rounds: -1: Input should be >= 0") == (
+        "configuration error: session.rounds: -1: Input should be >= 0"
+    )
+    assert gist(
+        "In 'config': Could not find 'simulator/x'\n\nAvailable options in 'simulator':\n\tclick"
+    ) == ("In 'config': Could not find 'simulator/x'")
+    assert gist("") == ""

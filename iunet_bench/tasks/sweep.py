@@ -98,6 +98,15 @@ def failed_jobs(sweep_folder: Path) -> list[tuple[str, str]]:
     return out
 
 
+def gist(error: str) -> str:
+    """An error in one line, for the sweep's closing list of failed jobs: its first line, and its first item
+    when that line only introduces a list (a configuration's several problems)."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}" + (f" (+{len(lines) - 2} more)" if len(lines) > 2 else "")
+    return lines[0] if lines else ""
+
+
 def exit_status(sweep_folder: Path) -> int:
     """What the launching process exits with: 2 when a job failed on its configuration (configuration
     errors exit 2, as a single job's do), 1 when any other did not finish, else 0."""
@@ -220,7 +229,7 @@ class SweepCallback(Callback):
         folder = Path(str(config.hydra.sweep.dir))
         failed = failed_jobs(folder)
         if failed:
-            lines = [f"  {name}: {error.splitlines()[0] if error else ''}" for name, error in failed]
+            lines = [f"  {name}: {gist(error)}" for name, error in failed]
             print(f"\n{len(failed)} sweep job(s) failed:", *lines, sep="\n", file=sys.stderr)
         # the status files count this invocation's jobs (a resumed parent also holds earlier attempts)
         counted = any(Path(folder, STATUS_DIR).glob("*.json"))
