@@ -101,6 +101,41 @@ def test_a_missing_gpu_is_known_without_importing_tensorflow():
     assert lines[-1] == "False False", proc.stdout + proc.stderr
 
 
+def test_a_gpu_is_said_missing_only_when_that_is_certain(monkeypatch):
+    """`no_gpu` reads the machine's device files and the installed builds, never the framework: it refuses
+    only a CPU-only build or a Linux machine without any GPU device file, and leaves every other case to the
+    framework's own check (a GPU machine, or a platform whose GPUs have no such files)."""
+    import glob
+    from importlib import metadata
+
+    installed: dict[str, str] = {}
+    devices: list[str] = []
+
+    def version(name):
+        if name not in installed:
+            raise metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(metadata, "version", version)
+    monkeypatch.setattr(
+        glob, "glob", lambda pattern: [d for d in devices if d.startswith(pattern.rstrip("*"))]
+    )
+    monkeypatch.setattr(sys, "platform", "linux")
+    devices[:] = ["/dev/nvidia0"]
+    installed.update({"tensorflow": "2.21.0", "torch": "2.13.0", "jax": "0.10.2"})
+    assert [no_gpu(b) for b in ("tensorflow", "jax", "torch")] == [None, None, None]  # a GPU machine
+    installed.update({"tensorflow-cpu": "2.21.0", "torch": "2.13.0+cpu"})
+    del installed["tensorflow"]
+    assert "tensorflow-cpu" in no_gpu("tensorflow") and "2.13.0+cpu" in no_gpu("torch")
+    assert no_gpu("jax") is None  # JAX's GPU plugins are not guessed at: JAX itself decides
+    devices[:] = []  # no GPU device file at all
+    assert "no GPU device" in no_gpu("jax")
+    monkeypatch.setattr(sys, "platform", "darwin")  # Apple's GPUs have no device file: TensorFlow decides
+    installed.update({"tensorflow": "2.21.0"})
+    del installed["tensorflow-cpu"]
+    assert no_gpu("tensorflow") is None
+
+
 @pytest.mark.parametrize(
     ("override", "said"),
     [
