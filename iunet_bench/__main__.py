@@ -24,7 +24,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from iunet_bench.core.runtime import in_multirun
-from iunet_bench.tasks.config import ConfigError, load_config
+from iunet_bench.tasks.config import ConfigError, load_config, resolved
+from iunet_bench.tasks.sweep import HYDRA_CONFIG_ERRORS  # also registers the sweep job folders' resolver
 
 
 def _terminate(signum, frame):  # a scheduler's SIGTERM ends the job like Ctrl-C: runs are closed as KILLED
@@ -38,8 +39,9 @@ def main(cfg: DictConfig) -> float | None:
 
     signal.signal(signal.SIGTERM, _terminate)
     multirun = in_multirun()
-    raw = OmegaConf.to_container(cfg, resolve=True)
+    raw = OmegaConf.to_container(cfg, resolve=False)  # what a failed job's record shows if it cannot resolve
     try:
+        raw = resolved(cfg)
         config = load_config(raw, note=sys.stderr)
         summary = TASKS[config.task](config)  # an `Outcome`
     except ConfigError as exc:
@@ -47,7 +49,7 @@ def main(cfg: DictConfig) -> float | None:
         if multirun:  # one bad job never stops the other jobs of a sweep
             from iunet_bench.tracking.tracker import record_failed_job
 
-            write_job_status("FAILED", f"configuration error: {exc}")
+            write_job_status("FAILED", f"configuration error: {exc}", configuration=True)
             record_failed_job(raw, f"configuration error: {exc}")
             return None
         sys.exit(2)
@@ -85,7 +87,38 @@ def cli(argv: list[str]) -> int | None:
         from iunet_bench.models.__main__ import main as models_main
 
         return models_main(argv[1:])
-    main()
+    return _hydra_app()
+
+
+def _hydra_app() -> int | None:
+    """`main` through Hydra's command line, its configuration errors exiting 2 as the schema's do.
+
+    Hydra reports whatever it catches (an override it cannot parse, a group option that does not exist, a
+    key it cannot override) and exits 1, unless HYDRA_FULL_ERROR=1 hands the error on to its caller: set
+    here, so that its configuration errors are told apart (`tasks.sweep.HYDRA_CONFIG_ERRORS`, and the
+    schema's ConfigError from the sweep callback). Any other error is reported as Hydra reports it (the
+    traceback from the task on), or whole when the user set HYDRA_FULL_ERROR=1."""
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except (*HYDRA_CONFIG_ERRORS, ConfigError) as exc:
+        if full:
+            traceback.print_exc()
+        cause = f"\n{exc.__cause__}" if exc.__cause__ is not None and not full else ""
+        print(f"configuration error: {exc}{cause}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if full:
+            raise
+        tb = exc.__traceback__  # Hydra's own report: the frames from the task function on
+        while tb is not None and tb.tb_frame.f_code.co_name != "run_job":
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb.tb_next if tb is not None else exc.__traceback__)
+        print(
+            "\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.", file=sys.stderr
+        )
+        return 1
     return None
 
 

@@ -251,6 +251,32 @@ def test_grid_must_fit_the_models_pooling():
         load_config(raw("model.pool_z_levels=[5]"))
 
 
+def test_rules_across_groups_are_reported_with_the_field_errors_at_once():
+    """A rule across groups runs on the keys that are valid, so one message lists every problem; a rule that
+    reads an invalid key is skipped (its verdict would rest on the default standing in for it)."""
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            raw(
+                "experiment=smoke",
+                "session.rounds=-1",
+                "interact.lr=0",
+                "+foo=1",
+                "data.preprocess.grid=[7,24,24]",
+            )
+        )
+    keys = [p.split(":")[0] for p in err.value.problems]
+    assert keys == ["session.rounds", "interact.lr", "foo", "data.preprocess.grid"]
+    assert "z=7 (needs a multiple of 2)" in err.value.problems[-1]
+    # another key of the same group invalid: the rule still reads the user's own trainable groups
+    with pytest.raises(ConfigError) as err:
+        load_config(raw("interact.lr=0", "interact.trainable=[nosuch]"))
+    assert [p.split(":")[0] for p in err.value.problems] == ["interact.lr", "interact.trainable"]
+    # the model itself invalid: the rules that read it are not run (no misfit against a default depth)
+    with pytest.raises(ConfigError) as err:
+        load_config(raw("model.depth=-1", "data.preprocess.grid=[7,24,24]", "interact.trainable=[nosuch]"))
+    assert [p.split(":")[0] for p in err.value.problems] == ["model.depth"]
+
+
 def test_trainable_names_are_checked_against_the_configured_model():
     from iunet_bench.models.config import UNetConfig
     from iunet_bench.models.groups import valid_groups

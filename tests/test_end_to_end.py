@@ -104,8 +104,9 @@ def test_a_sweep_job_with_a_bad_value_is_recorded_and_the_other_jobs_run(tmp_pat
     sweep = ["-m", "experiment=smoke", "session.rounds=1", "session.pictures=0"]
     sweep += ["interact.trainable=[nosuch],[head]", shared_train_cache()]
     proc = run_cli(*sweep, cwd=tmp_path)
-    # the other job ran, but the sweep as a whole failed: it says which job, and exits 1 (CI, schedulers)
-    assert proc.returncode == 1, proc.stderr[-3000:]
+    # the other job ran, but the sweep as a whole failed: it says which job, and exits 2, a configuration
+    # error (CI, schedulers)
+    assert proc.returncode == 2, proc.stderr[-3000:]
     assert "1 sweep job(s) failed" in proc.stderr
     failed_line = proc.stderr.split("1 sweep job(s) failed:")[1].splitlines()[1]
     assert "nosuch" in failed_line and "interact.trainable" in failed_line
@@ -121,7 +122,7 @@ def test_a_sweep_job_with_a_bad_value_is_recorded_and_the_other_jobs_run(tmp_pat
 
     # the same sweep again (resume=true): same parent, the finished job skipped, the failed one tried again
     again = run_cli(*sweep, cwd=tmp_path)
-    assert again.returncode == 1 and f"resuming sweep run {parent.info.run_id}" in again.stderr
+    assert again.returncode == 2 and f"resuming sweep run {parent.info.run_id}" in again.stderr
     assert "already finished as MLflow run " + children["['head']"].info.run_id in again.stderr
     runs = all_runs(client_for(tmp_path))
     assert [r.info.run_id for r in runs if r.data.tags.get("kind") == "sweep"] == [parent.info.run_id]
@@ -133,6 +134,39 @@ def test_a_sweep_job_with_a_bad_value_is_recorded_and_the_other_jobs_run(tmp_pat
     ]
     parent = next(r for r in runs if r.data.tags.get("kind") == "sweep")
     assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "1"
+
+
+def test_a_value_hydra_rejects_fails_its_job_alone_and_the_other_jobs_run(tmp_path):
+    """No such simulator preset: Hydra cannot compose that job. It is a FAILED child run naming the error,
+    the valid jobs before and after it run, the parent counts it, and the sweep exits 2 (a configuration
+    error), where the whole sweep used to end before any job ran."""
+    values = "scribble_ideal,no_such_robot,scribble_careful"
+    sweep = ["-m", "experiment=smoke", "session.rounds=1", "session.pictures=0", f"simulator={values}"]
+    proc = run_cli(*sweep, shared_train_cache(), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    failed_line = proc.stderr.split("1 sweep job(s) failed:")[1].splitlines()[1]
+    assert "job 1 (" in failed_line and "Could not find 'simulator/no_such_robot'" in failed_line
+    runs = all_runs(client_for(tmp_path))
+    parent = next(r for r in runs if r.data.tags.get("kind") == "sweep")
+    jobs = {
+        r.data.tags["job_overrides"].split("simulator=")[1].split()[0]: r
+        for r in runs
+        if r.data.tags.get("kind") == "job"
+    }
+    assert set(jobs) == set(values.split(","))
+    assert jobs["scribble_ideal"].info.status == jobs["scribble_careful"].info.status == "FINISHED"
+    rejected = jobs["no_such_robot"]
+    assert rejected.info.status == "FAILED" and "simulator/no_such_robot" in rejected.data.tags["error"]
+    assert rejected.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "1"
+    (folder,) = (tmp_path / "runs" / "hydra" / "multirun").glob("*/*")
+    statuses = [json.loads((folder / "jobs" / f"{n}.json").read_text()) for n in range(3)]
+    assert [s["status"] for s in statuses] == ["FINISHED", "FAILED", "FINISHED"]
+    assert statuses[1].get("configuration") is True
+    page = Path(
+        client_for(tmp_path).download_artifacts(parent.info.run_id, "report/report.md", str(tmp_path))
+    )
+    assert "no run yet" not in page.read_text(encoding="utf-8")  # every planned job has its run
 
 
 def test_layer_sweep_makes_one_child_per_subset_under_a_parent_and_trains_once(tmp_path):

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -80,10 +81,16 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
 
 
 def check_writable(folder: Path) -> None:
-    """Create `folder` if needed and prove it takes a file; raises OSError otherwise."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".probe-")
+    """Prove that `folder` takes files, or can be made where its nearest existing parent takes them; raises
+    OSError otherwise. Creates nothing (a probe file comes and goes), so a check that fails later leaves no
+    folder behind; whoever writes there first makes the folder."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(existing))
+    fd, tmp = tempfile.mkstemp(dir=existing, prefix=".probe-")
     os.close(fd)
     os.unlink(tmp)
 

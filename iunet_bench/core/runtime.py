@@ -47,6 +47,31 @@ def output_dir() -> Path:
 
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# Device files a GPU driver makes on Linux: NVIDIA, WSL 2's GPU, AMD ROCm, and any other GPU's render nodes
+GPU_DEVICE_FILES = ("/dev/nvidia*", "/dev/dxg", "/dev/kfd", "/dev/dri")
+
+
+def no_gpu(backend: str) -> str | None:
+    """Why `backend` can see no GPU on this machine, when that is known without importing it (a job that asks
+    for a GPU, or mixed precision, where there is none then fails in a second rather than after the
+    framework's import); None when only the framework can tell (its `configure` decides)."""
+    import glob
+    import sys
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return ""
+
+    if backend == "tensorflow" and version("tensorflow-cpu") and not version("tensorflow"):
+        return "the installed TensorFlow is its CPU-only build, tensorflow-cpu (a GPU needs `.[gpu]`)"
+    if backend == "torch" and version("torch").endswith("+cpu"):
+        return f"the installed PyTorch is a CPU-only build, {version('torch')} (a GPU needs a CUDA build)"
+    if sys.platform.startswith("linux") and not any(glob.glob(p) for p in GPU_DEVICE_FILES):
+        return f"this machine has no GPU device ({', '.join(GPU_DEVICE_FILES)})"
+    return None
 
 
 def use_backend(backend: str, device: str = "auto") -> None:

@@ -13,21 +13,22 @@ share, and imports nothing but pydantic (so `simulators/` may use it and stay fr
   `interact.steps` whichever method a user picks); `ignored_keys` lists what was ignored;
 - `validate(cls, mapping)`: the config, or one `ConfigError` listing every problem, each naming the full
   key, the value and what is allowed;
-- `markdown_table(cls, prefix)`: the README's table of a group, from the fields' descriptions, types,
-  bounds and defaults (one generator for every group; `python -m iunet_bench.tasks.reference` writes them).
+- `Rule`, `RuledSchema`: rules across keys (of several groups) that still run, and report, when other keys are
+  invalid: `validate` leaves the invalid keys out and runs the rules that read none of them;
+- the configuration page's tables of the groups are `core.schema_tables`' (from the same fields).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, NamedTuple, Union, get_args, get_origin
 
-import annotated_types as at
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -36,7 +37,9 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    ValidationInfo,
     create_model,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 
@@ -59,6 +62,43 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__(self.problems[0] if len(self.problems) == 1 else "\n  " + "\n  ".join(self.problems))
+
+
+class Rule(NamedTuple):
+    """A rule across keys: `check(config)` returns the problem (a text naming the keys) or None. `reads`: the
+    dotted keys it reads (`model`, `data.preprocess.grid`); it is not run when one of them is invalid, so its
+    verdict never rests on a default standing in for an invalid value."""
+
+    reads: tuple[str, ...]
+    check: Callable[[Any], str | None]
+
+
+LEFT_OUT = "left_out"  # validation context: the dotted keys `validate` left out as invalid
+
+
+class RuledSchema(Schema):
+    """A Schema with `rules` across its keys, checked after its fields; `validate` reports them together
+    with the field errors (the invalid keys left out, see `Rule`)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo):
+        left_out = (info.context or {}).get(LEFT_OUT, ())
+        problems = [
+            problem
+            for rule in self.rules
+            if not any(_overlap(read, key) for read in rule.reads for key in left_out)
+            and (problem := rule.check(self))
+        ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether dotted keys `a` and `b` are the same or one holds the other (`model` holds `model.depth`)."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
 
 
 # ------------------------------------------------------------------------------------------ variants
@@ -105,17 +145,57 @@ def validate(cls: type[Schema], data: Mapping[str, Any], prefix: str = "") -> Sc
     try:
         return cls.model_validate(dict(data))
     except ValidationError as exc:
-        problems: dict[str, list[str]] = {}  # a union's members fail one by one: one problem per key
-        for err in exc.errors():
-            text = _problem(cls, err, prefix)
-            head, _, rest = text.partition(": Input should")
-            if rest and head in problems:
-                problems[head].append(f"should{rest}")
-            else:
-                problems.setdefault(head if rest else text, []).append(f"Input should{rest}" if rest else "")
-        raise ConfigError(
-            [k + (": " + " or ".join(v) if v[0] else "") for k, v in problems.items()]
-        ) from None
+        problems = _problems(cls, exc.errors(), prefix)
+        if getattr(cls, "rules", ()):
+            problems += [p for p in _rule_problems(cls, data, exc.errors(), prefix) if p not in problems]
+        raise ConfigError(problems) from None
+
+
+def _problems(cls: type[Schema], errors: list[dict], prefix: str) -> list[str]:
+    merged: dict[str, list[str]] = {}  # a union's members fail one by one: one problem per key
+    for err in errors:
+        text = _problem(cls, err, prefix)
+        head, _, rest = text.partition(": Input should")
+        if rest and head in merged:
+            merged[head].append(f"should{rest}")
+        else:
+            merged.setdefault(head if rest else text, []).append(f"Input should{rest}" if rest else "")
+    return [k + (": " + " or ".join(v) if v[0] else "") for k, v in merged.items()]
+
+
+def _rule_problems(cls: type[RuledSchema], data: Mapping, errors: list[dict], prefix: str) -> list[str]:
+    """The problems of `cls.rules` when some keys are invalid (pydantic runs a model's own validators only
+    once its fields are valid): the invalid keys are left out, so their defaults stand in, and the rest is
+    validated again, with the rules that read an invalid key skipped (`Rule`). A key whose leaving out does
+    not make its group valid (a required key, a variant's tag) takes its whole group with it."""
+    data = copy.deepcopy(dict(data))
+    left_out: set[str] = set()
+    for _ in range(3):
+        fields = [err for err in errors if err["loc"]]
+        if not fields:  # only the rules' own problems are left
+            return _problems(cls, errors, prefix)
+        for err in fields:
+            path = _walk(cls, tuple(err["loc"]))[2]
+            if not _drop(data, path):
+                path = path[:1]
+                _drop(data, path)
+            left_out.add(".".join(path))
+        try:
+            cls.model_validate(data, context={LEFT_OUT: frozenset(left_out)})
+            return []
+        except ValidationError as exc:
+            errors = exc.errors()
+    return []
+
+
+def _drop(tree: dict, path: list[str]) -> bool:
+    """Remove the key at `path` from a nested mapping; False if it is not there."""
+    for key in path[:-1]:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    if not path or not isinstance(tree, dict) or path[-1] not in tree:
+        return False
+    del tree[path[-1]]
+    return True
 
 
 @cache
@@ -129,15 +209,17 @@ def validate_group(schema: Any, data: Mapping[str, Any], name: str) -> Any:
     return getattr(validate(_holder(schema, name), {name: data}), name)
 
 
-def _walk(cls: type[Schema], loc: tuple) -> tuple[str, type[Schema] | None]:
-    """The dotted key of an error location (variant tags removed; list items as `[i]`) and the model
-    that holds its last key."""
-    key, model, holder = "", cls, cls
+def _walk(cls: type[Schema], loc: tuple) -> tuple[str, type[Schema] | None, list[str]]:
+    """The dotted key of an error location (variant tags removed; list items as `[i]`), the model that
+    holds its last key, and the path of keys to it in the input (up to the list a list item is in)."""
+    key, model, holder, path = "", cls, cls, []
     i = 0
     while i < len(loc):
         name = loc[i]
         i += 1
         key += f"[{name}]" if isinstance(name, int) else f"{'.' if key else ''}{name}"
+        if "[" not in key:  # not inside a list yet
+            path.append(name)
         holder = model
         field = model.model_fields.get(name) if model is not None and isinstance(name, str) else None
         model = None
@@ -151,14 +233,14 @@ def _walk(cls: type[Schema], loc: tuple) -> tuple[str, type[Schema] | None]:
         elif i < len(loc) and loc[i] in members:
             model = members[loc[i]]
             i += 1
-    return key, holder
+    return key, holder, path
 
 
 _NAMES_KEY = re.compile(r"^[A-Za-z_][\w.\[\]]*: ")
 
 
 def _problem(cls: type[Schema], err: dict, prefix: str) -> str:
-    key, holder = _walk(cls, tuple(err["loc"]))
+    key, holder, _ = _walk(cls, tuple(err["loc"]))
     parts = bool(key)
     key = prefix + key if key else prefix.rstrip(".") or "config"
     value = err.get("input")
@@ -202,152 +284,17 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-# ------------------------------------------------------------------------------------------ documentation
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, str):
-        return value or '""'
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _bounds(metadata: list) -> str:
-    lo = hi = None
-    for m in metadata:
-        if isinstance(m, at.Ge):
-            lo = f">= {_show(m.ge)}"
-        elif isinstance(m, at.Gt):
-            lo = f"> {_show(m.gt)}"
-        elif isinstance(m, at.Le):
-            hi = f"<= {_show(m.le)}"
-        elif isinstance(m, at.Lt):
-            hi = f"< {_show(m.lt)}"
-    return " and ".join(b for b in (lo, hi) if b)
-
-
-def _plural(text: str) -> str:
-    for one, many in (("an integer", "integers"), ("a number", "numbers"), ("text", "strings")):
-        if text.startswith(one):
-            return many + text[len(one) :]
-    return text
-
-
-def describe_type(annotation, metadata: list | None = None) -> str:
-    """What a value of this type may be, in words: 'an integer >= 1', "one of ['a', 'b']", ..."""
-    metadata = list(metadata or [])
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        base, *extra = get_args(annotation)
-        return describe_type(base, metadata + [m for m in extra if not isinstance(m, FieldInfo)])
-    if origin in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        text = " or ".join(t for t in (describe_type(a, metadata) for a in args) if t)
-        return f"null or {text}" if len(args) < len(get_args(annotation)) else text
-    if origin is Literal:
-        values = [_show(v) for v in get_args(annotation)]
-        return values[0] if len(values) == 1 else f"one of {', '.join(values)}"
-    if origin in (tuple, list):
-        args = get_args(annotation)
-        bounds = _bounds(metadata)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            return f"{len(args)} {_plural(describe_type(args[0]))}"
-        inner = _plural(describe_type(args[0])) if args else "values"
-        size = (
-            "a non-empty list"
-            if any(isinstance(m, at.MinLen) and m.min_length > 0 for m in metadata)
-            else "a list"
-        )
-        return f"{size} of {inner}" + (f" ({bounds})" if bounds else "")
-    bounds = _bounds(metadata)
-    names = {int: "an integer", float: "a number", bool: "true or false", str: "text", Path: "a path"}
-    if annotation in names:
-        return f"{names[annotation]} {bounds}".rstrip()
-    if _model_of(annotation) is not None:
-        return "a mapping"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def _rows(cls: type[Schema], prefix: str) -> list[tuple[str, Any, str, str]]:
-    """(dotted key, default, description, allowed values) of every leaf key of `cls`, nested sections
-    expanded."""
-    out = []
-    for name, field in cls.model_fields.items():
-        nested = _model_of(field.annotation)
-        if nested is not None and _union_members(field) is None:
-            out += _rows(nested, f"{prefix}{name}.")
-            continue
-        default = field.get_default(call_default_factory=True) if not field.is_required() else "(required)"
-        single = get_origin(field.annotation) is Literal and len(get_args(field.annotation)) == 1
-        allowed = "" if single else describe_type(field.annotation, field.metadata)
-        out.append((f"{prefix}{name}", default, (field.description or "").rstrip("."), allowed))
-    return out
-
-
-def markdown_table(schema: Any, prefix: str, only: tuple[str, ...] | None = None) -> str:
-    """Key | default | meaning for a group: a Schema class, or a `variants(...)` type, whose keys are merged
-    (a key used by some variants only says which; defaults that differ are given per variant). `only`:
-    just these fields of a Schema class (e.g. the top-level scalars of the job's schema)."""
-    if get_origin(schema) is Annotated:
-        base, *extra = get_args(schema)
-        tag = next(m.discriminator for m in extra if isinstance(m, FieldInfo))
-        members = {_tag_value(c, tag): c for c in get_args(base)}
-    else:
-        members = {"": schema}
-    keys: dict[str, dict[str, tuple[Any, str, str]]] = {}
-    for name, cls in members.items():
-        for key, default, description, allowed in _rows(cls, prefix):
-            if only is None or key.removeprefix(prefix).split(".")[0] in only:
-                keys.setdefault(key, {})[name] = (default, description, allowed)
-    lines = ["| key | default | meaning |", "| --- | --- | --- |"]
-    everyone = set(members)
-    if len(members) > 1:  # the variant's name first
-        keys = {f"{prefix}{tag}": keys.pop(f"{prefix}{tag}"), **keys}
-    for key, per in keys.items():
-        # the first variant that describes the key (a variant may redefine just its default)
-        description = next((d for _, d, _ in per.values() if d), "")
-        allowed = next(iter(per.values()))[2]
-        meaning = (
-            f"{description}; {allowed}"
-            if description and allowed and allowed != "a mapping"
-            else description or allowed
-        )
-        if len(members) > 1 and key.removeprefix(prefix) == tag:
-            meaning = f"{meaning.split(';')[0]}; one of {', '.join(members)}"
-        defaults: dict[str, list[str]] = {}
-        for name, (default, _, _) in per.items():
-            shown = default if isinstance(default, str) and default == "(required)" else f"`{_show(default)}`"
-            defaults.setdefault(shown, []).append(name)
-        if len(defaults) == 1 or len(members) == 1:
-            default_text = next(iter(defaults))
-        else:
-            default_text = ", ".join(f"{d} ({', '.join(n)})" for d, n in defaults.items())
-        if len(members) > 1 and key.removeprefix(prefix) == tag:
-            default_text = f"`{next(iter(members))}`"
-        users = "" if set(per) == everyone or len(members) == 1 else f"({', '.join(per)}) "
-        meaning = meaning.replace("|", "\\|")  # a pipe in a description would end the cell
-        lines.append(f"| `{key}` | {default_text} | {users}{meaning} |")
-    return "\n".join(lines) + "\n"
-
-
 __all__ = [
     "Bool",
     "ConfigError",
     "Float",
     "Int",
+    "Rule",
+    "RuledSchema",
     "Schema",
     "UserPath",
-    "describe_type",
     "flatten",
     "ignored_keys",
-    "markdown_table",
     "validate",
     "validate_group",
     "variants",

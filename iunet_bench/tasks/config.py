@@ -20,7 +20,8 @@ the YAML presets under `conf/` spell them out for the reader and a test keeps th
 | `tracking` | `iunet_bench.tracking.tracker.TrackingConfig` |
 
 Rules across groups (the model grid against the model's pooling, `interact.trainable` against the model's
-layer groups) are validators of `JobConfig`, written once. `task=cv` fixes two values before validation
+layer groups) are `JobConfig.rules`, written once, and reported together with every other problem: they run
+on the keys that are valid (`core.schema.Rule`). `task=cv` fixes two values before validation
 (`tasks.cv`); which function runs each task is `tasks.registry`'s.
 """
 
@@ -30,9 +31,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from iunet_bench.core.schema import Bool, ConfigError, Int, Schema, ignored_keys, validate
+from iunet_bench.core.schema import Bool, ConfigError, Int, Rule, RuledSchema, ignored_keys, validate
 from iunet_bench.data.config import DataConfig, PhantomData
 from iunet_bench.interactive.config import InteractConfig, IUnetInteract
 from iunet_bench.models.config import ModelConfig, UNetConfig
@@ -43,8 +44,40 @@ from iunet_bench.tracking.tracker import TrackingConfig
 from iunet_bench.train.config import TrainConfig
 from simulators.config import ScribbleSimulator, SimulatorConfig
 
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
-class JobConfig(Schema):
+
+def _grid_misfit(config: JobConfig) -> str | None:
+    return config.model.grid_misfit(config.data.preprocess.grid)
+
+
+def _unknown_trainable(config: JobConfig) -> str | None:
+    """`interact.trainable` against the model's layer groups (iUnet's fine-tuning only)."""
+    if not isinstance(config.interact, IUnetInteract):
+        return None
+    from iunet_bench.models.groups import describe
+
+    valid = config.model.valid_groups()  # keras: model.groups' names + all (no file read)
+    unknown = [g for g in config.interact.trainable if g not in valid]
+    if not unknown:
+        return None
+    return (
+        f"interact.trainable: unknown layer group(s) {unknown}; valid for model.name={config.model.name}:\n"
+        f"{describe(valid)}"
+    )
+
+
+def _mixed_on_cpu(config: JobConfig) -> str | None:
+    if config.device == "cpu" and config.precision != "float32":
+        return f"precision: {config.precision} needs a GPU; with device=cpu use float32"
+    return None
+
+
+def _missing_observers(config: JobConfig) -> str | None:
+    return config.observers.missing_presets(CONF_DIR) if config.task == "observers" else None
+
+
+class JobConfig(RuledSchema):
     seed: Int = Field(
         0,
         ge=0,
@@ -94,29 +127,12 @@ class JobConfig(Schema):
     interact: InteractConfig = IUnetInteract()
     tracking: TrackingConfig = TrackingConfig()
 
-    @model_validator(mode="after")
-    def _across_groups(self) -> JobConfig:
-        problems = []
-        misfit = self.model.grid_misfit(self.data.preprocess.grid)
-        if misfit:
-            problems.append(misfit)
-        if isinstance(self.interact, IUnetInteract):
-            from iunet_bench.models.groups import describe
-
-            valid = self.model.valid_groups()  # keras: model.groups' names + all (no file read)
-            unknown = [g for g in self.interact.trainable if g not in valid]
-            if unknown:
-                problems.append(
-                    f"interact.trainable: unknown layer group(s) {unknown}; valid for model.name="
-                    f"{self.model.name}:\n{describe(valid)}"
-                )
-        if self.task == "observers":
-            missing = self.observers.missing_presets(CONF_DIR)
-            if missing:
-                problems.append(missing)
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
+    rules = (  # across groups (`core.schema.Rule`): reported with the field errors, at once
+        Rule(("model", "data.preprocess.grid"), _grid_misfit),
+        Rule(("model", "interact.method", "interact.trainable"), _unknown_trainable),
+        Rule(("task", "observers"), _missing_observers),
+        Rule(("device", "precision"), _mixed_on_cpu),
+    )
 
     def params(self) -> dict[str, Any]:
         """The resolved configuration as plain values (lists, strings): MLflow params and config.yaml."""
@@ -131,9 +147,6 @@ class JobConfig(Schema):
         return " ".join(x for x in (method, trainable, self.simulator.name or "") if x)
 
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-
 def load_config(raw: Mapping[str, Any], note=None) -> JobConfig:
     """The job's configuration from a composed (resolved, plain) mapping; ConfigError lists every problem.
     `note`: a stream (e.g. sys.stderr) told which keys were ignored as another variant's. A task that fixes
@@ -144,6 +157,19 @@ def load_config(raw: Mapping[str, Any], note=None) -> JobConfig:
     if ignored and note is not None:
         print(f"note: ignored by this configuration's variants: {', '.join(ignored)}", file=note)
     return config
+
+
+def resolved(cfg) -> dict[str, Any]:
+    """A composed Hydra config as plain values, interpolations resolved; ConfigError naming the key whose
+    interpolation does not resolve (`seed=${nope}`)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "config"
+        raise ConfigError([f"{key}: {str(exc).splitlines()[0]}"]) from None
 
 
 def compose_config(overrides: Sequence[str] = (), note=None) -> JobConfig:
@@ -163,4 +189,4 @@ def dropped_keys(raw: Mapping[str, Any], config: JobConfig) -> list[str]:
     return ignored_keys(raw, config)
 
 
-__all__ = ["ConfigError", "JobConfig", "compose_config", "dropped_keys", "load_config"]
+__all__ = ["ConfigError", "JobConfig", "compose_config", "dropped_keys", "load_config", "resolved"]

@@ -24,12 +24,33 @@ if TYPE_CHECKING:  # the data readers (SimpleITK) load when a job lists its data
     from iunet_bench.data import Dataset, Failure, Volume
 
 
+def require_gpu(config: JobConfig) -> None:
+    """ConfigError when the job asks for a GPU (`device=gpu`, or a mixed `precision`) and the machine
+    certainly has none for its backend, known without importing the framework (`core.runtime.no_gpu`);
+    otherwise the framework's own check decides (`configure_backend`)."""
+    from iunet_bench.core.runtime import no_gpu
+
+    if config.device != "gpu" and config.precision == "float32":
+        return
+    absent = no_gpu(config.backend)
+    if absent is None:
+        return
+    if config.device == "gpu":
+        raise ConfigError([f"device: 'gpu' was asked for but {config.backend} can see no GPU: {absent}"])
+    raise ConfigError(
+        [
+            f"precision: {config.precision} needs a GPU and {config.backend} can see none: {absent}; on the CPU use float32"
+        ]
+    )
+
+
 def configure_backend(config: JobConfig) -> str:
     """Choose the Keras backend (`backend`, before Keras is first imported), the device and precision, and
     seed it; returns the device used (logged as a tag). Raises ConfigError for a backend, device or
     precision this process or machine cannot give."""
     from iunet_bench.core.runtime import use_backend
 
+    require_gpu(config)
     try:
         use_backend(config.backend, config.device)
     except RuntimeError as exc:
@@ -131,22 +152,28 @@ class JobSetup:
         return configure_backend(self.config)
 
     def check(self) -> None:
-        """What the schema cannot know without touching the machine: the tracking store opens (a server
-        answers within seconds), the data set lists and its intensity mode is known, the cache folders
-        take files, the device and precision exist. ConfigError otherwise; nothing is computed."""
+        """What the schema cannot know without touching the machine: the device and precision exist (known
+        without the framework's import where the machine says so, `core.runtime.no_gpu`), the data set lists
+        (and splits into `data.split.folds`) and its intensity mode is known, the cache folders take files, a
+        tracking server answers, the tracking store opens. ConfigError otherwise; nothing is computed, and the
+        tracking store is opened (a sqlite file created) only once everything else has passed."""
         from iunet_bench.core.files import require_writable
-        from iunet_bench.tracking.tracker import open_client
+        from iunet_bench.tracking.tracker import check_reachable, open_client
 
-        open_client(self.config.tracking.uri)
+        config = self.config
+        require_gpu(config)  # in a second, where the machine has no GPU at all
+        check_reachable(config.tracking.uri)  # a server: seconds; creates nothing
+        _ = self.split
         _ = self.dataset.preprocess_config
-        require_writable(self.config.train.cache_dir, "train.cache_dir")
-        if self.device != "cpu" and self.config.session.workers > 1:
+        require_writable(config.train.cache_dir, "train.cache_dir")
+        if self.device != "cpu" and config.session.workers > 1:
             raise ConfigError(
                 [
-                    f"session.workers: {self.config.session.workers} parallel case processes are for the CPU; "
+                    f"session.workers: {config.session.workers} parallel case processes are for the CPU; "
                     f"on {self.device} the cases share the GPU in one process (session.workers=1)"
                 ]
             )
+        open_client(config.tracking.uri)
 
     def volumes(self) -> Volumes:
         if "_volumes" not in self.__dict__:

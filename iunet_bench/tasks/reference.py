@@ -19,7 +19,7 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "configurati
 
 
 def tables() -> dict[str, str]:
-    from iunet_bench.core.schema import markdown_table
+    from iunet_bench.core.schema_tables import markdown_table
     from iunet_bench.data.config import DataConfig
     from iunet_bench.interactive.config import InteractConfig
     from iunet_bench.models.config import ModelConfig

@@ -1,64 +1,119 @@
 """A Hydra multirun as one MLflow sweep: the parent run, created before any job, and the report at its end.
 
 `conf/config.yaml` registers `SweepCallback`; each job finds the parent run through a file in the sweep
-folder (`tracking.tracker.parent_run_id_for_job`).
+folder (`tracking.tracker.parent_run_id_for_job`). Each job's folder is named by `job_folder` (the resolver
+`iunet_bench.job_folder`, registered when this module is imported: by `__main__`, and by Hydra wherever it
+unpickles this callback, so in a launcher's worker processes too).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
+from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
 from hydra.experimental.callback import Callback
 
 from iunet_bench.analysis.report.errors import ReportError
 from iunet_bench.tracking.tracker import PARENT_FILE, Tracker, TrackingConfig, git_commit, store_uri
 
 STATUS_DIR = "jobs"  # <sweep folder>/jobs/<job number>.json: each job's overrides and outcome
+JOB_FOLDER = "iunet_bench.job_folder"  # conf/config.yaml: hydra.sweep.subdir
 
 
-def _status_path(hydra_cfg) -> Path:
-    return Path(str(hydra_cfg.sweep.dir)) / STATUS_DIR / f"{hydra_cfg.job.num}.json"
+def job_folder(num, overrides: str) -> str:
+    """A sweep job's folder name: its number and a short hash of its overrides (`hydra.job.override_dirname`,
+    which leaves out the keys that do not change the result). Short whatever the overrides (a name past 255
+    bytes cannot be made), one folder whatever their values (a path value nests none), the same for the same
+    overrides. The overrides themselves are in the job's `.hydra/overrides.yaml` and its run's
+    `job_overrides` tag."""
+    return f"{num}_{hashlib.sha256(str(overrides).encode()).hexdigest()[:8]}"
 
 
-def _write_status(hydra_cfg, status: str, error: str = "") -> None:
-    path = _status_path(hydra_cfg)
-    overrides = " ".join(str(o) for o in hydra_cfg.overrides.task)
+def _register_resolver() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver(JOB_FOLDER):
+        OmegaConf.register_new_resolver(JOB_FOLDER, job_folder)
+
+
+_register_resolver()
+
+
+def _write_status(hydra_cfg, status: str, error: str = "", configuration: bool = False) -> None:
+    overrides = [str(o) for o in hydra_cfg.overrides.task]
+    _write_status_file(
+        Path(str(hydra_cfg.sweep.dir)), hydra_cfg.job.num, overrides, status, error, configuration
+    )
+
+
+def _write_status_file(
+    folder: Path, num: int, overrides: list[str], status: str, error: str, configuration: bool
+) -> None:
+    path = folder / STATUS_DIR / f"{num}.json"
+    entry = {"overrides": " ".join(overrides), "status": status, "error": error[:5000]}
+    if configuration:
+        entry["configuration"] = True
     with contextlib.suppress(OSError):  # the job's own error matters more than its status file
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps({"overrides": overrides, "status": status, "error": error[:5000]}), encoding="utf-8"
-        )
+        path.write_text(json.dumps(entry), encoding="utf-8")
 
 
-def write_job_status(status: str, error: str = "") -> None:
-    """This sweep job's outcome (FINISHED or FAILED, with the error), for the launching process to count
-    whatever the launcher (the sweep folder is shared: local processes, or a cluster's shared disk)."""
+def write_job_status(status: str, error: str = "", configuration: bool = False) -> None:
+    """This sweep job's outcome (FINISHED or FAILED, with the error; `configuration`: it failed on its
+    configuration), for the launching process to count whatever the launcher (the sweep folder is shared:
+    local processes, or a cluster's shared disk)."""
     from hydra.core.hydra_config import HydraConfig
 
-    _write_status(HydraConfig.get(), status, error)
+    _write_status(HydraConfig.get(), status, error, configuration)
+
+
+def _statuses(sweep_folder: Path) -> list[tuple[str, dict]]:
+    """(job number, status entry) of the sweep's jobs, by number; an unreadable file is a FAILED entry."""
+    out = []
+    paths = sorted(Path(sweep_folder, STATUS_DIR).glob("*.json"), key=lambda p: int(p.stem))
+    for path in paths:
+        try:
+            out.append((path.stem, json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            out.append((path.stem, {"status": "FAILED", "error": f"unreadable status file {path}"}))
+    return out
 
 
 def failed_jobs(sweep_folder: Path) -> list[tuple[str, str]]:
     """(job number and overrides, error) of the sweep's jobs that did not finish: a FAILED status, or still
     STARTED (the job was killed, or its process died before it could say)."""
     out = []
-    paths = sorted(Path(sweep_folder, STATUS_DIR).glob("*.json"), key=lambda p: int(p.stem))
-    for path in paths:
-        try:
-            status = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            out.append((f"job {path.stem}", f"unreadable status file {path}"))
-            continue
+    for num, status in _statuses(sweep_folder):
         if status.get("status") == "FINISHED":
             continue
         error = status.get("error") or "the job was killed or its process died before it finished"
-        out.append((f"job {path.stem} ({status.get('overrides', '')})", str(error)))
+        name = f"job {num} ({status['overrides']})" if "overrides" in status else f"job {num}"
+        out.append((name, str(error)))
     return out
+
+
+def gist(error: str) -> str:
+    """An error in one line, for the sweep's closing list of failed jobs: its first line, and its first item
+    when that line only introduces a list (a configuration's several problems)."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}" + (f" (+{len(lines) - 2} more)" if len(lines) > 2 else "")
+    return lines[0] if lines else ""
+
+
+def exit_status(sweep_folder: Path) -> int:
+    """What the launching process exits with: 2 when a job failed on its configuration (configuration
+    errors exit 2, as a single job's do), 1 when any other did not finish, else 0."""
+    unfinished = [s for _, s in _statuses(sweep_folder) if s.get("status") != "FINISHED"]
+    if any(s.get("configuration") for s in unfinished):
+        return 2
+    return 1 if unfinished else 0
 
 
 def _tracking_of(hydra_cfg) -> TrackingConfig:
@@ -93,7 +148,8 @@ class SweepCallback(Callback):
     Runs in the launching process, so parallel jobs (joblib, submitit, Ray) never race to create the
     sqlite schema. The parent run id goes to a file in the sweep folder, where every job finds it. At the
     end it reads the jobs' status files (`failed_jobs`) and, when any job failed, ends the launching
-    process with exit status 1 (Hydra returns nothing from a multirun, so this is where the count is).
+    process with exit status 2 if one failed on its configuration, else 1 (`exit_status`; Hydra returns
+    nothing from a multirun, so this is where the count is).
     """
 
     def on_job_start(self, config, **kwargs) -> None:
@@ -170,16 +226,17 @@ class SweepCallback(Callback):
             print(f"sweep report not written: {exc}")
         except Exception as exc:  # noqa: BLE001  any other failure is logged: a report never kills a sweep
             print(f"sweep report not written: {exc}")
-        failed = failed_jobs(Path(str(config.hydra.sweep.dir)))
+        folder = Path(str(config.hydra.sweep.dir))
+        failed = failed_jobs(folder)
         if failed:
-            lines = [f"  {name}: {error.splitlines()[0] if error else ''}" for name, error in failed]
+            lines = [f"  {name}: {gist(error)}" for name, error in failed]
             print(f"\n{len(failed)} sweep job(s) failed:", *lines, sep="\n", file=sys.stderr)
         # the status files count this invocation's jobs (a resumed parent also holds earlier attempts)
-        counted = any(Path(str(config.hydra.sweep.dir), STATUS_DIR).glob("*.json"))
+        counted = any(Path(folder, STATUS_DIR).glob("*.json"))
         client.set_tag(parent, "failed_jobs", str(len(failed) if counted else len(children) - len(finished)))
         client.set_terminated(parent, "FINISHED" if finished else "FAILED")
-        if failed:  # the launching process exits 1, so CI and schedulers see a sweep whose jobs failed
-            raise SystemExit(1)
+        if failed:  # the launching process exits 2 or 1, so CI and schedulers see a sweep whose jobs failed
+            raise SystemExit(exit_status(folder))
 
 
 def close_if_running(uri: str, run_id: str) -> None:
@@ -189,3 +246,61 @@ def close_if_running(uri: str, run_id: str) -> None:
         client = mlflow.MlflowClient(store_uri(uri))
         if client.get_run(run_id).info.status == "RUNNING":
             client.set_terminated(run_id, "FAILED")
+
+
+# Hydra's own configuration errors: an override it cannot parse, a group option or key it cannot compose
+HYDRA_CONFIG_ERRORS = (OverrideParseException, ConfigCompositionException, SearchPathException)
+
+
+class ComposableJobs:
+    """A sweep's launcher, handed only the jobs Hydra can compose (`hydra_plugins.iunet_bench_sweeper`).
+
+    Hydra's basic sweeper composes every job of a batch before launching any, and one value Hydra rejects
+    (`simulator=no_such_robot`) would end the sweep with the valid jobs not run. Here each job is composed
+    first; one that Hydra rejects is recorded (`record_rejected_job`: a FAILED child run and a status file,
+    as for a value the schema refuses) and the others go to the launcher, with their planned job numbers
+    (a run of consecutive composable jobs per `launch`, so a launcher's parallel batch is split only where
+    a job was rejected)."""
+
+    def __init__(self, launcher, config_loader, config):
+        self.launcher, self.config_loader, self.config = launcher, config_loader, config
+
+    def launch(self, job_overrides, initial_job_idx: int):
+        rejected = set()
+        for i, overrides in enumerate(job_overrides):
+            try:
+                self.config_loader.load_sweep_config(self.config, list(overrides))
+            except HYDRA_CONFIG_ERRORS as exc:
+                rejected.add(i)
+                record_rejected_job(self.config, initial_job_idx + i, [str(o) for o in overrides], str(exc))
+        results, start = [], 0
+        for i in [*sorted(rejected), len(job_overrides)]:
+            if i > start:
+                results += self.launcher.launch(
+                    job_overrides[start:i], initial_job_idx=initial_job_idx + start
+                )
+            start = i + 1
+        return results
+
+
+def record_rejected_job(config, num: int, overrides: list[str], error: str) -> None:
+    """A sweep job Hydra could not compose, recorded from the launching process as a job whose values the
+    schema refuses records itself (`__main__`): its status file (a configuration error) and a FAILED child
+    run with the error, its overrides (tag `job_overrides`, params) and the sweep's tracking keys."""
+    from omegaconf import OmegaConf
+
+    from iunet_bench.tracking.tracker import record_failed_job
+
+    text = f"configuration error: {error}"
+    print(f"job {num} ({' '.join(overrides)}): {text}", file=sys.stderr)
+    _write_status_file(Path(str(config.hydra.sweep.dir)), num, overrides, "FAILED", text, configuration=True)
+    parent = _sweep_parent_file(config)
+    values = dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
+    tracking = OmegaConf.to_container(config.tracking, resolve=True)
+    record_failed_job(
+        {"tracking": tracking, **values},
+        text,
+        overrides=" ".join(overrides),
+        parent=parent.read_text(encoding="utf-8").strip() if parent.exists() else "",
+        sweep=_tracking_of(config).sweep or "multirun",
+    )

@@ -348,9 +348,16 @@ def parent_run_id_for_job() -> str | None:
     return path.read_text(encoding="utf-8").strip() if path is not None and path.exists() else None
 
 
-def record_failed_job(raw: Mapping, error: str) -> None:
+def record_failed_job(
+    raw: Mapping,
+    error: str,
+    overrides: str | None = None,
+    parent: str | None = None,
+    sweep: str | None = None,
+) -> None:
     """A FAILED run for a sweep job whose configuration is invalid, so the sweep shows it: logged where the
-    job's `tracking` keys point if they are valid, else to the default store."""
+    job's `tracking` keys point if they are valid, else to the default store. `overrides`, `parent`, `sweep`:
+    the job's, when it is recorded from outside its own process (default: this job's)."""
     from iunet_bench.core.schema import ConfigError, validate
 
     with contextlib.suppress(Exception):  # the job is failing already; tracking trouble must not hide why
@@ -363,12 +370,12 @@ def record_failed_job(raw: Mapping, error: str) -> None:
             t.experiment,
             t.artifact_root,
             run_name="invalid configuration",
-            parent_run_id=parent_run_id_for_job(),
+            parent_run_id=parent_run_id_for_job() if parent is None else parent,
             tags={
-                "sweep": sweep_name(t),
+                "sweep": sweep_name(t) if sweep is None else sweep,
                 "kind": "job",
                 "error": error[:5000],
-                "job_overrides": job_overrides(),
+                "job_overrides": job_overrides() if overrides is None else overrides,
             },
         )
         tracker.log_params(params(raw))
