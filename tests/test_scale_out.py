@@ -275,3 +275,44 @@ def test_a_ray_sweep_on_a_loopback_ray_cluster_ends_with_the_basic_launchers_cur
     jobs = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("kind") == "job"]
     assert all(f"MLflow run {job.info.run_id}." in worker_logs for job in jobs)
     assert curves(client) == basic_curves()
+
+
+# A Hydra app of two jobs: the first kills its own Ray worker process at once (as a lost node would), the
+# second writes a file a few seconds later
+CRASHING_APP = """
+import os
+import time
+from pathlib import Path
+import hydra
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    if cfg.crash:
+        os._exit(3)
+    time.sleep(4)  # still running when the first job dies: a launcher that gave up then would lose it
+    Path("survivor.txt").write_text(str(cfg.crash))
+
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_job_whose_ray_task_dies_fails_the_sweep_after_the_other_jobs_ran(tmp_path, monkeypatch):
+    """The Ray launcher waits for every job before it reports a task that died (Ray's retries off): the
+    surviving job's output is there, and the sweep fails naming Ray's error, not with a hang or silence."""
+    pytest.importorskip("ray", reason="needs Ray (the cluster extra: pip install -e '.[cluster]')")
+    (tmp_path / "app.py").write_text(CRASHING_APP, encoding="utf-8")
+    with ray_cluster(monkeypatch) as (address, _):
+        proc = subprocess.run(
+            [
+                sys.executable, "app.py", "-m", "+crash=true,false", "hydra/launcher=ray",
+                f"hydra.searchpath=[file://{Path(__file__).resolve().parents[1] / 'conf'}]",
+                f"hydra.launcher.ray.init.address={address}", "+hydra.launcher.ray.remote.max_retries=0",
+                "hydra.sweep.dir=sweep",
+            ],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "WorkerCrashedError" in proc.stderr or "worker died" in proc.stderr.lower(), proc.stderr[-3000:]
+    assert (tmp_path / "survivor.txt").read_text() == "False"
