@@ -84,13 +84,18 @@ def records_from_json(text: str) -> list[RoundRecord]:
     return out
 
 
-def save_case(tracker, out: Path, case_id: str, records: list[RoundRecord]) -> None:
-    """The finished case's records: a local file in the job folder and a run artifact (the done marker)."""
+def write_records(out: Path, case_id: str, records: list[RoundRecord]) -> Path:
+    """The finished case's records as a file of the job folder (`records/<case>.json`)."""
     folder = out / RECORDS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{case_id}.json"
     path.write_text(records_to_json(records), encoding="utf-8")
-    tracker.log_artifact(path, RECORDS)
+    return path
+
+
+def save_case(tracker, out: Path, case_id: str, records: list[RoundRecord]) -> None:
+    """The finished case's records: a local file in the job folder and a run artifact (the done marker)."""
+    tracker.log_artifact(write_records(out, case_id, records), RECORDS)
 
 
 @dataclass
