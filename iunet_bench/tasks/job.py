@@ -6,8 +6,9 @@
 and runs the case loop, which only produces events: the observers of `callbacks` log them to MLflow, write
 the job folder's files, draw the progress bars and record the failures. A case that fails is recorded and
 the others go on; what is logged stays logged; a config or device problem raises ConfigError before any
-MLflow run exists. A server lost midway raises `TrackingLost`, after the job folder has kept every finished
-case and the run was closed where the server answers.
+MLflow run exists. A job holds a claim on its run (`tracking.claim`): the same configuration running
+elsewhere stops this one with `RunClaimed`. A server lost midway raises `TrackingLost`, after the job folder
+has kept every finished case and the run was closed where the server answers.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from iunet_bench.tasks.config import JobConfig
 from iunet_bench.tasks.prepare import JobSetup, prepare, show_progress
 from iunet_bench.tracking import resume
 from iunet_bench.tracking import tracker as tracking
+from iunet_bench.tracking.claim import Claim
 from iunet_bench.tracking.client import TrackingLost
 
 
@@ -48,9 +50,12 @@ def run(config: JobConfig) -> Summary:
     commit = tracking.git_commit()
     key = resume.run_key(config.params(), commit)
     client, previous = tracking.open_client(t.uri, t.limits(show_progress(config))), None
+    claim = Claim(client, t.claim_timeout_s)  # one live job per run (`tracking.claim`)
     if config.resume:
         experiment_id = tracking.prepare_store(t.uri, t.experiment, t.artifact_root, client)
         found = resume.find_run(client, experiment_id, key, parent)
+        if found is not None:
+            claim.refuse_if_held(found)
         previous = resume.load_previous(client, found) if found is not None else None
     if previous is not None and previous.finished:
         run_id = previous.run.info.run_id
@@ -60,6 +65,8 @@ def run(config: JobConfig) -> Summary:
         )
         records = [r for cid in test_ids for r in previous.cases.get(cid, [])]
         return _summary(records, config.session.rounds, [], config.protocol, run_id)
+    if previous is not None:
+        claim.take(previous.run.info.run_id)
     tracker = tracking.Tracker(
         t.uri,
         t.experiment,
@@ -76,10 +83,14 @@ def run(config: JobConfig) -> Summary:
             "intensity": setup.dataset.preprocess_config.intensity,  # `auto` resolved
             "kind": "job",
             "job_overrides": job_overrides(),
+            **claim.tags(),
         },
         reopen=previous.run.info.run_id if previous is not None else None,
         client=client,
     )
+    if previous is None and config.resume:
+        claim.settle_new(tracker.run, tracker.experiment_id, key, parent)
+    stop_claim = claim.keep_alive(tracker.run_id)
     status = "FAILED"
     try:
         if previous is None:
@@ -102,6 +113,7 @@ def run(config: JobConfig) -> Summary:
         status = "KILLED"
         raise
     finally:
+        stop_claim()
         try:
             tracker.end(status)
         except Exception as exc:

@@ -15,8 +15,9 @@ for a run with its key (under the same sweep parent, if any):
   is logged only when the run has none of it), and the run ends with the curves, summary and report of an
   uninterrupted run.
 
-`resume=false` always starts a new run. Two processes running the same configuration at once would both
-take the run as theirs: do not start one configuration twice at the same time (a sweep never does).
+`resume=false` always starts a new run. A job holds a claim on its run while it lives
+(`iunet_bench.tracking.claim`): the same configuration started again meanwhile is refused with a message
+naming the holder, never merged into the same run; a killed job holds nothing, so its run resumes.
 """
 
 from __future__ import annotations

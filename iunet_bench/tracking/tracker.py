@@ -62,6 +62,12 @@ class TrackingConfig(Schema):
     http_timeout_s: Int = Field(
         HTTP_TIMEOUT_S, ge=1, description="seconds one request waits for a tracking server's answer"
     )
+    claim_timeout_s: Int = Field(
+        120,
+        ge=0,
+        description="seconds without a heartbeat (sent every 30 s) after which a run held by a job on another "
+        "machine counts as abandoned and is resumed; 0: take a run over at once (its job is known dead)",
+    )
 
     def limits(self, progress: bool = True) -> Limits:
         """The HTTP limits of this job's MLflow calls (`client.Limits`); progress: MLflow's download bars."""
