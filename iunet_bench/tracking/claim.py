@@ -6,8 +6,8 @@ when the run is created or reopened and refreshed every `HEARTBEAT_S` seconds wh
 (`keep_alive`). Another job of the same identity (`resume.run_key`, same sweep parent) respects it. A claim
 is *live* while its run is RUNNING and its job is alive: on this host its process exists and, on any host,
 its heartbeat is younger than `tracking.claim_timeout_s`. So a job killed with `kill -9` holds nothing (its
-process is gone: the same command resumes its run at once; from another machine, once the heartbeat is
-`claim_timeout_s` old, or at once with `tracking.claim_timeout_s=0`).
+process is gone, or its pid is now this job's: the same command resumes its run at once; from another
+machine, once the heartbeat is `claim_timeout_s` old, or at once with `tracking.claim_timeout_s=0`).
 
 The store is the referee, so this holds across machines sharing a tracking server, not only beside one
 sqlite file:
@@ -82,8 +82,8 @@ class Claim:
             return None
         if run.info.status != "RUNNING" or held["age"] > self.timeout_s:
             return None
-        if held.get("host") == self.host and not _alive(held["pid"]):
-            return None
+        if held.get("host") == self.host and (held["pid"] == self.pid or not _alive(held["pid"])):
+            return None  # its process is gone (or its pid is ours now: a restarted container's job is pid 1)
         return held
 
     def _refusal(self, run, held: dict) -> RunClaimed:
