@@ -10,15 +10,12 @@ Hydra composes `conf/`; the result is validated here, once, into a typed `JobCon
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
-# A tracking server that goes away midway: fail in about 30 s (4 retries, 2-16 s apart) rather than MLflow's
-# minutes of retries; the run continues on the next start (resume). Set these variables to choose otherwise.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -26,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from iunet_bench.core.runtime import in_multirun
 from iunet_bench.tasks.config import ConfigError, load_config, resolved
 from iunet_bench.tasks.sweep import HYDRA_CONFIG_ERRORS  # also registers the sweep job folders' resolver
+from iunet_bench.tracking.client import TrackingError, TrackingLost
 
 
 def _terminate(signum, frame):  # a scheduler's SIGTERM ends the job like Ctrl-C: runs are closed as KILLED
@@ -40,6 +38,7 @@ def main(cfg: DictConfig) -> float | None:
     signal.signal(signal.SIGTERM, _terminate)
     multirun = in_multirun()
     raw = OmegaConf.to_container(cfg, resolve=False)  # what a failed job's record shows if it cannot resolve
+    config = None
     try:
         raw = resolved(cfg)
         config = load_config(raw, note=sys.stderr)
@@ -53,6 +52,14 @@ def main(cfg: DictConfig) -> float | None:
             record_failed_job(raw, f"configuration error: {exc}")
             return None
         sys.exit(2)
+    except TrackingError as exc:  # a lost server, a run another job holds: one message, no traceback
+        if isinstance(exc, TrackingLost):
+            exc.note(_again(config, multirun))
+        print(f"error: {exc}", file=sys.stderr)
+        if multirun:
+            write_job_status("FAILED", str(exc))
+            return None
+        sys.exit(1)
     except Exception as exc:
         if not multirun:
             raise
@@ -64,12 +71,23 @@ def main(cfg: DictConfig) -> float | None:
     for line in summary.warnings:
         print(line, file=sys.stderr)
     print(summary.text)
-    from iunet_bench.tracking.tracker import experiment_of, ui_hint
+    from iunet_bench.tracking.links import experiment_of, ui_hint
 
     print(ui_hint(config.tracking.uri, experiment_of(config.tracking.uri, summary.run_id), summary.run_id))
     if not summary.finished and not multirun:
         sys.exit(1)
     return summary.value
+
+
+def _again(config, multirun: bool) -> str:
+    """How to continue a job whose tracking server was lost: the same command, `resume` on."""
+    if multirun:
+        return (
+            "Once the server answers again, the same sweep command continues it (finished jobs are skipped)."
+        )
+    args = [a for a in sys.argv[1:] if not a.lstrip("+").startswith("resume=")]
+    args += [] if config is None or config.resume else ["resume=true"]
+    return f"Once the server answers again, this continues the run: python -m iunet_bench {shlex.join(args)}"
 
 
 def _report(argv: list[str]) -> int | None:

@@ -141,3 +141,24 @@ def test_the_command_line_turns_a_report_error_into_exit_code_2_and_its_message(
     monkeypatch.setattr(cli, "report", lambda *args, **kwargs: "| table |")
     assert cli.main(["--out", str(tmp_path)]) == 0 and "| table |" in capsys.readouterr().out
     assert cli.main(["--bogus"]) == 2  # argparse's own exit code, returned
+
+
+def test_reading_the_runs_back_draws_no_download_bar(tmp_path, capfd):
+    """The page is the output: reading each run's records from the store (at a sweep's end, or on the command
+    line) prints no MLflow 'Downloading artifacts' bar."""
+    from iunet_bench.analysis.report.cli import report
+    from iunet_bench.tracking import resume
+    from iunet_bench.tracking.tracker import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    rng = np.random.default_rng(0)
+    for lr in ("a", "b"):
+        tracker = Tracker(uri, "bars", str(tmp_path / "art"), tags={"kind": "job", "held_out_cases": "c0,c1"})
+        tracker.log_params({"interact.lr": lr})
+        for rec in (run(lr, rng.uniform(0.6, 0.9, 2), cases=["c0", "c1"]).records[i : i + 2] for i in (0, 2)):
+            resume.save_case(tracker, tmp_path / lr, rec[0].case_id, rec)
+        tracker.end()
+    capfd.readouterr()
+    text = report(uri, "bars", None, None, tmp_path / "page")
+    assert "lr=a" in text and "lr=b" in text  # both runs' records were read
+    assert "Downloading artifacts" not in capfd.readouterr().err

@@ -13,6 +13,7 @@ import mlflow
 import pytest
 
 from iunet_bench.core.schema import ConfigError
+from iunet_bench.tracking import links
 from iunet_bench.tracking import tracker as tracking
 from tests.conftest import ROOT, run_cli
 
@@ -134,24 +135,24 @@ def test_the_ui_hint_for_a_local_store_gives_the_command_and_the_runs_and_chart_
     client = tracking.open_client(uri)
     experiment = tracking.prepare_store(uri, "hint", str(tmp_path / "a"), client)
     run = client.create_run(experiment).info.run_id
-    assert tracking.experiment_of(uri, run) == experiment
-    assert tracking.experiment_of(uri, "no-such-run") is None
-    lines = tracking.ui_hint(uri, experiment, run).splitlines()
+    assert links.experiment_of(uri, run) == experiment
+    assert links.experiment_of(uri, "no-such-run") is None
+    lines = links.ui_hint(uri, experiment, run).splitlines()
     runs = f"http://127.0.0.1:5000/#/experiments/{experiment}/runs?workflowType=machine_learning"
     assert lines[0] == f"MLflow run {run}. See all runs with:"
     assert lines[1] == f"  mlflow ui --backend-store-uri {uri}"
     assert lines[-2:] == [f"  {runs}", f"  {runs}&compareRunsMode=CHART"]
-    assert tracking.ui_hint(uri, None, run).splitlines()[-1] == "and open http://127.0.0.1:5000"
+    assert links.ui_hint(uri, None, run).splitlines()[-1] == "and open http://127.0.0.1:5000"
 
 
 def test_the_ui_hint_for_a_tracking_server_gives_the_servers_own_links():
-    hint = tracking.ui_hint("https://mlflow.example.org:8443/", "7", "abc")
+    hint = links.ui_hint("https://mlflow.example.org:8443/", "7", "abc")
     assert "mlflow ui" not in hint and "--backend-store-uri" not in hint and "127.0.0.1" not in hint
     runs = "https://mlflow.example.org:8443/#/experiments/7/runs?workflowType=machine_learning"
     assert hint.splitlines()[-2:] == [f"  {runs}", f"  {runs}&compareRunsMode=CHART"]
-    assert tracking.ui_hint("http://HOST:5000", None, "r").splitlines()[-1] == "  http://HOST:5000"
+    assert links.ui_hint("http://HOST:5000", None, "r").splitlines()[-1] == "  http://HOST:5000"
 
 
 def test_the_ui_hint_never_prints_a_database_password():
-    hint = tracking.ui_hint("postgresql://mlflow:secret@dbhost/mlflow", "1", "r")
+    hint = links.ui_hint("postgresql://mlflow:secret@dbhost/mlflow", "1", "r")
     assert "secret" not in hint and "postgresql://mlflow:PASSWORD@dbhost/mlflow" in hint

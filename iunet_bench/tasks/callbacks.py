@@ -15,7 +15,9 @@ as lightning's Trainer calls its callbacks:
 A job's list is `[CaseProgress, MlflowLogger, JobFiles, Failures]`. The order matters twice: a case's curves
 reach MLflow before its files, of which `records/<case>.json` (the run's mark that the case is done, what a
 resume reads) is the last, after the case's mask and pictures; and at the end the curves and summary reach
-MLflow before the job's own files, so a trouble with a file never costs a logged result.
+MLflow before the job's own files, so a trouble with a file never costs a logged result. A tracking server
+lost midway (`tracking.client.TrackingLost`) ends the loop; the job folder then keeps every finished case
+(`keep_local`).
 """
 
 from __future__ import annotations
@@ -159,9 +161,8 @@ class MlflowLogger(CaseObserver):
     and summary at the end. Each is logged only when the run has none of it yet, so a resumed run (whose
     earlier attempt may have logged any of them before it was cut off) ends with every round once."""
 
-    def __init__(self, tracker, uri: str, rounds: int, kept: Path):
-        """kept: the job folder's rounds.csv, named when logging a case fails."""
-        self.tracker, self.uri, self.rounds, self.kept = tracker, uri, rounds, kept
+    def __init__(self, tracker, rounds: int):
+        self.tracker, self.rounds = tracker, rounds
 
     def _logged(self, metric: str) -> bool:
         return resume.logged_rounds(self.tracker.client, self.tracker.run_id, metric) > 0
@@ -186,24 +187,11 @@ class MlflowLogger(CaseObserver):
         self._case(case_id, records)  # cut off between its records and its curves
 
     def on_case_end(self, case: CaseEnd) -> None:
-        try:
-            self._case(case.case_id, case.records)
-        except Exception as exc:
-            raise tracking_lost(
-                self.uri, case.case_id, exc, self.kept if self.kept.is_file() else None
-            ) from exc
+        self._case(case.case_id, case.records)
 
     def on_job_end(self, end: JobEnd) -> None:
         if end.records and not self._logged("dsc"):
             self.tracker.log_metrics(results.curve_rows(end.records, self.rounds, end.summary.metrics))
-
-
-def tracking_lost(uri: str, case_id: str, exc: Exception, kept: Path | None) -> RuntimeError:
-    return RuntimeError(
-        f"tracking.uri {uri}: logging case {case_id} failed ({type(exc).__name__}: {str(exc)[:300]}); the "
-        f"rounds of the cases finished before it are kept in "
-        f"{kept or 'no local file either (see the failures above)'}"
-    )
 
 
 class JobFiles(CaseObserver):
@@ -212,8 +200,8 @@ class JobFiles(CaseObserver):
     pictures and, last, `records/<case>.json`; at the end `rounds.csv` and `curves.png`. A file the job folder
     cannot take (disk full, read-only) is a failure naming it, and the job goes on."""
 
-    def __init__(self, tracker, out: Path, dataset, failures: Failures, uri: str):
-        self.tracker, self.out, self.dataset, self.failures, self.uri = tracker, out, dataset, failures, uri
+    def __init__(self, tracker, out: Path, dataset, failures: Failures):
+        self.tracker, self.out, self.dataset, self.failures = tracker, out, dataset, failures
         self.records: list[RoundRecord] = []
 
     def _local(self, case_id: str, write, *args):
@@ -235,7 +223,7 @@ class JobFiles(CaseObserver):
     def on_case_end(self, case: CaseEnd) -> None:
         cid = case.case_id
         self.records += case.records
-        kept = self._local(cid, results.rounds_csv, self.out / "rounds.csv", self.records)
+        self._local(cid, results.rounds_csv, self.out / "rounds.csv", self.records)
         try:  # the curve is logged; a trouble with these files must not discard it
             mask = self.dataset.write_mask(case.volume, case.prediction, self.out / "masks" / f"{cid}.nii.gz")
             self.tracker.log_artifact(mask, "masks")
@@ -243,10 +231,8 @@ class JobFiles(CaseObserver):
                 self.tracker.log_artifacts(case.pictures, f"pictures/{cid}")
         except Exception as exc:
             self.failures.add(cid, "artifacts", f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        try:  # last: the records mark the case done for a resume, once everything else of it is written
-            self._local(cid, resume.save_case, self.tracker, self.out, cid, case.records)
-        except Exception as exc:
-            raise tracking_lost(self.uri, cid, exc, kept) from exc
+        # last: the records mark the case done for a resume, once everything else of it is written
+        self._local(cid, resume.save_case, self.tracker, self.out, cid, case.records)
 
     def on_job_end(self, end: JobEnd) -> None:
         def files() -> None:
@@ -256,6 +242,29 @@ class JobFiles(CaseObserver):
                 self.tracker.log_artifact(self.out / "curves.png")
 
         self._local("job", files)
+
+
+def keep_local(out: Path, records: list[RoundRecord]) -> str:
+    """When the tracking store is lost: every finished case's records written to the job folder (as a
+    resume reads them: `records/<case>.json`), with `rounds.csv` and `curves.png`; returns the line that
+    says what is kept where."""
+    folder = out.resolve()
+    cases: dict[str, list[RoundRecord]] = {}
+    for r in records:
+        cases.setdefault(r.case_id, []).append(r)
+    if not cases:
+        return f"No held-out case had finished; the job folder is {folder}."
+    try:
+        for case_id, rounds in cases.items():
+            resume.write_records(out, case_id, rounds)
+        results.rounds_csv(out / "rounds.csv", records)
+        plot(out / "curves.png", records)
+    except OSError as exc:
+        return f"The finished cases could not be kept in {folder} either ({exc})."
+    return (
+        f"Kept in {folder}: records/, rounds.csv and curves.png of the {len(cases)} finished case(s) "
+        f"({', '.join(cases)})."
+    )
 
 
 def cases_csv(path: Path, train, test) -> Path:

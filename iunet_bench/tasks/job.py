@@ -6,7 +6,9 @@
 and runs the case loop, which only produces events: the observers of `callbacks` log them to MLflow, write
 the job folder's files, draw the progress bars and record the failures. A case that fails is recorded and
 the others go on; what is logged stays logged; a config or device problem raises ConfigError before any
-MLflow run exists.
+MLflow run exists. A job holds a claim on its run (`tracking.claim`): the same configuration running
+elsewhere stops this one with `RunClaimed`. A server lost midway raises `TrackingLost`, after the job folder
+has kept every finished case and the run was closed where the server answers.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from iunet_bench.tasks.callbacks import (
     JobStart,
     MlflowLogger,
     Observers,
+    keep_local,
 )
 from iunet_bench.tasks.config import JobConfig
 from iunet_bench.tasks.prepare import JobSetup, prepare, show_progress
 from iunet_bench.tracking import resume
 from iunet_bench.tracking import tracker as tracking
+from iunet_bench.tracking.claim import Claim
+from iunet_bench.tracking.client import TrackingLost
 
 
 def run(config: JobConfig) -> Summary:
@@ -44,10 +49,13 @@ def run(config: JobConfig) -> Summary:
     parent = tracking.parent_run_id_for_job()
     commit = tracking.git_commit()
     key = resume.run_key(config.params(), commit)
-    client, previous = tracking.open_client(t.uri), None
+    client, previous = tracking.open_client(t.uri, t.limits(show_progress(config))), None
+    claim = Claim(client, t.claim_timeout_s)  # one live job per run (`tracking.claim`)
     if config.resume:
         experiment_id = tracking.prepare_store(t.uri, t.experiment, t.artifact_root, client)
         found = resume.find_run(client, experiment_id, key, parent)
+        if found is not None:
+            claim.refuse_if_held(found)
         previous = resume.load_previous(client, found) if found is not None else None
     if previous is not None and previous.finished:
         run_id = previous.run.info.run_id
@@ -57,6 +65,8 @@ def run(config: JobConfig) -> Summary:
         )
         records = [r for cid in test_ids for r in previous.cases.get(cid, [])]
         return _summary(records, config.session.rounds, [], config.protocol, run_id)
+    if previous is not None:
+        claim.take(previous.run.info.run_id)
     tracker = tracking.Tracker(
         t.uri,
         t.experiment,
@@ -73,10 +83,14 @@ def run(config: JobConfig) -> Summary:
             "intensity": setup.dataset.preprocess_config.intensity,  # `auto` resolved
             "kind": "job",
             "job_overrides": job_overrides(),
+            **claim.tags(),
         },
         reopen=previous.run.info.run_id if previous is not None else None,
         client=client,
     )
+    if previous is None and config.resume:
+        claim.settle_new(tracker.run, tracker.experiment_id, key, parent)
+    stop_claim = claim.keep_alive(tracker.run_id)
     status = "FAILED"
     try:
         if previous is None:
@@ -99,6 +113,7 @@ def run(config: JobConfig) -> Summary:
         status = "KILLED"
         raise
     finally:
+        stop_claim()
         try:
             tracker.end(status)
         except Exception as exc:
@@ -131,11 +146,11 @@ def _run_cases(setup: JobSetup, tracker, out: Path, previous: resume.Previous | 
 
 def job_observers(setup: JobSetup, tracker, out: Path, failures: Failures) -> list:
     """A job's observers, in the order they hear each event (see `callbacks`: the curves before the files)."""
-    config, uri = setup.config, setup.config.tracking.uri
+    config = setup.config
     return [
         CaseProgress(show_progress(config), config.train.steps),
-        MlflowLogger(tracker, uri, config.session.rounds, kept=out / "rounds.csv"),
-        JobFiles(tracker, out, setup.dataset, failures, uri),
+        MlflowLogger(tracker, config.session.rounds),
+        JobFiles(tracker, out, setup.dataset, failures),
         failures,
     ]
 
@@ -153,27 +168,31 @@ def _case_loop(
         out / "pictures" / v.case_id if i < config.session.pictures else None for i, v in enumerate(test)
     ]
     todo = [(v, p) for v, p in zip(test, pictures) if v.case_id not in done]
-    observers.on_job_start(JobStart(volumes.train, test, [v.case_id for v, _ in todo]))
-    baseline = setup.baseline(observers.on_baseline_step)
-    observers.on_baseline_end(baseline)
-    # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
-    initial = {v.case_id: predict_mask(baseline.model, v.image) for v in test}
     records = []
-    for v in test:
-        if v.case_id in done:  # finished before an interruption: its records are the run's
-            records += done[v.case_id]
-            observers.on_case_restored(v.case_id, done[v.case_id])
-    ran = run_cases(setup, todo, initial)
-    for volume, folder in todo:
-        observers.on_case_start(volume.case_id)
-        _, result = next(ran)
-        if result.records is None:
-            observers.on_case_failed(volume.case_id, result.error, result.trace)
-            continue
-        records += result.records
-        observers.on_case_end(CaseEnd(volume, result.records, result.prediction, folder))
-    summary = _summary(records, config.session.rounds, failures, config.protocol)
-    observers.on_job_end(JobEnd(summary, records))
+    try:
+        observers.on_job_start(JobStart(volumes.train, test, [v.case_id for v, _ in todo]))
+        baseline = setup.baseline(observers.on_baseline_step)
+        observers.on_baseline_end(baseline)
+        # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
+        initial = {v.case_id: predict_mask(baseline.model, v.image) for v in test}
+        for v in test:
+            if v.case_id in done:  # finished before an interruption: its records are the run's
+                records += done[v.case_id]
+                observers.on_case_restored(v.case_id, done[v.case_id])
+        ran = run_cases(setup, todo, initial)
+        for volume, folder in todo:
+            observers.on_case_start(volume.case_id)
+            _, result = next(ran)
+            if result.records is None:
+                observers.on_case_failed(volume.case_id, result.error, result.trace)
+                continue
+            records += result.records
+            observers.on_case_end(CaseEnd(volume, result.records, result.prediction, folder))
+        summary = _summary(records, config.session.rounds, failures, config.protocol)
+        observers.on_job_end(JobEnd(summary, records))
+    except TrackingLost as lost:  # the server went away: what was computed stays in the job folder
+        lost.note(keep_local(out, records))
+        raise
     return summary
 
 

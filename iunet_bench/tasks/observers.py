@@ -34,7 +34,7 @@ from iunet_bench.core.runtime import output_dir
 from iunet_bench.session.loop import run_session
 from iunet_bench.session.records import measure
 from iunet_bench.tasks.config import CONF_DIR, JobConfig
-from iunet_bench.tasks.prepare import prepare
+from iunet_bench.tasks.prepare import prepare, show_progress
 from iunet_bench.tracking import tracker as tracking
 
 PAPER = {  # the paper's numbers (section 3, table 1), for orderings, not for absolute values
@@ -233,6 +233,7 @@ def run(config: JobConfig) -> tuple[str, dict[str, float], str]:
         run_name=t.run_name or "observers " + "+".join(config.observers.interactive),
         parent_run_id=tracking.parent_run_id_for_job(),
         tags={"kind": "observers", "sweep": tracking.sweep_name(t), "git_commit": tracking.git_commit()},
+        client=tracking.open_client(t.uri, t.limits(show_progress(config))),
     )
     status = "FAILED"
     try:
@@ -241,8 +242,6 @@ def run(config: JobConfig) -> tuple[str, dict[str, float], str]:
         baseline = setup.baseline()
         segs, failed = [], []
         from tqdm.auto import tqdm
-
-        from iunet_bench.tasks.prepare import show_progress
 
         for volume in tqdm(
             volumes.test, desc="cases (every observer, both ways)", disable=not show_progress(config)

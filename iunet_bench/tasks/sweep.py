@@ -20,6 +20,7 @@ from hydra.errors import ConfigCompositionException, OverrideParseException, Sea
 from hydra.experimental.callback import Callback
 
 from iunet_bench.analysis.report.errors import ReportError
+from iunet_bench.tracking.client import Client
 from iunet_bench.tracking.tracker import PARENT_FILE, Tracker, TrackingConfig, git_commit, store_uri
 
 STATUS_DIR = "jobs"  # <sweep folder>/jobs/<job number>.json: each job's overrides and outcome
@@ -170,7 +171,7 @@ class SweepCallback(Callback):
         sweep = t.sweep or "multirun"
         commit = git_commit()
         key = sweep_key(sweep, [str(o) for o in config.hydra.overrides.task], commit)
-        client = open_client(t.uri)
+        client = open_client(t.uri, t.limits())
         experiment_id = prepare_store(t.uri, t.experiment, t.artifact_root, client)
         earlier = []
         if bool(config.get("resume", True)):
@@ -210,7 +211,7 @@ class SweepCallback(Callback):
             return
         t = _tracking_of(config)
         uri = t.uri
-        client = mlflow.MlflowClient(store_uri(uri))
+        client = Client(mlflow.MlflowClient(store_uri(uri)), uri, t.limits())
         parent = path.read_text(encoding="utf-8").strip()
         children = client.search_runs(
             [client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
@@ -243,7 +244,7 @@ def close_if_running(uri: str, run_id: str) -> None:
     import mlflow
 
     with contextlib.suppress(Exception):
-        client = mlflow.MlflowClient(store_uri(uri))
+        client = Client(mlflow.MlflowClient(store_uri(uri)), uri)
         if client.get_run(run_id).info.status == "RUNNING":
             client.set_terminated(run_id, "FAILED")
 

@@ -15,8 +15,9 @@ for a run with its key (under the same sweep parent, if any):
   is logged only when the run has none of it), and the run ends with the curves, summary and report of an
   uninterrupted run.
 
-`resume=false` always starts a new run. Two processes running the same configuration at once would both
-take the run as theirs: do not start one configuration twice at the same time (a sweep never does).
+`resume=false` always starts a new run. A job holds a claim on its run while it lives
+(`iunet_bench.tracking.claim`): the same configuration started again meanwhile is refused with a message
+naming the holder, never merged into the same run; a killed job holds nothing, so its run resumes.
 """
 
 from __future__ import annotations
@@ -84,13 +85,18 @@ def records_from_json(text: str) -> list[RoundRecord]:
     return out
 
 
-def save_case(tracker, out: Path, case_id: str, records: list[RoundRecord]) -> None:
-    """The finished case's records: a local file in the job folder and a run artifact (the done marker)."""
+def write_records(out: Path, case_id: str, records: list[RoundRecord]) -> Path:
+    """The finished case's records as a file of the job folder (`records/<case>.json`)."""
     folder = out / RECORDS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{case_id}.json"
     path.write_text(records_to_json(records), encoding="utf-8")
-    tracker.log_artifact(path, RECORDS)
+    return path
+
+
+def save_case(tracker, out: Path, case_id: str, records: list[RoundRecord]) -> None:
+    """The finished case's records: a local file in the job folder and a run artifact (the done marker)."""
+    tracker.log_artifact(write_records(out, case_id, records), RECORDS)
 
 
 @dataclass

@@ -17,7 +17,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from iunet_bench.core.runtime import in_multirun, job_overrides, sweep_dir
-from iunet_bench.core.schema import Schema, flatten
+from iunet_bench.core.schema import Int, Schema, flatten
+from iunet_bench.tracking.client import HTTP_BACKOFF_S, HTTP_RETRIES, HTTP_TIMEOUT_S, Client, Limits
 
 PARENT_FILE = "mlflow_parent_run_id"
 TRACKING_SCHEMES = (
@@ -47,6 +48,30 @@ class TrackingConfig(Schema):
     )
     run_name: str | None = Field(None, description="run name (null: method, layer subset and robot)")
     sweep: str | None = Field(None, description="sweep name, logged as the `sweep` tag (set by `+sweep=...`)")
+    http_retries: Int = Field(
+        HTTP_RETRIES,
+        ge=0,
+        le=10,
+        description="retries of a request to a tracking server that does not answer, for this job's calls "
+        "(MLflow's MLFLOW_HTTP_REQUEST_MAX_RETRIES); a lost server fails the job after about "
+        "http_backoff_s * (2**http_retries - 2) s: 28 s by default",
+    )
+    http_backoff_s: Int = Field(
+        HTTP_BACKOFF_S, ge=0, le=120, description="back-off between those retries: waits of 0, 2x, 4x, ... s"
+    )
+    http_timeout_s: Int = Field(
+        HTTP_TIMEOUT_S, ge=1, description="seconds one request waits for a tracking server's answer"
+    )
+    claim_timeout_s: Int = Field(
+        120,
+        ge=0,
+        description="seconds without a heartbeat (sent every 30 s) after which a run held by a job on another "
+        "machine counts as abandoned and is resumed; 0: take a run over at once (its job is known dead)",
+    )
+
+    def limits(self, progress: bool = True) -> Limits:
+        """The HTTP limits of this job's MLflow calls (`client.Limits`); progress: MLflow's download bars."""
+        return Limits(self.http_retries, self.http_backoff_s, self.http_timeout_s, progress)
 
     @field_validator("uri")
     @classmethod
@@ -129,8 +154,9 @@ def store_uri(uri: str) -> str:
     return f"sqlite:///{db}" if db is not None else uri
 
 
-def open_client(uri: str):
-    """An MlflowClient on `uri`, its store created or upgraded safely.
+def open_client(uri: str, limits: Limits | None = None) -> Client:
+    """An MlflowClient on `uri`, its store created or upgraded safely, each of its calls under `limits`
+    (`client.Client`; default: the `tracking.http_*` defaults).
 
     A fresh sqlite file gets its schema from the first process that opens it; two processes doing that at
     once corrupt it (half-migrated, every later job fails). So opening a sqlite store happens under a file
@@ -146,7 +172,7 @@ def open_client(uri: str):
     db = _sqlite_path(uri)
     if db is None:
         check_reachable(uri)
-        client = mlflow.MlflowClient(uri)
+        client = Client(mlflow.MlflowClient(uri), uri, limits)
         if uri.startswith(("http://", "https://")):
             try:
                 client.search_experiments(max_results=1)
@@ -163,7 +189,7 @@ def open_client(uri: str):
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db) + ".lock", timeout=300):
         try:
-            client = mlflow.MlflowClient(uri)
+            client = Client(mlflow.MlflowClient(uri), uri, limits)
             client.search_experiments(max_results=1)  # builds the store: schema created or upgraded here
         except Exception as exc:
             raise ConfigError(
@@ -267,66 +293,17 @@ class Tracker:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def end(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.run_id, status)
-
-
-UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
-# The UI's "Model training" mode (its sidebar switch; MLflow 3.17 opens in "GenAI" mode, on an overview of
-# traces) and the experiment's runs table; `compareRunsMode=CHART` is the same table's chart view.
-RUNS_VIEW = "runs?workflowType=machine_learning"
-
-
-def ui_hint(uri: str, experiment_id: str | None, run_id: str) -> str:
-    """The lines a job prints to lead its user to the MLflow UI's runs table and its charts.
-
-    MLflow 3.17's UI opens on a GenAI welcome page, and an experiment on a traces overview; the runs table
-    (`#/experiments/<id>/runs?workflowType=machine_learning`) and its chart view (`&compareRunsMode=CHART`:
-    the `dsc` curves by round) are what a benchmark user wants. A local store (sqlite, file, a database
-    URL, its password masked) is served with `mlflow ui --backend-store-uri URI` at 127.0.0.1:5000; a
-    tracking server (`http(s)://`) serves the UI at its own address. Without an experiment id only the
-    command (or the server's address) is given.
-    """
-    lines = [f"MLflow run {run_id}."]
-    if uri.startswith("databricks"):
-        return lines[0] + " Open its experiment in the Databricks workspace."
-    server = uri.startswith(("http://", "https://"))
-    base = uri.rstrip("/") if server else UI_ADDRESS
-    if server:
-        lines[0] += " See all runs on the tracking server:"
-    else:
-        lines[0] += " See all runs with:"
-        lines.append(f"  mlflow ui --backend-store-uri {_no_password(uri)}")
-    if experiment_id is None:
-        lines.append(f"  {base}" if server else f"and open {base}")
-        return "\n".join(lines)
-    runs = f"{base}/#/experiments/{experiment_id}/{RUNS_VIEW}"
-    if not server:
-        lines.append("and open the runs table, or its charts (dsc by round):")
-    else:
-        lines[0] = lines[0].removesuffix(":") + ", in its runs table or its charts (dsc by round):"
-    lines.append(f"  {runs}")
-    lines.append(f"  {runs}&compareRunsMode=CHART")
-    return "\n".join(lines)
-
-
-def _no_password(uri: str) -> str:
-    """A database URL with its password masked (user:PASSWORD@host), so a job's log does not keep it."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep or "@" not in rest:
-        return uri
-    credentials, at, host = rest.rpartition("@")
-    user, colon, _ = credentials.partition(":")
-    return f"{scheme}://{user}{':PASSWORD' if colon else ''}@{host}"
-
-
-def experiment_of(uri: str, run_id: str) -> str | None:
-    """The experiment id of a run (None when the store cannot tell: the hint then names no experiment)."""
-    import mlflow
-
-    try:
-        return mlflow.MlflowClient(store_uri(uri)).get_run(run_id).info.experiment_id
-    except Exception:
-        return None
+        """Close the run. After its server was lost (`client.TrackingLost`): one quick try to close it as
+        FAILED, and the lost error told how that went (a RUNNING run left behind is resumed all the same)."""
+        lost = getattr(self.client, "lost", None)
+        if lost is None:
+            self.client.set_terminated(self.run_id, status)
+        elif self.client.once("set_terminated", self.run_id, "FAILED"):
+            lost.note(f"MLflow run {self.run_id} is closed as FAILED (the server answered again).")
+        else:
+            lost.note(
+                f"MLflow run {self.run_id} stays RUNNING on the server (it could not be reached to close it)."
+            )
 
 
 def metric_key(name: str) -> str:

@@ -28,9 +28,11 @@ def report(
     it as markdown. Raises `ReportError` when there is nothing to report on."""
     import mlflow
 
+    from iunet_bench.tracking.client import Client, Limits
     from iunet_bench.tracking.tracker import store_uri
 
-    client = mlflow.MlflowClient(store_uri(uri))
+    # the page is the output: no MLflow download bar for each run's records (at a sweep's end, or here)
+    client = Client(mlflow.MlflowClient(store_uri(uri)), uri, Limits(progress=False))
     found, parent_run = select_runs(client, experiment, sweep, parent)
     runs = [read_run(client, r) for r in found]
     return build_report(runs, out, reference, missing_jobs(client, parent_run))
