@@ -132,3 +132,17 @@ def test_the_readme_keeps_the_command_ci_runs_and_stays_short():
     command = "python -m pytest -q -n auto --maxprocesses 4"
     assert command in readme and command in ci
     assert len(readme.encode()) <= 12 * 1024, "README.md is the front door: move the detail into docs/"
+
+
+def test_every_test_the_faults_table_names_exists():
+    """docs/reference/faults.md pairs each fault with the test that shows it: each must exist."""
+    import re
+
+    text = (ROOT / "docs" / "reference" / "faults.md").read_text(encoding="utf-8")
+    named = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", text)
+    assert len(named) >= 20
+    for path, name in named:
+        source = (ROOT / path).read_text(encoding="utf-8")
+        assert re.search(rf"^def {name}\(", source, re.M), (
+            f"faults.md names {path}::{name}, which is not there"
+        )
