@@ -141,11 +141,6 @@ class Client:
         self.lost: TrackingLost | None = None
         self.server = uri.startswith(("http://", "https://"))
 
-    @property
-    def raw(self):
-        """The wrapped MlflowClient."""
-        return self._client
-
     def __getattr__(self, name: str):
         attr = getattr(self._client, name)
         if not callable(attr):
