@@ -94,20 +94,20 @@ def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
         else float("nan"),
         "fine_tune_steps_mean": float(np.mean([len(r.losses) for r in active])) if active else float("nan"),
     }
-    curves = curves_by_case(records)
+    own_final = mean_curve(records)[-1]
+    own_auc = float(np.mean([metrics.auc(c) for c in curves_by_case(records).values()]))
     for name in OPPONENTS:
         theirs = opponent_curves(records, name)
         if theirs is None:
             continue
+        their_final = float(np.mean([c[-1] for c in theirs.values()]))
         their_auc = float(np.mean([metrics.auc(c) for c in theirs.values()]))
         out.update(
             {
-                f"{name}_dsc_final": float(np.mean([c[-1] for c in theirs.values()])),
-                f"dsc_gain_over_{name}": float(
-                    mean_curve(records)[-1] - np.mean([c[-1] for c in theirs.values()])
-                ),
+                f"{name}_dsc_final": their_final,
+                f"dsc_gain_over_{name}": float(own_final - their_final),
                 f"{name}_dsc_auc": their_auc,
-                f"dsc_auc_over_{name}": float(np.mean([metrics.auc(c) for c in curves.values()])) - their_auc,
+                f"dsc_auc_over_{name}": own_auc - their_auc,
             }
         )
     out.update(against_painter(records))
@@ -243,12 +243,13 @@ def honesty_curves(records: Sequence[RoundRecord], rounds: int) -> dict[str, lis
         "changed_voxels": [active_mean(lambda r: r.changed_voxels, k) for k in range(rounds + 1)],
         "fine_tune_steps": [active_mean(lambda r: len(r.losses), k) for k in range(rounds + 1)],
     }
+    own = mean_curve(records)
     for name in OPPONENTS:
         theirs = opponent_curves(records, name)
         if theirs is not None:
             their_mean = np.mean(np.array(list(theirs.values())), axis=0)
             out[f"dsc_{name}"] = [float(v) for v in their_mean]
-            out[f"dsc_gain_over_{name}"] = [float(a - b) for a, b in zip(mean_curve(records), their_mean)]
+            out[f"dsc_gain_over_{name}"] = [float(a - b) for a, b in zip(own, their_mean)]
     return out
 
 
