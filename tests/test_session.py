@@ -49,6 +49,18 @@ def test_ideal_scribbles_pasted_in_never_lower_dsc_and_curves_have_every_round(v
     assert curve[-1] > curve[0]
 
 
+def test_a_session_without_surface_metrics_has_the_same_curve_and_no_hd95(volume):
+    """surfaces=False (the painter's own session) measures DSC and volume ratio only: same curve, same
+    robot, no HD95/NSD computed."""
+    initial = wrong_prediction(volume.label)
+    full = run_session(volume, initial, ideal_robot(), PasteRefiner(), rounds=4, seed=3)
+    lean = run_session(volume, initial, ideal_robot(), PasteRefiner(), rounds=4, seed=3, surfaces=False)
+    assert [r.dsc for r in lean] == [r.dsc for r in full]
+    assert [r.volume_ratio for r in lean] == [r.volume_ratio for r in full]
+    assert np.isfinite([r.hd95 for r in full]).all() and np.isnan([r.hd95 for r in lean]).all()
+    assert np.isnan([r.nsd for r in lean]).all()
+
+
 def test_session_stops_at_target_and_carries_the_curve_forward(volume):
     initial = wrong_prediction(volume.label)
     target = metrics.dsc(volume.label, initial) + 0.01

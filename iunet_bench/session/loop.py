@@ -34,6 +34,7 @@ def run_session(
     floor: Refiner | None = None,
     nsd_tolerance_mm: float = 2.0,
     first: Annotator | None = None,
+    surfaces: bool = True,
 ) -> list[RoundRecord]:
     """The records of rounds 0..`rounds` of one case. The robot of round r draws from
     `derive_rng(seed, case id, r)`, so the order of cases never changes a curve.
@@ -41,14 +42,15 @@ def run_session(
     floor: a second refiner (the job's paste floor) handed the same interactions; it never changes what
     the robot sees (the robot looks at `refiner`'s predictions only), and its DSC is recorded beside the
     method's, so every round says what the method gained beyond pasting the user's scribbles in.
-    first: the annotator of round 1 (a protocol's first prompt, e.g. a bounding box); `robot` from then on."""
+    first: the annotator of round 1 (a protocol's first prompt, e.g. a bounding box); `robot` from then on.
+    surfaces=False: HD95 and NSD are not measured (NaN), for sessions whose DSC alone is used."""
     reference = volume.label
     prediction = initial_prediction.astype(np.uint8)
     refiner.start(volume, prediction)
     if floor is not None:
         floor.start(volume, prediction)
     given = ScribbleMemory(volume.image.shape, accumulate=True)  # every scribble of the case so far
-    measured = measure(volume, prediction, nsd_tolerance_mm)
+    measured = measure(volume, prediction, nsd_tolerance_mm, surfaces)
     floor_first = measured["dsc"] if floor is not None else float("nan")
     records = [RoundRecord(volume.case_id, 0, **measured, floor_dsc=floor_first)]
     if on_round:
@@ -83,7 +85,7 @@ def run_session(
         rec = RoundRecord(
             volume.case_id,
             r,
-            **measure(volume, prediction, nsd_tolerance_mm),
+            **measure(volume, prediction, nsd_tolerance_mm, surfaces),
             refine_seconds=refine_s,
             robot_seconds=robot_s,
             effort=interaction.effort.as_dict(),
@@ -113,5 +115,7 @@ def painter_curve(
     own with the same robot, seed and stopping rule as the method's, the robot drawing on the painter's own
     predictions, so its strokes answer the painter's errors (unlike the in-run floor, which pastes the
     strokes drawn for the method's)."""
-    records = run_session(volume, initial_prediction, robot, painter, rounds, seed, target_dsc, first=first)
+    records = run_session(
+        volume, initial_prediction, robot, painter, rounds, seed, target_dsc, first=first, surfaces=False
+    )
     return [r.dsc for r in records]

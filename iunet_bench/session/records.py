@@ -42,10 +42,20 @@ class RoundRecord:
         return out
 
 
-def measure(volume: Volume, prediction: np.ndarray, tolerance_mm: float) -> dict[str, float]:
+def measure(
+    volume: Volume, prediction: np.ndarray, tolerance_mm: float, surfaces: bool = True
+) -> dict[str, float]:
     """A prediction's metrics against the case's reference: DSC, HD95 in mm (with "one mask is empty"
     counted as the volume's diagonal, the largest possible distance, so that means over cases stay finite
-    and every case counts in every round), NSD at `tolerance_mm`, and the volume ratio."""
+    and every case counts in every round), NSD at `tolerance_mm`, and the volume ratio. surfaces=False:
+    HD95 and NSD are NaN, not computed (the surface distances cost most of a measurement)."""
+    if not surfaces:
+        return {
+            "dsc": metrics.dsc(volume.label, prediction),
+            "hd95": float("nan"),
+            "nsd": float("nan"),
+            "volume_ratio": metrics.volume_ratio(volume.label, prediction),
+        }
     diagonal = float(np.linalg.norm(np.asarray(volume.image.shape) * np.asarray(volume.spacing)))
     hd, nsd = metrics.surface_metrics(volume.label, prediction, volume.spacing, tolerance_mm)
     return {
