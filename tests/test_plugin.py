@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def blob() -> Volume:
 
 
 def test_prompts_carry_the_cases_clicks_box_and_masks_so_far_and_each_case_ends():
-    recorder.Recorder.calls = []
+    recorder.Recorder.calls, recorder.Recorder.threads = [], set()
     volume = blob()
     robot = ClickRobot(clicks=ClickStyle(rule="cvpr25"), policy=ClickPolicy(min_region_voxels=1))
     first = BoxRobot()
@@ -57,6 +58,8 @@ def test_prompts_carry_the_cases_clicks_box_and_masks_so_far_and_each_case_ends(
 
     records = run_session(volume, empty, robot, refiner, 3, seed=0, on_round=keep, first=first)
     begin, *predicts, end = recorder.Recorder.calls
+    (thread,) = recorder.Recorder.threads  # every call of the instance on one thread, not the job's
+    assert thread != threading.get_ident()
     assert [c[0] for c in recorder.Recorder.calls] == ["begin", "predict", "predict", "predict", "end"]
     _, image, spacing, initial = begin
     assert initial is None  # interact.initial: none

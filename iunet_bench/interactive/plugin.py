@@ -16,8 +16,8 @@ built once per job (per worker process) as `Name(**interact.options)`, with two 
 - the mask returned: same shape as the image; bool, or integers 0/1, or floats in [0, 1] (probabilities:
   foreground where >= 0.5, as the harness's own networks are read). Anything else fails the case.
 
-`PluginRefiner` adapts a plug-in to the harness's `Refiner` protocol. Every call runs in a worker thread
-and must return within `interact.timeout_s`; a call that raises, overruns or returns a bad mask fails that
+`PluginRefiner` adapts a plug-in to the harness's `Refiner` protocol. Every call of an instance runs on
+one worker thread of its own and must return within `interact.timeout_s`; a call that raises, overruns or returns a bad mask fails that
 case only (the job records it, naming the target, and goes on with the next case). Python cannot kill a
 thread: a stuck call keeps its thread (a daemon thread, so it never holds up the process's exit) and its
 instance, and the next case gets a fresh instance, `Name(**interact.options)` again.
@@ -25,7 +25,9 @@ instance, and the next case gets a fresh instance, `Name(**interact.options)` ag
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import queue
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -104,29 +106,43 @@ def check_mask(out: Any, shape: tuple[int, ...], target: str) -> np.ndarray:
     raise PluginError(f"{bad} dtype {out.dtype}, expected bool, integer 0/1 or float probabilities")
 
 
-def _call(fn, args: tuple, what: str, target: str, timeout_s: float):
-    """`fn(*args)` in a daemon thread: its result, or PluginError naming `target` when it raised or did not
-    return within `timeout_s` (the thread is then left running: Python cannot stop it)."""
-    box: dict[str, Any] = {}
+class _Worker:
+    """One daemon thread that makes every call of one plug-in instance, in order: a plug-in sees one thread
+    throughout, as libraries with per-thread state (PyTorch's grad mode, a CUDA context) expect."""
 
-    def work() -> None:
-        try:
-            box["result"] = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller's thread, named
-            box["error"] = exc
+    def __init__(self, target: str, timeout_s: float):
+        self.target, self.timeout_s = target, timeout_s
+        self.calls: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name=f"plug-in {target}", daemon=True).start()
 
-    thread = threading.Thread(target=work, name=f"plug-in {target} {what}", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
-        raise TimeoutError(
-            f"plug-in {target}: {what} did not return within interact.timeout_s={timeout_s:g} s "
-            "(its thread is left running: Python cannot stop a thread; the next case gets a new instance)"
-        )
-    if "error" in box:
-        exc = box["error"]
-        raise PluginError(f"plug-in {target}: {what} raised {type(exc).__name__}: {exc}") from exc
-    return box.get("result")
+    def _serve(self) -> None:
+        while True:
+            fn, args, answer, done = self.calls.get()
+            try:
+                answer.append((True, fn(*args)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, named there
+                answer.append((False, exc))
+            done.set()
+
+    def call(self, fn, args: tuple, what: str):
+        """`fn(*args)` on the worker's thread: its result; PluginError naming the target when it raised;
+        TimeoutError when it did not return within `timeout_s` (the thread is then left running it: Python
+        cannot stop a thread)."""
+        answer: list = []
+        done = threading.Event()
+        self.calls.put((fn, args, answer, done))
+        done.wait(self.timeout_s)
+        if not answer:
+            raise TimeoutError(
+                f"plug-in {self.target}: {what} did not return within interact.timeout_s={self.timeout_s:g} s "
+                "(its thread is left running: Python cannot stop a thread; the next case gets a new instance)"
+            )
+        ok, value = answer[0]
+        if not ok:
+            raise PluginError(
+                f"plug-in {self.target}: {what} raised {type(value).__name__}: {value}"
+            ) from value
+        return value
 
 
 class PluginRefiner:
@@ -137,21 +153,23 @@ class PluginRefiner:
         self.cfg = cfg
         self.name = f"plugin {cfg.target}"
         self.cls = load_target(cfg.target)
-        self.plugin = None
+        self.plugin = self.worker = None
         self.open = False  # a case begun and not ended
 
-    def _run(self, what: str, *args):
+    def _run(self, what: str, fn, *args):
         try:
-            return _call(getattr(self.plugin, what), args, what, self.cfg.target, self.cfg.timeout_s)
+            return self.worker.call(fn, args, what)
         except TimeoutError:
-            self.plugin, self.open = None, False  # its thread may still use it: never again
+            self.plugin = self.worker = None  # its thread may still use them: never again
+            self.open = False
             raise
 
     def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
-        self.finish()  # the previous case's, if it failed before its session ended
+        with contextlib.suppress(PluginError, TimeoutError):
+            self.finish()  # a case that failed before its session ended (its failure is already recorded)
         if self.plugin is None:
-            build = lambda: self.cls(**self.cfg.options)  # noqa: E731
-            self.plugin = _call(build, (), "__init__", self.cfg.target, self.cfg.timeout_s)
+            self.worker = _Worker(self.cfg.target, self.cfg.timeout_s)
+            self.plugin = self._run("__init__", lambda: self.cls(**self.cfg.options))
         self.shape = volume.image.shape
         self.prediction = initial_prediction.astype(np.uint8)
         self.memory = ScribbleMemory(self.shape, self.cfg.accumulate)
@@ -160,7 +178,9 @@ class PluginRefiner:
         self.round = 0
         initial = None if self.cfg.initial == "none" else self.prediction.copy()
         self.open = True
-        self._run("begin", volume.image.copy(), tuple(float(s) for s in volume.spacing), initial)
+        self._run(
+            "begin", self.plugin.begin, volume.image.copy(), tuple(float(s) for s in volume.spacing), initial
+        )
 
     def refine(self, interaction: Interaction) -> Refinement:
         self.round += 1
@@ -173,7 +193,7 @@ class PluginRefiner:
         prompts = Prompts(
             self.round, tuple(self.clicks), self.box, so_far.add.copy(), so_far.remove.copy(), interaction
         )
-        out = self._run("predict", prompts, self.prediction.copy())
+        out = self._run("predict", self.plugin.predict, prompts, self.prediction.copy())
         self.prediction = check_mask(out, self.shape, self.cfg.target)
         return Refinement(self.prediction)
 
@@ -182,4 +202,4 @@ class PluginRefiner:
         round; `start` calls it for a case that failed before)."""
         was_open, self.open = self.open, False
         if was_open and self.plugin is not None and callable(getattr(self.plugin, "end", None)):
-            self._run("end")
+            self._run("end", self.plugin.end)
