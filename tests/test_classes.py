@@ -3,7 +3,8 @@ session a job with `data.foreground=[class]` runs; per-class keys in MLflow, row
 report; a class missing from a case fails that session only.
 
 The jobs run on a tiny MSD folder written here (4 cases of 16 x 40 x 40 voxels, two labelled blobs; case
-c3 has no label 2), with paste as the method and a 3-step baseline: the plumbing, not a result.
+c3 has no label 2), with paste as the method, a 3-step baseline and a noisy robot (whose draws must be those
+of the one-class job): the plumbing, not a result.
 """
 
 import json
@@ -61,6 +62,7 @@ def job(root: Path, *overrides: str) -> list[str]:
         "interact=paste",
         "train.steps=3",
         "session.rounds=2",
+        "simulator=scribble_sloppy",  # a noisy robot: its draws decide the curves
         "threads=1",
         *overrides,
     ]
