@@ -119,8 +119,8 @@ class Failures(CaseObserver):
 
 
 class CaseProgress(CaseObserver):
-    """The progress bars: the baseline's training steps (each class's, with `data.classes`), then the cases
-    still to run."""
+    """The progress bars: the baseline's training steps (each class's, with `data.classes`; `steps` 0: a job
+    that trains no baseline), then the cases still to run."""
 
     def __init__(self, show: bool, steps: int):
         self.show, self.steps, self.todo = show, steps, 0
@@ -133,9 +133,12 @@ class CaseProgress(CaseObserver):
 
     def on_job_start(self, start: JobStart) -> None:
         self.todo = len(start.todo)
-        self.bar = self._bar(total=self.steps, desc="baseline training", leave=False)
+        if self.steps:  # (no baseline: no on_baseline_end either; the cases' bar opens with the first case)
+            self.bar = self._bar(total=self.steps, desc="baseline training", leave=False)
 
     def on_class_start(self, name: str) -> None:
+        if not self.steps:
+            return
         if self.bar is None:  # a class after the first
             self.bar = self._bar(total=self.steps, leave=False)
         self.bar.set_description(f"baseline training {name}")

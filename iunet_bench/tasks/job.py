@@ -148,7 +148,7 @@ def job_observers(setup: JobSetup, tracker, out: Path, failures: Failures) -> li
     """A job's observers, in the order they hear each event (see `callbacks`: the curves before the files)."""
     config = setup.config
     return [
-        CaseProgress(show_progress(config), config.train.steps),
+        CaseProgress(show_progress(config), config.train.steps if setup.trains_baseline else 0),
         MlflowLogger(tracker, config.session.rounds),
         JobFiles(tracker, out, setup.dataset, failures),
         failures,
@@ -176,14 +176,14 @@ def _case_loop(
                 for i, v in enumerate(test)
             ]
             todo = [(v, p) for v, p in zip(test, pictures) if v.case_id not in done]
-            if name and not part.volumes().train:  # this class only: the others go on
+            if name and part.trains_baseline and not part.volumes().train:  # this class only
                 for v, _ in todo:
                     observers.on_case_start(v.case_id)
                     observers.on_case_failed(
                         v.case_id, f"class {name}: no training case of it could be loaded (see failures.json)"
                     )
                 continue
-            initial = _initial(part, test, observers)
+            initial = part.initial_predictions(test, observers)  # the baseline's, or empty masks
             for v in test:
                 if v.case_id in done:  # finished before an interruption: its records are the run's
                     records += done[v.case_id]
@@ -215,15 +215,6 @@ def _parts(setup: JobSetup, volumes) -> list[tuple[str, JobSetup, list]]:
         (name, part, [v for v in volumes.test if v.meta.get("class") == name])
         for name, part in setup.classes.items()
     ]
-
-
-def _initial(setup: JobSetup, test: list, observers: Observers) -> dict:
-    """Round 0 of every held-out case: the baseline's own prediction (refiners fine-tune their own copy)."""
-    from iunet_bench.interactive.refiner import predict_mask
-
-    baseline = setup.baseline(observers.on_baseline_step)
-    observers.on_baseline_end(baseline)
-    return {v.case_id: predict_mask(baseline.model, v.image) for v in test}
 
 
 def _summary(

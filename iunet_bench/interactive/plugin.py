@@ -1,0 +1,185 @@
+"""Any interactive model as a refiner: the plug-in contract (numpy in, numpy out; no framework).
+
+A plug-in is a class `Name` in an importable module, named by `interact.target="package.module:Name"`,
+built once per job (per worker process) as `Name(**interact.options)`, with two methods and one optional:
+
+    begin(self, image, spacing, initial) -> None       # once per case
+    predict(self, prompts: Prompts, previous) -> mask  # once per round
+    end(self) -> None                                  # optional, after each case
+
+- `image`: float32, z-y-x, on the model grid (the harness's normalised intensities, in [-1, 1]);
+  `spacing`: (z, y, x) in mm; `initial`: the round-0 prediction, uint8 0/1, or None when the job gives
+  none (`interact.initial: none`: round 0 is an empty mask).
+- `prompts`: a `Prompts` (below): the round, the case's clicks and box in native form, every scribbled
+  voxel so far, and this round's `Interaction` as the robot produced it; `previous`: uint8 0/1, the
+  prediction the user saw last.
+- the mask returned: same shape as the image; bool, or integers 0/1, or floats in [0, 1] (probabilities:
+  foreground where >= 0.5, as the harness's own networks are read). Anything else fails the case.
+
+`PluginRefiner` adapts a plug-in to the harness's `Refiner` protocol. Every call runs in a worker thread
+and must return within `interact.timeout_s`; a call that raises, overruns or returns a bad mask fails that
+case only (the job records it, naming the target, and goes on with the next case). Python cannot kill a
+thread: a stuck call keeps its thread (a daemon thread, so it never holds up the process's exit) and its
+instance, and the next case gets a fresh instance, `Name(**interact.options)` again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from iunet_bench.data.case import Volume
+from iunet_bench.interactive.base import Refinement, ScribbleMemory
+from iunet_bench.interactive.config import PluginInteract
+from simulators.interaction import Click, Interaction, SliceBox
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """What a plug-in gets each round. With `interact.accumulate: false`, `clicks`, `box`, `add` and
+    `remove` hold this round's prompts only."""
+
+    round: int  # 1..R
+    clicks: tuple[Click, ...]  # every click of the case so far, in the order given
+    box: SliceBox | None  # the case's box prompt, if the protocol gave one
+    add: np.ndarray  # bool z-y-x: every "add" voxel painted so far (scribbles and clicks)
+    remove: np.ndarray  # bool: every "remove" voxel so far (a later stroke of the other polarity wins)
+    new: Interaction  # this round's interaction exactly as the robot produced it
+
+
+class PluginError(RuntimeError):
+    """A plug-in that raised, overran `interact.timeout_s` or returned a bad mask: fails one case."""
+
+
+def load_target(target: str) -> type:
+    """The class `target` ("package.module:Name") names; ValueError saying what is wrong (the module does
+    not import, has no such class, or the class lacks a callable `begin` or `predict`)."""
+    module_name, _, name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or whatever the module raised while importing
+        raise ValueError(
+            f"{target!r}: module {module_name!r} does not import ({type(exc).__name__}: {exc}); "
+            "is its folder on PYTHONPATH?"
+        ) from None
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type):
+        what = "has no class" if cls is None else f"has {type(cls).__name__}, not a class,"
+        raise ValueError(f"{target!r}: module {module_name!r} {what} named {name!r}")
+    missing = [m for m in ("begin", "predict") if not callable(getattr(cls, m, None))]
+    if missing:
+        raise ValueError(
+            f"{target!r}: class {name} has no method {' or '.join(missing)} (a plug-in needs "
+            "begin(image, spacing, initial) and predict(prompts, previous))"
+        )
+    return cls
+
+
+def check_mask(out: Any, shape: tuple[int, ...], target: str) -> np.ndarray:
+    """A plug-in's output as a uint8 0/1 mask; PluginError naming `target` when it is not a mask of `shape`
+    (bool, integers 0/1, or finite floats in [0, 1], thresholded at 0.5)."""
+    bad = f"plug-in {target}: predict returned"
+    if not isinstance(out, np.ndarray):
+        raise PluginError(f"{bad} {type(out).__name__}, expected a numpy array of shape {shape}")
+    if out.shape != tuple(shape):
+        raise PluginError(f"{bad} shape {out.shape}, expected the image's {tuple(shape)}")
+    if out.dtype == bool:
+        return out.astype(np.uint8)
+    if out.dtype.kind in "iu":
+        if out.size and (out.min() < 0 or out.max() > 1):
+            raise PluginError(f"{bad} integer values {np.unique(out)[:5].tolist()}, expected 0 and 1")
+        return out.astype(np.uint8)
+    if out.dtype.kind == "f":
+        if not np.isfinite(out).all():
+            raise PluginError(f"{bad} {int((~np.isfinite(out)).sum())} non-finite values (nan or inf)")
+        if out.size and (out.min() < 0 or out.max() > 1):
+            raise PluginError(
+                f"{bad} values in [{out.min():.3g}, {out.max():.3g}], expected probabilities in [0, 1]"
+            )
+        return (out >= 0.5).astype(np.uint8)
+    raise PluginError(f"{bad} dtype {out.dtype}, expected bool, integer 0/1 or float probabilities")
+
+
+def _call(fn, args: tuple, what: str, target: str, timeout_s: float):
+    """`fn(*args)` in a daemon thread: its result, or PluginError naming `target` when it raised or did not
+    return within `timeout_s` (the thread is then left running: Python cannot stop it)."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller's thread, named
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name=f"plug-in {target} {what}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise TimeoutError(
+            f"plug-in {target}: {what} did not return within interact.timeout_s={timeout_s:g} s "
+            "(its thread is left running: Python cannot stop a thread; the next case gets a new instance)"
+        )
+    if "error" in box:
+        exc = box["error"]
+        raise PluginError(f"plug-in {target}: {what} raised {type(exc).__name__}: {exc}") from exc
+    return box.get("result")
+
+
+class PluginRefiner:
+    """A plug-in (see the module docstring) as a `Refiner`: `start` -> `begin`, `refine` -> `predict` with
+    the case's prompts so far, its output checked (`check_mask`)."""
+
+    def __init__(self, cfg: PluginInteract):
+        self.cfg = cfg
+        self.name = f"plugin {cfg.target}"
+        self.cls = load_target(cfg.target)
+        self.plugin = None
+        self.open = False  # a case begun and not ended
+
+    def _run(self, what: str, *args):
+        try:
+            return _call(getattr(self.plugin, what), args, what, self.cfg.target, self.cfg.timeout_s)
+        except TimeoutError:
+            self.plugin, self.open = None, False  # its thread may still use it: never again
+            raise
+
+    def start(self, volume: Volume, initial_prediction: np.ndarray) -> None:
+        self.finish()  # the previous case's, if it failed before its session ended
+        if self.plugin is None:
+            build = lambda: self.cls(**self.cfg.options)  # noqa: E731
+            self.plugin = _call(build, (), "__init__", self.cfg.target, self.cfg.timeout_s)
+        self.shape = volume.image.shape
+        self.prediction = initial_prediction.astype(np.uint8)
+        self.memory = ScribbleMemory(self.shape, self.cfg.accumulate)
+        self.clicks: list[Click] = []
+        self.box: SliceBox | None = None
+        self.round = 0
+        initial = None if self.cfg.initial == "none" else self.prediction.copy()
+        self.open = True
+        self._run("begin", volume.image.copy(), tuple(float(s) for s in volume.spacing), initial)
+
+    def refine(self, interaction: Interaction) -> Refinement:
+        self.round += 1
+        so_far = self.memory.update(interaction)
+        if self.cfg.accumulate:
+            self.clicks += interaction.clicks
+            self.box = interaction.box if interaction.box is not None else self.box
+        else:
+            self.clicks, self.box = list(interaction.clicks), interaction.box
+        prompts = Prompts(
+            self.round, tuple(self.clicks), self.box, so_far.add.copy(), so_far.remove.copy(), interaction
+        )
+        out = self._run("predict", prompts, self.prediction.copy())
+        self.prediction = check_mask(out, self.shape, self.cfg.target)
+        return Refinement(self.prediction)
+
+    def finish(self) -> None:
+        """The plug-in's `end`, if it has one, once per case begun (the session calls this after its last
+        round; `start` calls it for a case that failed before)."""
+        was_open, self.open = self.open, False
+        if was_open and self.plugin is not None and callable(getattr(self.plugin, "end", None)):
+            self._run("end")
