@@ -19,7 +19,7 @@ from iunet_bench.analysis.report import cli as report_cli
 from iunet_bench.core.schema import ConfigError
 from iunet_bench.tasks.config import compose_config
 from iunet_bench.tracking import resume
-from tests.conftest import SHARED_DATA, run_cli
+from tests.conftest import ROOT, SHARED_DATA, run_cli
 
 NAMES = {
     1: "left blob",
@@ -168,6 +168,24 @@ def test_report_has_a_row_per_class(jobs, tmp_path):
     assert [row.split("|")[2].strip() for row in rows] == ["left_blob", "right_blob"]
     assert [row.split("|")[3].strip() for row in rows] == ["2/2", "1/2"]
     assert (tmp_path / "report" / "report_classes.csv").is_file()
+
+
+def test_a_plugin_without_a_baseline_runs_each_class_and_trains_nothing(tmp_path):
+    """`interact=plugin` with `initial: none` (the example plug-in): one session per class and case from an
+    empty mask, no class trains a baseline (no `baseline_key/<class>` tag), the per-class keys logged."""
+    root = write_msd(tmp_path / "two")
+    done = run_cli(
+        *job(root, "data.classes=[1,2]", "interact=plugin", "interact.target=region_grow:RegionGrow"),
+        cwd=tmp_path,
+        pythonpath=(ROOT / "examples" / "plugins",),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    client, (run,) = runs_of(tmp_path)
+    assert not [t for t in run.data.tags if t.startswith("baseline_key")]
+    for session in ("left_blob/c1", "left_blob/c3", "right_blob/c1"):
+        assert history(client, run, f"dsc/{session}")[0] == 0.0  # round 0: the empty mask
+    assert run.data.metrics["dsc_final/left_blob"] > 0 and run.data.metrics["dsc_final/right_blob"] > 0
+    assert run.data.tags["failed_cases"] == "1"  # right_blob/c3: no label 2, as before
 
 
 def test_classes_and_foreground_together_are_refused(tmp_path):
