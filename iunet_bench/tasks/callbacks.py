@@ -119,12 +119,13 @@ class Failures(CaseObserver):
 
 
 class CaseProgress(CaseObserver):
-    """The progress bars: the baseline's training steps (each class's, with `data.classes`; `steps` 0: a job
-    that trains no baseline), then the cases still to run."""
+    """The progress bars: the baseline's training steps while it trains (each class's, with `data.classes`;
+    none from the cache, or for a job that trains no baseline), then the cases still to run."""
 
     def __init__(self, show: bool, steps: int):
         self.show, self.steps, self.todo = show, steps, 0
         self.bar = self.cases = None
+        self.desc = "baseline training"
 
     def _bar(self, **kwargs):
         from tqdm.auto import tqdm
@@ -133,25 +134,21 @@ class CaseProgress(CaseObserver):
 
     def on_job_start(self, start: JobStart) -> None:
         self.todo = len(start.todo)
-        if self.steps:  # (no baseline: no on_baseline_end either; the cases' bar opens with the first case)
-            self.bar = self._bar(total=self.steps, desc="baseline training", leave=False)
 
     def on_class_start(self, name: str) -> None:
-        if not self.steps:
-            return
-        if self.bar is None:  # a class after the first
-            self.bar = self._bar(total=self.steps, leave=False)
-        self.bar.set_description(f"baseline training {name}")
+        self.desc = f"baseline training {name}"
 
     def on_baseline_step(self, progress) -> None:
-        if self.bar.n == 0 and progress.step:  # continued from a checkpoint
-            self.bar.update(progress.step)
+        if self.bar is None:  # opened by the first step: none for a cached baseline or a job without one
+            self.bar = self._bar(total=self.steps, desc=self.desc, leave=False)
+            self.bar.update(progress.step)  # continued from a checkpoint: its steps done
         self.bar.update(1)
         val = {"val_dsc": f"{progress.val_dsc:.3f}"} if progress.val_dsc is not None else {}
         self.bar.set_postfix(loss=f"{progress.loss:.3f}", **val)
 
     def on_baseline_end(self, baseline) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
         self.bar = None
         self._cases()
 
