@@ -64,6 +64,7 @@ class Setup:
             protocol=None,
         )
         self.dataset, self.failing = dataset, failing
+        self.classes = {}  # no `data.classes`: one structure
 
     def volumes(self):
         return Volumes([volume("t0"), volume("t1")], [volume(c) for c in HELD_OUT])

@@ -26,6 +26,7 @@ class Summary:
     failures: list[dict] = field(default_factory=list)
     round_seconds: list[float] = field(default_factory=list)  # mean refine seconds per round
     curves: dict[str, list[float]] = field(default_factory=dict)  # honesty_curves, for the console table
+    classes: dict[str, dict[str, float]] = field(default_factory=dict)  # per class (`analysis.classes`)
 
 
 def curves_by_case(records: Sequence[RoundRecord], field: str = "dsc") -> dict[str, list[float]]:

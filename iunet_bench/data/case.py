@@ -6,7 +6,7 @@ and `Volume` (as the model sees it).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import permutations
 from typing import Any
 
@@ -149,7 +149,8 @@ class Volume:
     spacing: z-y-x millimetres of the model grid. crop: the half-open box (z0, y0, x0, z1, y1, x1) of the
     case grid that was resampled to the model grid; case_shape: the case grid's shape.
     meta: JSON-friendly facts: 'geometry' (Geometry.as_dict(), for the way back), 'label_interpolation',
-    'box' ('reference' or 'robot_box'), 'source', 'intensity'.
+    'box' ('reference' or 'robot_box'), 'source', 'intensity'; a class session's (`for_class`) also 'case_id'
+    (the case's own id) and 'class' (the class's name).
     """
 
     case_id: str
@@ -159,3 +160,15 @@ class Volume:
     crop: tuple[int, int, int, int, int, int]
     case_shape: tuple[int, int, int]
     meta: dict = field(default_factory=dict)
+
+    @property
+    def draw_id(self) -> str:
+        """The id a session's robot draws from (`derive_rng(seed, draw_id, round)`): the case's own id, also
+        for a class session (`<class>/<case>`), which so draws exactly as a job with `data.foreground=[<class>]`
+        does on that case."""
+        return self.meta.get("case_id", self.case_id)
+
+    def for_class(self, name: str) -> Volume:
+        """This volume (of a class's data set) as that class's session: case id `<name>/<case>`."""
+        meta = {**self.meta, "case_id": self.case_id, "class": name}
+        return replace(self, case_id=f"{name}/{self.case_id}", meta=meta)

@@ -149,7 +149,16 @@ class _RealData(_DataBase):
     label_values: Labels = Field(
         None,
         description="label values a file may hold; others are an error for that case (null = the labels of "
-        "dataset.json (msd), else 0 and the foreground values)",
+        "dataset.json (msd), else 0 and the foreground values, or the `classes`)",
+    )
+    classes: Labels = Field(
+        None,
+        min_length=1,
+        description="label values segmented separately in the same images, e.g. [1, 2, 3, 11] of BTCV: each "
+        "held-out case becomes one session per class, case id `<class name>/<case>` (names from dataset.json's "
+        "labels, else the value), each exactly the session of a job with `data.foreground=[<class>]` (its own "
+        "crop, baseline, robot and metrics); a class missing from a case fails that session only; null = one "
+        "structure, `foreground` merged. Leave `foreground` at its default (or null) with it",
     )
     geometry_tolerance: Float = Field(
         0.001,
@@ -159,12 +168,25 @@ class _RealData(_DataBase):
         "absolute for direction cosines",
     )
 
-    @field_validator("foreground", "label_values")
+    @field_validator("foreground", "label_values", "classes")
     @classmethod
     def _values(cls, values, info):
-        if values is not None and any(v < (1 if info.field_name == "foreground" else 0) for v in values):
-            raise ValueError(f"must be {'>= 1' if info.field_name == 'foreground' else '>= 0'}")
+        if values is not None and any(v < (0 if info.field_name == "label_values" else 1) for v in values):
+            raise ValueError(f"must be {'>= 0' if info.field_name == 'label_values' else '>= 1'}")
+        if values is not None and info.field_name == "classes" and len(set(values)) < len(values):
+            raise ValueError(f"lists a value twice: {list(values)}")
         return values
+
+    @model_validator(mode="after")
+    def _classes_or_foreground(self):
+        default = type(self).model_fields["foreground"].default
+        if self.classes is not None and self.foreground not in (None, default):
+            raise ValueError(
+                f"data.classes and data.foreground: give one, not both (classes {list(self.classes)}: each "
+                f"value its own session with foreground [value]; foreground {list(self.foreground)}: those "
+                "values merged into one structure); with data.classes leave data.foreground null"
+            )
+        return self
 
     @field_validator("root", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -155,6 +156,23 @@ class Dataset:
         uncropped, original size, spacing, origin and direction (NIfTI for a .nii.gz path)."""
         return write_mask(volume, mask, path)
 
+    @cached_property
+    def classes(self) -> dict[str, int]:
+        """`data.classes` by the name their sessions carry (`<name>/<case>`): dataset.json's label name made
+        safe for file names and metric keys (`right kidney` -> `right_kidney`), else the value; {} without
+        `data.classes`."""
+        out: dict[str, int] = {}
+        for value in getattr(self.config, "classes", None) or ():
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.listing.names.get(value, "")).strip("_.")
+            out[name if name and name not in out else str(value)] = value
+        return out
+
+    def for_class(self, value: int) -> Dataset:
+        """The data set of one class of `data.classes`: as with `data.foreground=[value]` (the other label
+        values still allowed in the files)."""
+        update = {"foreground": (value,), "classes": None, "label_values": self.listing.label_values}
+        return build_dataset(self.config.model_copy(update=update))
+
     # ------------------------------------------------------------------ more for users and tests
 
     @property
@@ -187,10 +205,10 @@ class Dataset:
         crop = {"crop": self.config.crop}
         if self.config.crop == "robot_box":  # the jitter and seed matter for robot boxes only
             crop.update(box_jitter=self.config.box_jitter, seed=self.config.seed)
-        return {
-            "preprocess": {**self.preprocess_config.model_dump(mode="json"), **crop},
-            "mapping": {"values": self.listing.label_values, "foreground": self.listing.foreground},
-        }
+        mapping = {"values": self.listing.label_values, "foreground": self.listing.foreground}
+        if getattr(self.config, "classes", None):  # (without classes the keys stay what they always were)
+            mapping["classes"] = list(self.config.classes)
+        return {"preprocess": {**self.preprocess_config.model_dump(mode="json"), **crop}, "mapping": mapping}
 
     def _box(self, case: Case):
         """The crop box of a case (margin included): the reference's bounding box, or a robot's box."""

@@ -40,6 +40,7 @@ class Listing:
     foreground: tuple[int, ...]
     modalities: tuple[str, ...] = ()  # msd: from dataset.json; phantom: CT; folder, dicom: not known here
     notes: list[str] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)  # label value -> name (msd: dataset.json's labels)
 
 
 def _visible(p: Path) -> bool:
@@ -54,15 +55,17 @@ def _mapping(cfg: AnyData, known: tuple[int, ...] | None) -> tuple[tuple[int, ..
         foreground = tuple(v for v in known if v != 0)
     else:
         foreground = (1,)
+    classes = getattr(cfg, "classes", None)
     if cfg.label_values is not None:
         allowed = tuple(sorted(set(cfg.label_values) | {0}))
     elif known is not None:
         allowed = tuple(sorted(set(known) | {0}))
     else:
-        allowed = tuple(sorted({0, *foreground}))
-    outside = sorted(set(foreground) - set(allowed))
-    if outside:
-        raise ValueError(f"data.foreground: values {outside} are not in the label mapping {list(allowed)}")
+        allowed = tuple(sorted({0, *(classes or foreground)}))
+    for key, values in (("classes", classes), ("foreground", () if classes else foreground)):
+        outside = sorted(set(values or ()) - set(allowed))
+        if outside:
+            raise ValueError(f"data.{key}: values {outside} are not in the label mapping {list(allowed)}")
     return allowed, foreground
 
 
@@ -109,7 +112,9 @@ def list_msd(cfg: MsdData) -> Listing:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
         entries = meta["training"]
-        known = tuple(sorted(int(k) for k in meta.get("labels", {"0": "", "1": ""})))
+        labels = dict(meta.get("labels", {"0": "", "1": ""}))
+        known = tuple(sorted(int(k) for k in labels))
+        names = {int(k): str(v) for k, v in labels.items() if v}
         modalities = tuple(str(v) for v in dict(meta.get("modality") or {}).values())  # none: not known
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(
@@ -133,7 +138,7 @@ def list_msd(cfg: MsdData) -> Listing:
     allowed, foreground = _mapping(cfg, known)
     notes: list[str] = []
     refs = _merge(refs, str(path), notes)
-    return Listing(refs, allowed, foreground, modalities, notes)
+    return Listing(refs, allowed, foreground, modalities, notes, names)
 
 
 def _link_problem(path: Path) -> str | None:

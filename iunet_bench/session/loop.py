@@ -37,7 +37,8 @@ def run_session(
     surfaces: bool = True,
 ) -> list[RoundRecord]:
     """The records of rounds 0..`rounds` of one case. The robot of round r draws from
-    `derive_rng(seed, case id, r)`, so the order of cases never changes a curve.
+    `derive_rng(seed, case id, r)` (`Volume.draw_id`: a class session draws as its case), so the order of
+    cases never changes a curve.
 
     floor: a second refiner (the job's paste floor) handed the same interactions; it never changes what
     the robot sees (the robot looks at `refiner`'s predictions only), and its DSC is recorded beside the
@@ -68,7 +69,7 @@ def run_session(
                 volume.image,
                 reference,
                 prediction,
-                derive_rng(seed, volume.case_id, r),
+                derive_rng(seed, volume.draw_id, r),
                 spacing=volume.spacing,
             )
             robot_s = time.perf_counter() - t0

@@ -4,6 +4,7 @@ The loop (`job._case_loop`) only produces events; the observers hear each one in
 as lightning's Trainer calls its callbacks:
 
     on_job_start(start)                  the loaded cases, the ids still to run
+    on_class_start(name)                 with `data.classes`: the class whose baseline and cases come next
     on_baseline_step(progress)           one training step of the baseline (none when the cache has it)
     on_baseline_end(baseline)
     on_case_restored(case_id, records)   finished before an interruption (resume): its records are the run's
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from iunet_bench.analysis import results
+from iunet_bench.analysis.classes import class_rows
 from iunet_bench.analysis.results import Summary
 from iunet_bench.data import Volume
 from iunet_bench.session.records import RoundRecord
@@ -68,6 +70,7 @@ class CaseObserver:
     """The hooks, each a no-op: an observer overrides those of its concern."""
 
     def on_job_start(self, start: JobStart) -> None: ...
+    def on_class_start(self, name: str) -> None: ...
     def on_baseline_step(self, progress) -> None: ...  # train.baseline.Progress
     def on_baseline_end(self, baseline) -> None: ...  # train.baseline.Baseline
     def on_case_restored(self, case_id: str, records: list[RoundRecord]) -> None: ...
@@ -116,12 +119,13 @@ class Failures(CaseObserver):
 
 
 class CaseProgress(CaseObserver):
-    """The progress bars: the baseline's training steps (`steps` 0: a job that trains no baseline), then
-    the cases still to run."""
+    """The progress bars: the baseline's training steps while it trains (each class's, with `data.classes`;
+    none from the cache, or for a job that trains no baseline), then the cases still to run."""
 
     def __init__(self, show: bool, steps: int):
         self.show, self.steps, self.todo = show, steps, 0
-        self.bar = None
+        self.bar = self.cases = None
+        self.desc = "baseline training"
 
     def _bar(self, **kwargs):
         from tqdm.auto import tqdm
@@ -130,43 +134,55 @@ class CaseProgress(CaseObserver):
 
     def on_job_start(self, start: JobStart) -> None:
         self.todo = len(start.todo)
-        if not self.steps:  # no baseline: no on_baseline_end either
-            self.bar = self._bar(total=self.todo, desc="cases")
-            return
-        self.bar = self._bar(total=self.steps, desc="baseline training", leave=False)
+
+    def on_class_start(self, name: str) -> None:
+        self.desc = f"baseline training {name}"
 
     def on_baseline_step(self, progress) -> None:
-        if self.bar.n == 0 and progress.step:  # continued from a checkpoint
-            self.bar.update(progress.step)
+        if self.bar is None:  # opened by the first step: none for a cached baseline or a job without one
+            self.bar = self._bar(total=self.steps, desc=self.desc, leave=False)
+            self.bar.update(progress.step)  # continued from a checkpoint: its steps done
         self.bar.update(1)
         val = {"val_dsc": f"{progress.val_dsc:.3f}"} if progress.val_dsc is not None else {}
         self.bar.set_postfix(loss=f"{progress.loss:.3f}", **val)
 
     def on_baseline_end(self, baseline) -> None:
-        self.bar.close()
-        self.bar = self._bar(total=self.todo, desc="cases")
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = None
+        self._cases()
+
+    def _cases(self):
+        if self.cases is None:
+            self.cases = self._bar(total=self.todo, desc="cases")
+        return self.cases
 
     def on_case_start(self, case_id: str) -> None:
-        self.bar.set_postfix(case=case_id)
+        self._cases().set_postfix(case=case_id)
 
     def on_case_end(self, case: CaseEnd) -> None:
-        self.bar.update(1)
+        self._cases().update(1)
 
     def on_case_failed(self, case_id: str, error: str, trace: str = "") -> None:
-        self.bar.update(1)
+        self._cases().update(1)
 
     def on_job_end(self, end: JobEnd) -> None:
-        self.bar.close()
+        self._cases().close()
 
 
 class MlflowLogger(CaseObserver):
     """The run's metrics and the baseline's tags: the baseline's training curves; each case's curves
     (`dsc/<case>`, `hd95/<case>`, `nsd/<case>` at step = round) as it ends or is restored; the job's curves
     and summary at the end. Each is logged only when the run has none of it yet, so a resumed run (whose
-    earlier attempt may have logged any of them before it was cut off) ends with every round once."""
+    earlier attempt may have logged any of them before it was cut off) ends with every round once. With
+    `data.classes` each class's baseline has its own tags and curves (`baseline_key/<class>`,
+    `train_loss/<class>`), and the job's end adds each class's curve and summary (`analysis.classes`)."""
 
     def __init__(self, tracker, rounds: int):
-        self.tracker, self.rounds = tracker, rounds
+        self.tracker, self.rounds, self.suffix = tracker, rounds, ""
+
+    def on_class_start(self, name: str) -> None:
+        self.suffix = f"/{name}"
 
     def _logged(self, metric: str) -> bool:
         return resume.logged_rounds(self.tracker.client, self.tracker.run_id, metric) > 0
@@ -177,10 +193,11 @@ class MlflowLogger(CaseObserver):
             tags["baseline_stopped_at"] = str(baseline.stopped_at)  # early stopping
         if baseline.resumed_from is not None:
             tags["baseline_resumed_from"] = str(baseline.resumed_from)  # continued from a checkpoint
-        self.tracker.set_tags(tags)
-        if baseline.losses and not self._logged("train_loss"):
-            self.tracker.log_metrics(("train_loss", v, i) for i, v in enumerate(baseline.losses))
-            self.tracker.log_metrics(("train_val_dsc", v, int(s)) for s, v in baseline.validation)
+        self.tracker.set_tags({f"{k}{self.suffix}": v for k, v in tags.items()})
+        loss, val = f"train_loss{self.suffix}", f"train_val_dsc{self.suffix}"
+        if baseline.losses and not self._logged(loss):
+            self.tracker.log_metrics((loss, v, i) for i, v in enumerate(baseline.losses))
+            self.tracker.log_metrics((val, v, int(s)) for s, v in baseline.validation)
 
     def _case(self, case_id: str, records: list[RoundRecord]) -> None:
         key = metric_key(case_id)
@@ -195,7 +212,10 @@ class MlflowLogger(CaseObserver):
 
     def on_job_end(self, end: JobEnd) -> None:
         if end.records and not self._logged("dsc"):
-            self.tracker.log_metrics(results.curve_rows(end.records, self.rounds, end.summary.metrics))
+            rows = results.curve_rows(end.records, self.rounds, end.summary.metrics)
+            if end.summary.classes:
+                rows += class_rows(end.records, end.summary.classes)
+            self.tracker.log_metrics(rows)
 
 
 class JobFiles(CaseObserver):
@@ -230,7 +250,7 @@ class JobFiles(CaseObserver):
         self._local(cid, results.rounds_csv, self.out / "rounds.csv", self.records)
         try:  # the curve is logged; a trouble with these files must not discard it
             mask = self.dataset.write_mask(case.volume, case.prediction, self.out / "masks" / f"{cid}.nii.gz")
-            self.tracker.log_artifact(mask, "masks")
+            self.tracker.log_artifact(mask, resume.artifact_folder("masks", cid))
             if case.pictures is not None and case.pictures.is_dir():
                 self.tracker.log_artifacts(case.pictures, f"pictures/{cid}")
         except Exception as exc:

@@ -77,6 +77,15 @@ def _missing_observers(config: JobConfig) -> str | None:
     return config.observers.missing_presets(CONF_DIR) if config.task == "observers" else None
 
 
+def _observers_one_structure(config: JobConfig) -> str | None:
+    if config.task == "observers" and getattr(config.data, "classes", None):
+        return (
+            "data.classes: task=observers segments one structure per case; give data.foreground=[<label>] "
+            "(or run task=interactive for several classes)"
+        )
+    return None
+
+
 class JobConfig(RuledSchema):
     seed: Int = Field(
         0,
@@ -131,6 +140,7 @@ class JobConfig(RuledSchema):
         Rule(("model", "data.preprocess.grid"), _grid_misfit),
         Rule(("model", "interact.method", "interact.trainable"), _unknown_trainable),
         Rule(("task", "observers"), _missing_observers),
+        Rule(("task", "data.classes"), _observers_one_structure),
         Rule(("device", "precision"), _mixed_on_cpu),
     )
 

@@ -44,7 +44,7 @@ def run(config: JobConfig) -> Summary:
     is continued (see `iunet_bench.tracking.resume`)."""
     setup = prepare(config)
     out = output_dir()
-    _, test_ids = setup.split
+    test_ids = setup.session_ids
     t = config.tracking
     parent = tracking.parent_run_id_for_job()
     commit = tracking.git_commit()
@@ -64,7 +64,7 @@ def run(config: JobConfig) -> Summary:
             file=sys.stderr,
         )
         records = [r for cid in test_ids for r in previous.cases.get(cid, [])]
-        return _summary(records, config.session.rounds, [], config.protocol, run_id)
+        return _summary(records, config.session.rounds, [], config.protocol, run_id, bool(setup.classes))
     if previous is not None:
         claim.take(previous.run.info.run_id)
     tracker = tracking.Tracker(
@@ -159,32 +159,47 @@ def _case_loop(
     setup: JobSetup, volumes, done: dict, observers: Observers, out: Path, failures: list
 ) -> Summary:
     """The held-out cases, as events for the observers (`iunet_bench.tasks.callbacks`); `done`: the records
-    of the cases an earlier attempt of the run finished (resume)."""
+    of the cases an earlier attempt of the run finished (resume). With `data.classes`, class by class: each
+    its own baseline and sessions (`JobSetup.classes`)."""
     from iunet_bench.tasks.cases import run_cases
 
-    config, test = setup.config, volumes.test
-    pictures = [
-        out / "pictures" / v.case_id if i < config.session.pictures else None for i, v in enumerate(test)
-    ]
-    todo = [(v, p) for v, p in zip(test, pictures) if v.case_id not in done]
+    config = setup.config
+    todo_ids = [v.case_id for v in volumes.test if v.case_id not in done]
     records = []
     try:
-        observers.on_job_start(JobStart(volumes.train, test, [v.case_id for v, _ in todo]))
-        initial = setup.initial_predictions(test, observers)  # the baseline's, or empty masks
-        for v in test:
-            if v.case_id in done:  # finished before an interruption: its records are the run's
-                records += done[v.case_id]
-                observers.on_case_restored(v.case_id, done[v.case_id])
-        ran = run_cases(setup, todo, initial)
-        for volume, folder in todo:
-            observers.on_case_start(volume.case_id)
-            _, result = next(ran)
-            if result.records is None:
-                observers.on_case_failed(volume.case_id, result.error, result.trace)
+        observers.on_job_start(JobStart(volumes.train, volumes.test, todo_ids))
+        for name, part, test in _parts(setup, volumes):
+            if name:
+                observers.on_class_start(name)
+            pictures = [
+                out / "pictures" / v.case_id if i < config.session.pictures else None
+                for i, v in enumerate(test)
+            ]
+            todo = [(v, p) for v, p in zip(test, pictures) if v.case_id not in done]
+            if name and part.trains_baseline and not part.volumes().train:  # this class only
+                for v, _ in todo:
+                    observers.on_case_start(v.case_id)
+                    observers.on_case_failed(
+                        v.case_id, f"class {name}: no training case of it could be loaded (see failures.json)"
+                    )
                 continue
-            records += result.records
-            observers.on_case_end(CaseEnd(volume, result.records, result.prediction, folder))
-        summary = _summary(records, config.session.rounds, failures, config.protocol)
+            initial = part.initial_predictions(test, observers)  # the baseline's, or empty masks
+            for v in test:
+                if v.case_id in done:  # finished before an interruption: its records are the run's
+                    records += done[v.case_id]
+                    observers.on_case_restored(v.case_id, done[v.case_id])
+            ran = run_cases(part, todo, initial)
+            for volume, folder in todo:
+                observers.on_case_start(volume.case_id)
+                _, result = next(ran)
+                if result.records is None:
+                    observers.on_case_failed(volume.case_id, result.error, result.trace)
+                    continue
+                records += result.records
+                observers.on_case_end(CaseEnd(volume, result.records, result.prediction, folder))
+        summary = _summary(
+            records, config.session.rounds, failures, config.protocol, classes=bool(setup.classes)
+        )
         observers.on_job_end(JobEnd(summary, records))
     except TrackingLost as lost:  # the server went away: what was computed stays in the job folder
         lost.note(keep_local(out, records))
@@ -192,9 +207,24 @@ def _case_loop(
     return summary
 
 
-def _summary(records, rounds: int, failures: list, protocol, run_id: str = "") -> Summary:
+def _parts(setup: JobSetup, volumes) -> list[tuple[str, JobSetup, list]]:
+    """(class name, its setup, its held-out sessions) per class of `data.classes`; else the job itself."""
+    if not setup.classes:
+        return [("", setup, volumes.test)]
+    return [
+        (name, part, [v for v in volumes.test if v.meta.get("class") == name])
+        for name, part in setup.classes.items()
+    ]
+
+
+def _summary(
+    records, rounds: int, failures: list, protocol, run_id: str = "", classes: bool = False
+) -> Summary:
+    """The job's summary; with `classes` (`data.classes`) also each class's (`analysis.classes`)."""
     if not records:
         return Summary(run_id, [], {}, failures)
+    from iunet_bench.analysis.classes import class_summaries
+
     return Summary(
         run_id,
         results.mean_curve(records),
@@ -202,4 +232,5 @@ def _summary(records, rounds: int, failures: list, protocol, run_id: str = "") -
         failures,
         results.seconds_per_round(records, rounds),
         results.honesty_curves(records, rounds),
+        class_summaries(records, protocol) if classes else {},
     )

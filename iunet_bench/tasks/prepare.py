@@ -155,6 +155,25 @@ class JobSetup:
             return "cpu"
         return configure_backend(self.config)
 
+    @cached_property
+    def classes(self) -> dict[str, JobSetup]:
+        """Per class of `data.classes`, by the name its sessions carry (`Dataset.classes`): the setup of the
+        job with `data.foreground=[class]` (its own volumes, crop and baseline); {} without `data.classes`."""
+        out = {}
+        for name, value in self.dataset.classes.items():
+            dataset = self.dataset.for_class(value)
+            part = JobSetup(self.config.model_copy(update={"data": dataset.config}))
+            part.__dict__.update(dataset=dataset, device=self.device)  # the backend is configured once
+            out[name] = part
+        return out
+
+    @property
+    def session_ids(self) -> list[str]:
+        """The held-out sessions' case ids: the held-out cases, or with `data.classes` `<class>/<case>` for
+        each class and case (class by class)."""
+        _, test_ids = self.split
+        return [f"{name}/{c}" for name in self.classes for c in test_ids] or list(test_ids)
+
     def check(self) -> None:
         """What the schema cannot know without touching the machine: the device and precision exist (known
         without the framework's import where the machine says so, `core.runtime.no_gpu`), the data set lists
@@ -181,6 +200,16 @@ class JobSetup:
         open_client(config.tracking.uri)
 
     def volumes(self) -> Volumes:
+        """The loaded cases; with `data.classes` every class's, as its sessions (`Volume.for_class`)."""
+        if "_volumes" not in self.__dict__ and self.classes:
+            from iunet_bench.data import Failure
+
+            parts = {name: part.volumes() for name, part in self.classes.items()}
+            self._volumes = Volumes(
+                [v.for_class(n) for n, p in parts.items() for v in p.train],
+                [v.for_class(n) for n, p in parts.items() for v in p.test],
+                [Failure(f"{n}/{f.case_id}", f.error) for n, p in parts.items() for f in p.failures],
+            )
         if "_volumes" not in self.__dict__:
             train_ids, test_ids = self.split
             train, bad = self.dataset.volumes(train_ids)

@@ -36,12 +36,13 @@ class Outcome:
 
 def run_job(config: JobConfig) -> Outcome:
     """`task=interactive` and `task=cv`: the job, its summary table and its failed cases."""
+    from iunet_bench.analysis.classes import format_classes
     from iunet_bench.analysis.results import format_table
     from iunet_bench.tasks.job import run
 
     summary = run(config)
     return Outcome(
-        text=format_table(summary),
+        text="\n".join(t for t in (format_table(summary), format_classes(summary.classes)) if t),
         run_id=summary.run_id,
         finished=bool(summary.curve),
         value=summary.metrics.get("dsc_final"),

@@ -86,17 +86,23 @@ def records_from_json(text: str) -> list[RoundRecord]:
 
 
 def write_records(out: Path, case_id: str, records: list[RoundRecord]) -> Path:
-    """The finished case's records as a file of the job folder (`records/<case>.json`)."""
-    folder = out / RECORDS
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{case_id}.json"
+    """The finished case's records as a file of the job folder (`records/<case>.json`; a class session's
+    `records/<class>/<case>.json`)."""
+    path = out / RECORDS / f"{case_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(records_to_json(records), encoding="utf-8")
     return path
 
 
+def artifact_folder(folder: str, case_id: str) -> str:
+    """The run's artifact folder of a case's file under `folder` (`records`, `masks`): `folder` itself, or
+    for a class session `<class>/<case>` its class's subfolder, so that two classes of a case never share a name."""
+    return "/".join([folder, *case_id.split("/")[:-1]])
+
+
 def save_case(tracker, out: Path, case_id: str, records: list[RoundRecord]) -> None:
     """The finished case's records: a local file in the job folder and a run artifact (the done marker)."""
-    tracker.log_artifact(write_records(out, case_id, records), RECORDS)
+    tracker.log_artifact(write_records(out, case_id, records), artifact_folder(RECORDS, case_id))
 
 
 @dataclass
@@ -119,7 +125,7 @@ def load_previous(client, run) -> Previous:
         return prev
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(client.download_artifacts(run.info.run_id, RECORDS, tmp))
-        for path in sorted(folder.glob("*.json")):
+        for path in sorted(folder.rglob("*.json")):  # records/<class>/<case>.json for class sessions
             records = records_from_json(path.read_text(encoding="utf-8"))
             if records:
                 prev.cases[records[0].case_id] = records

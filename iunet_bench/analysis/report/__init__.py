@@ -14,11 +14,12 @@ Wilcoxon signed-rank of per-case final DSC and of per-case AUC against the refer
 default the best by AUC), Holm-corrected within each metric over the comparisons; a Friedman test across
 all runs on their common cases; and the smallest mean difference in final DSC these cases can detect
 (alpha 0.05, power 0.8). The Pareto front: the runs no other run beats on seconds per round, user
-minutes, final DSC and AUC at once.
+minutes, final DSC and AUC at once. Runs with `data.classes` also get a table with one row per class
+(each class's sessions summarised as a run of their own).
 
 Written under `--out` (default `runs/reports/<sweep>`): `report.md` and `index.html` (the page),
 `report.csv`, `curves.png` (mean DSC per round, 95% band), `effort.png` (DSC against estimated user
-minutes), `final_box.png` (final DSC per case), `pareto.png`.
+minutes), `final_box.png` (final DSC per case), `pareto.png`; `report_classes.csv` (the per-class table, if any).
 
 The modules, by job: `runs` (a run and its records, folds pooled, labels), `read` (runs from MLflow),
 `compare` (the tests of `analysis.stats` applied to runs), `render` (the table, notes, page and plots),

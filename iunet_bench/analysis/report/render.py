@@ -93,6 +93,36 @@ def table(runs: list[RunData], ref: RunData, varying: list[str]) -> tuple[list[s
     return header, rows
 
 
+def class_table(runs: list[RunData], labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """One row per class of each run with `data.classes` (`RunData.classes`): its sessions' DSC at round 0
+    and last (mean ± sd), AUC, NSD, NoI, the painter's final DSC and the method's gain over it; ([], [])
+    when no run has classes."""
+    rows = []
+    names = []
+    for r in runs:
+        for name, part in r.classes.items():
+            s = part.summary
+            names = names or [part.protocol.threshold_name(t) for t in part.protocol.thresholds]
+            rows.append(
+                [
+                    labels[r.run_id],
+                    name,
+                    f"{len(part.cases)}/{len(part.expected_cases) or len(part.cases)}",
+                    _mean_sd(part.at_round(0)),
+                    _mean_sd(part.at_round(part.last_round)),
+                    _f(s.get("dsc_auc")),
+                    _f(s.get("nsd_final")),
+                    *[_f(s.get(f"noi_{n}"), 1) for n in names],
+                    _f(s.get("painter_dsc_final", float("nan"))),
+                    _f(s.get("dsc_gain_over_painter", float("nan"))),
+                ]
+            )
+    if not rows:
+        return [], []
+    header = ["run", "class", "cases", "DSC r0", "DSC last", "AUC", "NSD last", *[f"NoI@{n}" for n in names]]
+    return [*header, "painter last", "gain over painter"], rows
+
+
 def notes(
     runs: list[RunData],
     ref: RunData,
@@ -187,6 +217,13 @@ def build_report(runs: list[RunData], out: Path, reference: str | None = None, m
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(row) + " |" for row in rows]
     md += [""] + [f"- {line}" for line in text]
+    class_header, class_rows = class_table(runs, labels)
+    if class_rows:
+        md += ["", "Per class (`data.classes`): each class's sessions, as a run of their own", ""]
+        md += ["| " + " | ".join(class_header) + " |", "|---" * len(class_header) + "|"]
+        md += ["| " + " | ".join(row) + " |" for row in class_rows]
+        with (out / "report_classes.csv").open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([class_header, *class_rows])
     pair_header, pair_rows = (
         pair_table(runs, [labels[r.run_id] for r in runs]) if 2 < len(runs) <= 8 else ([], [])
     )
@@ -204,7 +241,8 @@ def build_report(runs: list[RunData], out: Path, reference: str | None = None, m
     page += [f"## {title}\n\n![{title}]({name})\n" for name, title in figures]
     (out / "report.md").write_text("\n".join(page), encoding="utf-8")
     (out / "index.html").write_text(
-        _html(header, rows, text, figures, (pair_header, pair_rows)), encoding="utf-8"
+        _html(header, rows, text, figures, (pair_header, pair_rows), (class_header, class_rows)),
+        encoding="utf-8",
     )
     return "\n".join(md)
 
@@ -229,7 +267,7 @@ def _table_html(header, rows) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _html(header, rows, text, figures, pairs=((), ())) -> str:
+def _html(header, rows, text, figures, pairs=((), ()), classes=((), ())) -> str:
     e = html.escape
     items = "".join(f"<li>{e(t)}</li>" for t in text)
     figs = "".join(f'<h2>{e(t)}</h2><img src="{n}" alt="{e(t)}" style="max-width:100%">' for n, t in figures)
@@ -237,6 +275,7 @@ def _html(header, rows, text, figures, pairs=((), ())) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>iunet_bench report</title><style>{style}</style>"
         f"</head><body><h1>Interactive segmentation report</h1>{_table_html(header, rows)}<ul>{items}</ul>"
+        + (f"<h2>Per class (data.classes)</h2>{_table_html(*classes)}" if classes[1] else "")
         + (
             f"<h2>Final DSC, every pair of runs: Wilcoxon p (Holm over all pairs), n</h2>{_table_html(*pairs)}"
             if pairs[1]

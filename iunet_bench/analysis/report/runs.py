@@ -60,6 +60,27 @@ class RunData:
         return list(self.curves)
 
     @property
+    def classes(self) -> dict[str, RunData]:
+        """With `data.classes`, this run restricted to each class's sessions (`<class>/<case>`), by class;
+        else {}."""
+        if self.params.get("data.classes", "None") in ("None", "", "null"):
+            return {}
+        from iunet_bench.analysis.classes import by_class, class_of
+
+        return {
+            name: RunData(
+                self.run_id,
+                f"{self.name} {name}",
+                self.params,
+                records,
+                self.status,
+                "",
+                [c for c in self.expected_cases if class_of(c) == name],
+            )
+            for name, records in by_class(self.records).items()
+        }
+
+    @property
     def missing_cases(self) -> list[str]:
         return [c for c in self.expected_cases if c not in self.curves]
 
