@@ -28,7 +28,7 @@ from simulators.click import ClickRobot, ClickStyle
 from simulators.config import ClickSimulator, ScribbleSimulator, make_annotator
 from simulators.effort import ClickTime, TimeModel
 from simulators.errors import ErrorAnalysis, ErrorRegion, analyse_errors
-from simulators.interaction import Effort, Interaction, Stroke
+from simulators.interaction import Click, Effort, Interaction, SliceBox, Stroke
 from simulators.manual import OBSERVERS, ManualResult, ManualStyle, contour_case
 from simulators.noise import Noise
 from simulators.policy import Policy
@@ -38,6 +38,7 @@ from simulators.strokes import StrokeStyle
 __all__ = [
     "Annotator",
     "BoxRobot",
+    "Click",
     "ClickRobot",
     "ClickSimulator",
     "ClickStyle",
@@ -53,6 +54,7 @@ __all__ = [
     "Policy",
     "ScribbleRobot",
     "ScribbleSimulator",
+    "SliceBox",
     "Stroke",
     "StrokeStyle",
     "TimeModel",

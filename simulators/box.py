@@ -36,7 +36,8 @@ the 2D box extruded over the whole z range: the challenge draws the 2D box aroun
 background (with no jitter this robot never does). Effort: the rectangle is two clicks (its corners) on
 `z_mid`, and the user looks at the first, middle and last slice (`slices`, usually 3); seconds from the
 click time model (`effort.ClickTime`); `voxels` counts the remove mask, as for any interaction. A box
-that leaves the whole volume open says nothing: an empty interaction.
+that leaves the whole volume open says nothing: an empty interaction. The box itself (a `SliceBox`, the
+challenge's shape) rides along in `Interaction.box`, for models that take a box as such.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import numpy as np
 
 from simulators.effort import ClickTime
 from simulators.errors import as_masks, check_spacing
-from simulators.interaction import REMOVE, Effort, Interaction, Stroke
+from simulators.interaction import REMOVE, Effort, Interaction, SliceBox, Stroke
 
 Box = tuple[int, int, int, int, int, int]
 
@@ -93,41 +94,6 @@ def jittered_box(
         lo[a] = min(max(0, lo[a]), shape[a] - 1)
         hi[a] = max(min(shape[a], hi[a]), lo[a] + 1)
     return (*lo, *hi)  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class SliceBox:
-    """The CVPR 2025 challenge's box prompt: the z range [z0, z1) of the organ and a 2D box, rows [y0, y1)
-    and columns [x0, x1), on slice `z_mid` (all half-open voxel indices)."""
-
-    z0: int
-    z1: int
-    z_mid: int
-    y0: int
-    x0: int
-    y1: int
-    x1: int
-
-    def inside(self, shape: tuple[int, int, int]) -> np.ndarray:
-        """The voxels the box leaves open: every voxel of the z range, except on `z_mid` those outside the
-        2D box."""
-        mask = np.zeros(shape, bool)
-        mask[self.z0 : self.z1] = True
-        mask[self.z_mid] = False
-        mask[self.z_mid, self.y0 : self.y1, self.x0 : self.x1] = True
-        return mask
-
-    def as_challenge_dict(self) -> dict[str, int]:
-        """The challenge's `boxes` entry (inclusive ends; x is the column, y the row)."""
-        return {
-            "z_min": self.z0,
-            "z_max": self.z1 - 1,
-            "z_mid": self.z_mid,
-            "z_mid_x_min": self.x0,
-            "z_mid_y_min": self.y0,
-            "z_mid_x_max": self.x1 - 1,
-            "z_mid_y_max": self.y1 - 1,
-        }
 
 
 def median_slice(mask: np.ndarray) -> int:
@@ -197,7 +163,7 @@ def box_interaction(
         seconds=time.seconds(0, 0.0, slices, len(strokes)),
         remove_voxels=n,
     )
-    return Interaction(np.zeros(shape, bool), remove, effort, strokes)
+    return Interaction(np.zeros(shape, bool), remove, effort, strokes, box=box)
 
 
 @dataclass(frozen=True)

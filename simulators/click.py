@@ -36,6 +36,10 @@
 4. the click is painted as a disk of `clicks.radius_voxels` on its axial slice, kept inside the error
    piece it landed in (a jittered click that landed outside the error is painted in full, and recorded
    as an overshoot); effort and seconds as for strokes (`effort.py`).
+
+The `Interaction` carries the clicks twice: painted into `add`/`remove` (what scribble refiners read) and
+in native form in `clicks` (each a `Click`: the voxel after jitter, the label the user said), for models
+that take clicks as points.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from scipy import ndimage as ndi
 from iunet_bench.core.schema import Int, Schema
 from simulators.effort import ClickTime, build_interaction
 from simulators.errors import STRUCT_2D, ErrorAnalysis, analyse_errors, to_volume
-from simulators.interaction import ADD, POLARITIES, REMOVE, Interaction, Stroke
+from simulators.interaction import ADD, POLARITIES, REMOVE, Click, Interaction, Stroke
 from simulators.noise import ClickNoise, jitter_point
 from simulators.policy import ClickPolicy
 from simulators.strokes import paint, path_mask
@@ -214,11 +218,16 @@ class ClickRobot:
             clicks = cvpr25_clicks(analysis, n, min_voxels)
         else:
             clicks = (ritm_clicks if self.clicks.rule == "ritm" else center_clicks)(analysis, n)
-        records = [self.place(p, v, size, analysis, rng) for p, v, size in clicks]
-        return build_interaction(analysis.add.shape, records, self.time)
+        placed = [self.place(p, v, size, analysis, rng) for p, v, size in clicks]
+        strokes = [stroke for stroke, _ in placed]
+        return build_interaction(analysis.add.shape, strokes, self.time, clicks=[c for _, c in placed])
 
-    def place(self, polarity: str, voxel: np.ndarray, size: int, analysis: ErrorAnalysis, rng) -> Stroke:
-        """Steps 3-4 of the module docstring for one click at `voxel` meant as `polarity`."""
+    def place(
+        self, polarity: str, voxel: np.ndarray, size: int, analysis: ErrorAnalysis, rng
+    ) -> tuple[Stroke, Click]:
+        """Steps 3-4 of the module docstring for one click at `voxel` meant as `polarity`: the gesture as
+        painted (its `path`: the voxel aimed at), and the click as given (the voxel after jitter, the label
+        the user said)."""
         z = int(voxel[0])
         error = analysis.error(polarity)[z]
         point = jitter_point(voxel[1:], rng, self.noise.jitter_voxels, error.shape)
@@ -233,7 +242,7 @@ class ClickRobot:
             )
         else:
             painted = paint(np.zeros_like(dot), dot, error, self.clicks.radius_voxels)
-        return Stroke(
+        stroke = Stroke(
             label=label,
             target=polarity,
             plane=0,
@@ -245,3 +254,4 @@ class ClickRobot:
             overshoot=bool((painted & ~error).any()),
             region_voxels=size,
         )
+        return stroke, Click((z, int(point[0]), int(point[1])), label)

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from iunet_bench.core.schema import Float, Schema
-from simulators.interaction import ADD, Effort, Interaction, Stroke
+from simulators.interaction import ADD, Click, Effort, Interaction, Stroke
 
 
 class _Time(Schema):
@@ -80,12 +80,15 @@ def measure_effort(add: np.ndarray, remove: np.ndarray, strokes: Sequence[Stroke
     )
 
 
-def build_interaction(shape: tuple[int, int, int], strokes: Sequence[Stroke], time: _Time) -> Interaction:
+def build_interaction(
+    shape: tuple[int, int, int], strokes: Sequence[Stroke], time: _Time, clicks: Sequence[Click] = ()
+) -> Interaction:
     """Paint the gestures in order (a later gesture paints over an earlier one, as in a paint tool) and
-    account the round's effort."""
+    account the round's effort; `clicks`, the click robot's clicks in native form, pass through as given."""
     add, remove = np.zeros(shape, bool), np.zeros(shape, bool)
     for s in strokes:
         idx = tuple(s.voxels.T)
         add[idx] = s.label == ADD
         remove[idx] = s.label != ADD
-    return Interaction(add, remove, measure_effort(add, remove, strokes, time), strokes=tuple(strokes))
+    effort = measure_effort(add, remove, strokes, time)
+    return Interaction(add, remove, effort, strokes=tuple(strokes), clicks=tuple(clicks))

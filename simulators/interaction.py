@@ -82,10 +82,59 @@ class Stroke:
 
 
 @dataclass(frozen=True)
-class Interaction:
-    """Scribbles of one round: `add` = foreground ("this is organ"), `remove` = background ("this is not").
+class SliceBox:
+    """The CVPR 2025 challenge's box prompt: the z range [z0, z1) of the organ and a 2D box, rows [y0, y1)
+    and columns [x0, x1), on slice `z_mid` (all half-open voxel indices)."""
 
-    Both masks are boolean, z-y-x, on the grid the refiner works on. They never overlap.
+    z0: int
+    z1: int
+    z_mid: int
+    y0: int
+    x0: int
+    y1: int
+    x1: int
+
+    def inside(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The voxels the box leaves open: every voxel of the z range, except on `z_mid` those outside the
+        2D box."""
+        mask = np.zeros(shape, bool)
+        mask[self.z0 : self.z1] = True
+        mask[self.z_mid] = False
+        mask[self.z_mid, self.y0 : self.y1, self.x0 : self.x1] = True
+        return mask
+
+    def as_challenge_dict(self) -> dict[str, int]:
+        """The challenge's `boxes` entry (inclusive ends; x is the column, y the row)."""
+        return {
+            "z_min": self.z0,
+            "z_max": self.z1 - 1,
+            "z_mid": self.z_mid,
+            "z_mid_x_min": self.x0,
+            "z_mid_y_min": self.y0,
+            "z_mid_x_max": self.x1 - 1,
+            "z_mid_y_max": self.y1 - 1,
+        }
+
+
+@dataclass(frozen=True)
+class Click:
+    """One click as the user gave it: `zyx`, the voxel clicked (after any jitter) on the volume's grid;
+    `label`, what the user said ("add" or "remove", a wrong-label click included)."""
+
+    zyx: tuple[int, int, int]
+    label: str
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """What the user gave in one round, in two forms.
+
+    As scribble masks (what this harness's own refiners read): `add` = foreground ("this is organ"),
+    `remove` = background ("this is not"); both boolean, z-y-x, on the grid the refiner works on, never
+    overlapping. A click is in them as the disk it paints, a box as the voxels it rules out.
+    In native form (what a plug-in model reads, `iunet_bench.interactive.plugin.Prompts`): `clicks`, the
+    round's clicks in the order given (the click robot; empty for scribbles and boxes); `box`, the round's
+    box prompt (the box robot; None otherwise).
     `strokes` records every gesture (for effort, pictures and measuring the noise models).
     """
 
@@ -93,6 +142,8 @@ class Interaction:
     remove: np.ndarray
     effort: Effort = field(default_factory=Effort)
     strokes: tuple[Stroke, ...] = ()
+    clicks: tuple[Click, ...] = ()
+    box: SliceBox | None = None
 
     def __post_init__(self) -> None:
         if self.add.shape != self.remove.shape:
@@ -110,7 +161,8 @@ class Interaction:
 
     @property
     def is_empty(self) -> bool:
-        """True when there is no scribble: the robot found nothing worth one (the session stops)."""
+        """True when there is no scribble: the robot found nothing worth one (the session stops). Every click
+        and every box paints or rules out voxels, so the native prompts never say more than the masks."""
         return not (self.add.any() or self.remove.any())
 
     @property

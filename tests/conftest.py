@@ -42,10 +42,11 @@ def shared_train_cache() -> str:
     return f"train.cache_dir={_SESSION_CACHE / 'baseline'}"
 
 
-def run_cli(*overrides: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(*overrides: str, cwd: Path, timeout: float = 600, pythonpath=()) -> subprocess.CompletedProcess:
     """Run `python -m iunet_bench` as a user would, with everything it writes under `cwd` (but for the
-    session's shared preprocessing cache)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"}
+    session's shared preprocessing cache); `pythonpath`: folders put after the repository on PYTHONPATH
+    (where a plug-in's module lives)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (ROOT, *pythonpath))), "CI": "1"}
     return subprocess.run(
         [sys.executable, "-m", "iunet_bench", *overrides, shared_data_cache()],
         cwd=cwd,

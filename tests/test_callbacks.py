@@ -11,7 +11,7 @@ import pytest
 from iunet_bench.session.records import RoundRecord
 from iunet_bench.tasks import callbacks, job
 from iunet_bench.tasks.cases import CaseResult
-from iunet_bench.tasks.prepare import Volumes
+from iunet_bench.tasks.prepare import JobSetup, Volumes
 from iunet_bench.tracking import resume
 from iunet_bench.tracking.tracker import Tracker, open_client
 from iunet_bench.train.baseline import Progress
@@ -51,6 +51,9 @@ class Dataset:
 
 class Setup:
     """What `job._run_cases` uses of a `prepare.JobSetup`."""
+
+    trains_baseline = True
+    initial_predictions = JobSetup.initial_predictions  # the job's own: the baseline told to the observers
 
     def __init__(self, uri, dataset, failing=()):
         self.config = SimpleNamespace(

@@ -56,6 +56,7 @@ def variant_overrides() -> dict[str, list[str]]:
         "interact.bifseg": ["interact=bifseg"],
         "interact.paste": ["interact=paste"],
         "interact.random_walker": ["interact=random_walker"],
+        "interact.plugin": ["interact=plugin", "interact.target=package.module:Name"],
     }
 
 
@@ -166,6 +167,8 @@ def test_every_key_refuses_wrong_types_and_out_of_range_values_naming_the_full_k
     values = bad_values(field.annotation, field.metadata)
     if key.endswith((".root", ".cache_dir", ".manifest", ".split.file", "artifact_root", "model.path")):
         values = [5]
+    if key == "interact.options":  # any values: keyword arguments of the plug-in's class
+        values = ["not-a-mapping", {"not an identifier": 1}]
     assert values or key.endswith((".name", ".method", ".source", ".kind")), f"no bad value known for {key}"
     for value in values:
         tree = set_key(copy.deepcopy(base), key, value)
@@ -353,11 +356,14 @@ def test_each_base_preset_spells_out_the_schema_defaults_of_its_variant(tmp_path
         extra = ["interact.trainable=[all]"] + (
             [f"model.path={KERAS_FILE}"] if override == "model=keras" else []
         )
+    if override == "interact=plugin":  # its target is required (`???` in the preset)
+        extra = ["interact.target=package.module:Name"]
     tree = raw(override, *extra)
     config = load_config(tree)
     group = override.split("=")[0]
     cls = type(getattr(config, group))
     required = {"root"} if group == "data" else {"path"} if override == "model=keras" else set()
+    required |= {"target"} if override == "interact=plugin" else set()
     defaults = cls(**{k: getattr(getattr(config, group), k) for k in required})
     assert getattr(config, group) == defaults
     assert flatten(tree[group]).keys() <= flatten(defaults.model_dump()).keys()

@@ -11,7 +11,8 @@ import pytest
 from simulators.box import BoxRobot, box_interaction, challenge_box, median_slice
 from simulators.click import CLICK_RULES, ClickRobot, ClickStyle, cvpr25_tie
 from simulators.effort import ClickTime
-from simulators.interaction import ADD, REMOVE
+from simulators.interaction import ADD, REMOVE, Click, SliceBox
+from simulators.noise import ClickNoise
 from simulators.policy import ClickPolicy
 
 
@@ -197,6 +198,50 @@ def test_box_effort_is_two_clicks_and_the_robot_matches_the_function():
 def test_box_as_large_as_the_volume_is_an_empty_interaction():
     reference = np.ones((3, 4, 5), np.uint8)
     assert box_interaction(reference, np.random.default_rng(0)).is_empty
+
+
+# --- the prompts in native form (what a plug-in model receives) ----------------------------------
+
+
+@pytest.mark.parametrize("rule", CLICK_RULES)
+def test_clicks_ride_along_as_given_after_jitter_and_with_the_label_said(rule):
+    reference, prediction = split_cube(3)
+    prediction[0:3, 0:3, 9] = 1
+    noisy = ClickRobot(
+        clicks=ClickStyle(rule=rule, per_round=2, radius_voxels=0),
+        policy=ClickPolicy(min_region_voxels=1),
+        noise=ClickNoise(jitter_voxels=2.0, wrong_label_rate=0.5),
+    )
+    moved = relabelled = 0
+    for seed in range(12):
+        out = noisy.annotate(reference, reference, prediction, np.random.default_rng(seed))
+        assert len(out.clicks) == len(out.strokes) == out.effort.clicks == 2 and out.box is None
+        for click, stroke in zip(out.clicks, out.strokes):
+            assert isinstance(click, Click) and click.label == stroke.label and click.zyx[0] == stroke.index
+            # the voxel given is the one painted, with the label given (radius 0: that voxel alone)
+            assert (out.add if click.label == ADD else out.remove)[click.zyx]
+            moved += click.zyx != tuple(int(v) for v in stroke.path[0])
+            relabelled += stroke.wrong_label
+    assert moved and relabelled  # the jittered voxel, not the one aimed at; the label said, not meant
+    # without noise the click is the voxel aimed at
+    [(aimed, label)], out = clicks(rule, reference, prediction)
+    assert out.clicks == (Click(aimed, label),)
+
+
+def test_the_box_rides_along_and_scribbles_carry_no_native_prompt():
+    reference = curved_organ()
+    out = BoxRobot(shift_max=5).annotate(
+        reference, reference, np.zeros_like(reference), np.random.default_rng(4)
+    )
+    box = challenge_box(reference, np.random.default_rng(4), shift_max=5)
+    assert isinstance(out.box, SliceBox) and out.box == box and out.clicks == ()
+    assert np.array_equal(out.remove, ~box.inside(reference.shape))
+    from simulators import ScribbleRobot
+
+    scribbles = ScribbleRobot().annotate(
+        reference, reference, np.zeros_like(reference), np.random.default_rng(0)
+    )
+    assert not scribbles.is_empty and scribbles.clicks == () and scribbles.box is None
 
 
 # ------------------------------------------------------------------------------------------ the presets

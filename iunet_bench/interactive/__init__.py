@@ -9,16 +9,21 @@ May import: core, simulators, data, models, train.
 from __future__ import annotations
 
 from iunet_bench.interactive.base import Refinement, Refiner
-from iunet_bench.interactive.config import PasteInteract, RandomWalkerInteract
+from iunet_bench.interactive.config import PasteInteract, PluginInteract, RandomWalkerInteract
 
 
 def build_refiner(config, model) -> Refiner:
     """The refiner for a validated `interact` config: built once per job, then `start` per case and
-    `refine` per round. `model` (the baseline) is only read: learning refiners tune their own copy."""
+    `refine` per round. `model` (the baseline) is only read: learning refiners tune their own copy; the
+    non-learning ones and a plug-in take None."""
     if isinstance(config, PasteInteract):
         from iunet_bench.interactive.classic import PasteRefiner
 
         return PasteRefiner(config)
+    if isinstance(config, PluginInteract):
+        from iunet_bench.interactive.plugin import PluginRefiner
+
+        return PluginRefiner(config)
     if isinstance(config, RandomWalkerInteract):
         from iunet_bench.interactive.classic import RandomWalkerRefiner
 

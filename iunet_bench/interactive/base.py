@@ -32,7 +32,8 @@ class Refiner(Protocol):
 
     `start` begins a case (learning refiners restore the baseline weights and optimizer state, so no case
     leaks into another); `refine` takes one round's interaction and returns the new prediction with what
-    the round reports. Built once per job by `iunet_bench.interactive.build_refiner`.
+    the round reports; an optional `finish()` is called after a case's last round (a plug-in's `end`).
+    Built once per job by `iunet_bench.interactive.build_refiner`.
     """
 
     name: str

@@ -2,14 +2,17 @@
 
 Methods: `iunet` (layer-subset fine-tuning, paper sections 2.5-2.6), `bifseg` (image-specific fine-tuning
 of all layers with BIFSeg's own weighted cross-entropy, Wang et al. 2018), `paste` (no learning: the
-scribbles pasted into the previous prediction), `random_walker` (scikit-image's random walker seeded by the scribbles and the confident
-prediction). Whether `interact.trainable` names layer groups of the configured model is a rule of the
-job's schema (`iunet_bench.tasks.config`), which knows both.
+scribbles pasted into the previous prediction), `random_walker` (scikit-image's random walker seeded by the
+scribbles and the confident prediction), `plugin` (any model behind the plug-in contract,
+`interactive/plugin.py`). Whether `interact.trainable` names layer groups of the configured model is a
+rule of the job's schema (`iunet_bench.tasks.config`), which knows both; whether `interact.target` imports
+is checked with the machine's other facts (`tasks.prepare.JobSetup.check`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -191,5 +194,52 @@ class RandomWalkerInteract(_Method):
     geodesic: GeodesicConfig = GeodesicConfig()
 
 
+TARGET = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+
+class PluginInteract(_Method):
+    """Any interactive model behind the plug-in contract (`interactive/plugin.py`, the how-to page
+    "Benchmark your own interactive model"). `accumulate`: whether its prompts hold every round's so far."""
+
+    method: Literal["plugin"] = "plugin"
+    target: str = Field(
+        description="the plug-in class, `package.module:Name` (its module importable: on PYTHONPATH or "
+        "installed); checked before any compute: it imports and has callable `begin` and `predict`",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments the class is built with, once per job: `Name(**options)` "
+        "(`+interact.options.NAME=VALUE` on the command line)",
+    )
+    timeout_s: Float = Field(
+        60.0,
+        gt=0,
+        description="seconds each call of the plug-in (building it, `begin`, `predict`, `end`) may take; "
+        "one that takes longer fails its case",
+    )
+    initial: Literal["none", "baseline"] = Field(
+        "none",
+        description="round 0: none = an empty mask, and no baseline network is trained; baseline = the "
+        "job's network's prediction, as for the other methods",
+    )
+
+    @field_validator("options")
+    @classmethod
+    def _keyword_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in value if not k.isidentifier()]
+        if bad:
+            raise ValueError(f"{bad} are no Python names (the options are keyword arguments of the class)")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _module_colon_name(cls, value: str) -> str:
+        if not TARGET.match(value):
+            raise ValueError("expected `package.module:Name` (a dotted module path, a colon, a class name)")
+        return value
+
+
 FinetuneConfig = IUnetInteract | BifsegInteract
-InteractConfig = variants(IUnetInteract, BifsegInteract, PasteInteract, RandomWalkerInteract, tag="method")
+InteractConfig = variants(
+    IUnetInteract, BifsegInteract, PasteInteract, RandomWalkerInteract, PluginInteract, tag="method"
+)

@@ -98,6 +98,9 @@ def run_session(
         records.append(rec)
         if on_round:
             on_round(rec, prediction, interaction)
+    finish = getattr(refiner, "finish", None)  # optional: the end of a case (a plug-in's `end`)
+    if finish is not None:
+        finish()
     return records
 
 

@@ -116,7 +116,8 @@ class Failures(CaseObserver):
 
 
 class CaseProgress(CaseObserver):
-    """The progress bars: the baseline's training steps, then the cases still to run."""
+    """The progress bars: the baseline's training steps (`steps` 0: a job that trains no baseline), then
+    the cases still to run."""
 
     def __init__(self, show: bool, steps: int):
         self.show, self.steps, self.todo = show, steps, 0
@@ -129,6 +130,9 @@ class CaseProgress(CaseObserver):
 
     def on_job_start(self, start: JobStart) -> None:
         self.todo = len(start.todo)
+        if not self.steps:  # no baseline: no on_baseline_end either
+            self.bar = self._bar(total=self.todo, desc="cases")
+            return
         self.bar = self._bar(total=self.steps, desc="baseline training", leave=False)
 
     def on_baseline_step(self, progress) -> None:

@@ -143,8 +143,10 @@ class JobConfig(RuledSchema):
         if self.tracking.run_name:
             return self.tracking.run_name
         method = self.interact.method
-        trainable = "+".join(self.interact.trainable) if method == "iunet" else ""
-        return " ".join(x for x in (method, trainable, self.simulator.name or "") if x)
+        detail = (
+            "+".join(self.interact.trainable) if method == "iunet" else getattr(self.interact, "target", "")
+        )
+        return " ".join(x for x in (method, detail, self.simulator.name or "") if x)
 
 
 def load_config(raw: Mapping[str, Any], note=None) -> JobConfig:

@@ -148,7 +148,7 @@ def job_observers(setup: JobSetup, tracker, out: Path, failures: Failures) -> li
     """A job's observers, in the order they hear each event (see `callbacks`: the curves before the files)."""
     config = setup.config
     return [
-        CaseProgress(show_progress(config), config.train.steps),
+        CaseProgress(show_progress(config), config.train.steps if setup.trains_baseline else 0),
         MlflowLogger(tracker, config.session.rounds),
         JobFiles(tracker, out, setup.dataset, failures),
         failures,
@@ -160,7 +160,6 @@ def _case_loop(
 ) -> Summary:
     """The held-out cases, as events for the observers (`iunet_bench.tasks.callbacks`); `done`: the records
     of the cases an earlier attempt of the run finished (resume)."""
-    from iunet_bench.interactive.refiner import predict_mask
     from iunet_bench.tasks.cases import run_cases
 
     config, test = setup.config, volumes.test
@@ -171,10 +170,7 @@ def _case_loop(
     records = []
     try:
         observers.on_job_start(JobStart(volumes.train, test, [v.case_id for v, _ in todo]))
-        baseline = setup.baseline(observers.on_baseline_step)
-        observers.on_baseline_end(baseline)
-        # Round 0 of every case comes from the baseline itself (refiners fine-tune their own copy).
-        initial = {v.case_id: predict_mask(baseline.model, v.image) for v in test}
+        initial = setup.initial_predictions(test, observers)  # the baseline's, or empty masks
         for v in test:
             if v.case_id in done:  # finished before an interruption: its records are the run's
                 records += done[v.case_id]

@@ -149,13 +149,17 @@ class JobSetup:
 
     @cached_property
     def device(self) -> str:
+        """The device the job's network runs on (logged as a tag). A job that trains no baseline runs no
+        network of its own (a plug-in brings its own): the CPU, and the framework is never imported."""
+        if not self.trains_baseline:
+            return "cpu"
         return configure_backend(self.config)
 
     def check(self) -> None:
         """What the schema cannot know without touching the machine: the device and precision exist (known
         without the framework's import where the machine says so, `core.runtime.no_gpu`), the data set lists
         (and splits into `data.split.folds`) and its intensity mode is known, the cache folders take files, a
-        tracking server answers, the tracking store opens. ConfigError otherwise; nothing is computed, and the
+        tracking server answers, a plug-in's `interact.target` imports, the tracking store opens. ConfigError otherwise; nothing is computed, and the
         tracking store is opened (a sqlite file created) only once everything else has passed."""
         from iunet_bench.core.files import require_writable
         from iunet_bench.tracking.tracker import check_reachable, open_client
@@ -166,6 +170,7 @@ class JobSetup:
         _ = self.split
         _ = self.dataset.preprocess_config
         require_writable(config.train.cache_dir, "train.cache_dir")
+        check_plugin(config.interact)
         if self.device != "cpu" and config.session.workers > 1:
             raise ConfigError(
                 [
@@ -202,13 +207,36 @@ class JobSetup:
             )
         return self._baseline
 
+    @property
+    def trains_baseline(self) -> bool:
+        """False when the method needs no network of the job's (a plug-in with `interact.initial: none`):
+        nothing is trained and round 0 is an empty mask."""
+        return getattr(self.config.interact, "initial", "baseline") != "none"
+
+    def initial_predictions(self, volumes, observers) -> dict:
+        """Round 0 of each volume: the baseline's prediction (trained or from the cache, its steps and end
+        told to `observers`), or an empty mask when the job trains no baseline (`trains_baseline`)."""
+        import numpy as np
+
+        if not self.trains_baseline:
+            return {v.case_id: np.zeros(v.image.shape, np.uint8) for v in volumes}
+        from iunet_bench.interactive.refiner import predict_mask
+
+        baseline = self.baseline(observers.on_baseline_step)
+        observers.on_baseline_end(baseline)
+        # refiners fine-tune their own copy: the baseline itself gives every case's round 0
+        return {v.case_id: predict_mask(baseline.model, v.image) for v in volumes}
+
     def refiner(self, interact=None, model=None):
         """A refiner of `interact` (default: the job's `interact` config) on `model` (default: the
-        baseline; a speed benchmark may pass `build_model()`, the untrained network, to train nothing)."""
+        baseline, or None when the job trains none; a speed benchmark may pass `build_model()`, the
+        untrained network, to train nothing)."""
         from iunet_bench.interactive import build_refiner
 
         interact = interact if interact is not None else self.config.interact
-        return build_refiner(interact, model if model is not None else self.baseline().model)
+        if model is None and self.trains_baseline:
+            model = self.baseline().model
+        return build_refiner(interact, model)
 
     def floor(self):
         """The paste floor: the same interactions pasted into the previous prediction, no learning (with
@@ -225,6 +253,21 @@ class JobSetup:
         from iunet_bench.interactive.config import PasteInteract
 
         return build_refiner(PasteInteract(), None)
+
+
+def check_plugin(interact) -> None:
+    """ConfigError naming `interact.target` when a plug-in's class does not import or lacks `begin` or
+    `predict` (`interactive.plugin.load_target`); nothing for the other methods."""
+    from iunet_bench.interactive.config import PluginInteract
+
+    if not isinstance(interact, PluginInteract):
+        return
+    from iunet_bench.interactive.plugin import load_target
+
+    try:
+        load_target(interact.target)
+    except ValueError as exc:
+        raise ConfigError([f"interact.target: {exc}"]) from None
 
 
 def prepare(config: JobConfig) -> JobSetup:
