@@ -57,6 +57,7 @@ def variant_overrides() -> dict[str, list[str]]:
         "interact.paste": ["interact=paste"],
         "interact.random_walker": ["interact=random_walker"],
         "interact.plugin": ["interact=plugin", "interact.target=package.module:Name"],
+        "interact.cvpr25_container": ["interact=cvpr25_container", "interact.command=sh predict.sh"],
     }
 
 
@@ -358,12 +359,15 @@ def test_each_base_preset_spells_out_the_schema_defaults_of_its_variant(tmp_path
         )
     if override == "interact=plugin":  # its target is required (`???` in the preset)
         extra = ["interact.target=package.module:Name"]
+    if override == "interact=cvpr25_container":  # its command is required
+        extra = ["interact.command=sh predict.sh"]
     tree = raw(override, *extra)
     config = load_config(tree)
     group = override.split("=")[0]
     cls = type(getattr(config, group))
     required = {"root"} if group == "data" else {"path"} if override == "model=keras" else set()
     required |= {"target"} if override == "interact=plugin" else set()
+    required |= {"command"} if override == "interact=cvpr25_container" else set()
     defaults = cls(**{k: getattr(getattr(config, group), k) for k in required})
     assert getattr(config, group) == defaults
     assert flatten(tree[group]).keys() <= flatten(defaults.model_dump()).keys()

@@ -392,19 +392,37 @@ def test_zero_steps_is_the_baseline_prediction(model):
     np.testing.assert_array_equal(out.prediction, predict_mask(model, vol.image))
 
 
+REQUIRED = {  # the presets' required keys (`???`), given runnable values
+    "plugin": {"target": "tests.plugins.recorder:Recorder"},
+    "cvpr25_container": {"command": f"python {ROOT / 'examples' / 'cvpr25' / 'predict.py'}"},
+}
+
+
+def clicker():
+    return make_annotator(
+        yaml.safe_load((ROOT / "conf" / "simulator" / "click_cvpr25.yaml").read_text(encoding="utf-8"))
+    )
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "conf" / "interact").glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_method_runs_in_the_session_loop_and_logs_the_same_metrics(model, path):
+def test_every_method_runs_in_the_session_loop_and_logs_the_same_metrics(model, path, tmp_path):
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if spec["method"] == "cvpr25_container":
+        spec["workdir"] = str(tmp_path)  # not a folder in the current one
     if "steps" in spec:
         spec["steps"], spec["max_steps"] = 2, 6  # the stopping rule, where a preset has it: 1-3 chunks
+    spec.update(REQUIRED.get(spec["method"], {}))
     config = validate_group(InteractConfig, spec, "interact")
     assert config.method == spec["method"] and path.stem.startswith(config.method)
     refiner = build_refiner(config, model)
-    assert refiner.name == spec["method"]
+    assert refiner.name.startswith(spec["method"])  # a plug-in's name says its target
     if spec["method"] == "bifseg":  # every layer, so nothing is frozen upstream
         assert len(refiner.variables) == len(model.trainable_variables) and refiner.split is None
     vol = volume(5, "e")
-    records = run_session(vol, predict_mask(model, vol.image), robot(), refiner, rounds=2, seed=0)
+    annotator = (
+        robot() if spec["method"] != "cvpr25_container" else clicker()
+    )  # its file carries no scribbles
+    records = run_session(vol, predict_mask(model, vol.image), annotator, refiner, rounds=2, seed=0)
     assert [r.round for r in records] == [0, 1, 2]
     active = [r for r in records[1:] if not r.stopped]
     assert active, "the robot found something to scribble"

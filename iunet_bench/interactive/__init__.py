@@ -9,7 +9,12 @@ May import: core, simulators, data, models, train.
 from __future__ import annotations
 
 from iunet_bench.interactive.base import Refinement, Refiner
-from iunet_bench.interactive.config import PasteInteract, PluginInteract, RandomWalkerInteract
+from iunet_bench.interactive.config import (
+    ContainerInteract,
+    PasteInteract,
+    PluginInteract,
+    RandomWalkerInteract,
+)
 
 
 def build_refiner(config, model) -> Refiner:
@@ -20,6 +25,12 @@ def build_refiner(config, model) -> Refiner:
         from iunet_bench.interactive.classic import PasteRefiner
 
         return PasteRefiner(config)
+    if isinstance(config, ContainerInteract):  # a plug-in: one path for validation, timeouts and faults
+        from iunet_bench.interactive.plugin import PluginRefiner
+
+        refiner = PluginRefiner(config.as_plugin())
+        refiner.name = f"cvpr25_container {config.command}"
+        return refiner
     if isinstance(config, PluginInteract):
         from iunet_bench.interactive.plugin import PluginRefiner
 

@@ -4,7 +4,8 @@ Methods: `iunet` (layer-subset fine-tuning, paper sections 2.5-2.6), `bifseg` (i
 of all layers with BIFSeg's own weighted cross-entropy, Wang et al. 2018), `paste` (no learning: the
 scribbles pasted into the previous prediction), `random_walker` (scikit-image's random walker seeded by the
 scribbles and the confident prediction), `plugin` (any model behind the plug-in contract,
-`interactive/plugin.py`). Whether `interact.trainable` names layer groups of the configured model is a
+`interactive/plugin.py`), `cvpr25_container` (a CVPR 2025 challenge submission run as a command,
+`interactive/container.py`). Whether `interact.trainable` names layer groups of the configured model is a
 rule of the job's schema (`iunet_bench.tasks.config`), which knows both; whether `interact.target` imports
 is checked with the machine's other facts (`tasks.prepare.JobSetup.check`).
 """
@@ -239,7 +240,70 @@ class PluginInteract(_Method):
         return value
 
 
+class ContainerInteract(_Method):
+    """A CVPR 2025 challenge submission (`interactive/container.py`): each round the challenge's `.npz` is
+    written to `<workdir>/inputs/`, `command` run in `workdir`, `segs` read from `<workdir>/outputs/`. Run
+    through the plug-in adapter (`as_plugin`), so faults fail one case as a plug-in's do."""
+
+    method: Literal["cvpr25_container"] = "cvpr25_container"
+    command: str = Field(
+        min_length=1,
+        description="shell command run in `workdir` each round, e.g. `python predict.py` or `docker container "
+        "run --rm -v {workdir}/inputs:/workspace/inputs -v {workdir}/outputs:/workspace/outputs team:latest "
+        '/bin/bash -c "sh predict.sh"` (`{workdir}` is replaced by the folder); required',
+    )
+    workdir: str | None = Field(
+        None,
+        description="folder for inputs/, outputs/ and logs/ (null: a new cvpr25_* folder in the job's folder)",
+    )
+    timeout_s: Float = Field(
+        90.0, gt=0, description="seconds per class per run (the challenge's 90); a run over it fails its case"
+    )
+    class_value: Int = Field(
+        1,
+        ge=1,
+        le=255,
+        description="the structure's label value in `prev_pred` and `segs` (its box and clicks are the files' "
+        "only class)",
+    )
+    spacing_order: Literal["zyx", "xyz"] = Field(
+        "zyx",
+        description="order of `spacing` in the file: zyx = the array's axes, as the challenge's evaluator reads "
+        "it; xyz = SimpleITK's order, as MedSAM-style preprocessing stores it",
+    )
+    initial: Literal["none", "baseline"] = Field(
+        "none",
+        description="round 0: none = an empty mask, no baseline trained; baseline = the job's network's",
+    )
+
+    def as_plugin(self) -> PluginInteract:
+        """The same job as `interact=plugin` with the container class as target; the adapter's own watchdog
+        waits 30 s longer than the command's limit, so the command's timeout (which kills it) fires first."""
+        return PluginInteract(
+            target=CONTAINER_TARGET,
+            options={
+                "command": self.command,
+                "workdir": self.workdir,
+                "timeout_s": self.timeout_s,
+                "class_value": self.class_value,
+                "spacing_order": self.spacing_order,
+            },
+            timeout_s=self.timeout_s + 30.0,
+            initial=self.initial,
+            accumulate=self.accumulate,
+        )
+
+
+CONTAINER_TARGET = "iunet_bench.interactive.container:Cvpr25Container"
+
+
 FinetuneConfig = IUnetInteract | BifsegInteract
 InteractConfig = variants(
-    IUnetInteract, BifsegInteract, PasteInteract, RandomWalkerInteract, PluginInteract, tag="method"
+    IUnetInteract,
+    BifsegInteract,
+    PasteInteract,
+    RandomWalkerInteract,
+    PluginInteract,
+    ContainerInteract,
+    tag="method",
 )
