@@ -198,6 +198,13 @@ class RandomWalkerInteract(_Method):
 TARGET = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
+# one text for both variants (the configuration reference shows one meaning per key)
+TIMEOUT_TEXT = (
+    "seconds before a case fails: plugin, each call of the plug-in (building it, `begin`, `predict`, `end`); "
+    "cvpr25_container, each run of the command, per class (the challenge's 90)"
+)
+
+
 class PluginInteract(_Method):
     """Any interactive model behind the plug-in contract (`interactive/plugin.py`, the how-to page
     "Benchmark your own interactive model"). `accumulate`: whether its prompts hold every round's so far."""
@@ -215,8 +222,7 @@ class PluginInteract(_Method):
     timeout_s: Float = Field(
         60.0,
         gt=0,
-        description="seconds each call of the plug-in (building it, `begin`, `predict`, `end`) may take; "
-        "one that takes longer fails its case",
+        description=TIMEOUT_TEXT,
     )
     initial: Literal["none", "baseline"] = Field(
         "none",
@@ -256,9 +262,7 @@ class ContainerInteract(_Method):
         None,
         description="folder for inputs/, outputs/ and logs/ (null: a new cvpr25_* folder in the job's folder)",
     )
-    timeout_s: Float = Field(
-        90.0, gt=0, description="seconds per class per run (the challenge's 90); a run over it fails its case"
-    )
+    timeout_s: Float = Field(90.0, gt=0, description=TIMEOUT_TEXT)
     class_value: Int = Field(
         1,
         ge=1,
@@ -273,7 +277,8 @@ class ContainerInteract(_Method):
     )
     initial: Literal["none", "baseline"] = Field(
         "none",
-        description="round 0: none = an empty mask, no baseline trained; baseline = the job's network's",
+        description="round 0: none = an empty mask, and no baseline network is trained; baseline = the "
+        "job's network's prediction, as for the other methods",
     )
 
     def as_plugin(self) -> PluginInteract:
