@@ -17,10 +17,11 @@ built once per job (per worker process) as `Name(**interact.options)`, with two 
   foreground where >= 0.5, as the harness's own networks are read). Anything else fails the case.
 
 `PluginRefiner` adapts a plug-in to the harness's `Refiner` protocol. Every call of an instance runs on
-one worker thread of its own and must return within `interact.timeout_s`; a call that raises, overruns or returns a bad mask fails that
-case only (the job records it, naming the target, and goes on with the next case). Python cannot kill a
-thread: a stuck call keeps its thread (a daemon thread, so it never holds up the process's exit) and its
-instance, and the next case gets a fresh instance, `Name(**interact.options)` again.
+one worker thread of its own and must return within `interact.timeout_s`; a call that raises, overruns
+or returns a bad mask fails that case only (the job records it, naming the target, and goes on with the
+next case). Python cannot kill a thread: a stuck call keeps its thread (a daemon thread, so it never holds
+up the process's exit) and its instance, and the next case gets a fresh instance,
+`Name(**interact.options)` again.
 """
 
 from __future__ import annotations

@@ -178,8 +178,9 @@ class JobSetup:
         """What the schema cannot know without touching the machine: the device and precision exist (known
         without the framework's import where the machine says so, `core.runtime.no_gpu`), the data set lists
         (and splits into `data.split.folds`) and its intensity mode is known, the cache folders take files, a
-        tracking server answers, a plug-in's `interact.target` imports, the tracking store opens. ConfigError otherwise; nothing is computed, and the
-        tracking store is opened (a sqlite file created) only once everything else has passed."""
+        tracking server answers, a plug-in's `interact.target` imports, the tracking store opens. ConfigError
+        otherwise; nothing is computed, and the tracking store is opened (a sqlite file created) only once
+        everything else has passed."""
         from iunet_bench.core.files import require_writable
         from iunet_bench.tracking.tracker import check_reachable, open_client
 

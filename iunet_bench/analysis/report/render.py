@@ -214,14 +214,11 @@ def build_report(runs: list[RunData], out: Path, reference: str | None = None, m
         {labels[rid] for rid in front},
     )
     text = notes(runs, ref, list(missing_jobs), chosen=reference is not None, labels=labels)
-    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(row) + " |" for row in rows]
-    md += [""] + [f"- {line}" for line in text]
+    md = [*_md_table(header, rows), ""] + [f"- {line}" for line in text]
     class_header, class_rows = class_table(runs, labels)
     if class_rows:
         md += ["", "Per class (`data.classes`): each class's sessions, as a run of their own", ""]
-        md += ["| " + " | ".join(class_header) + " |", "|---" * len(class_header) + "|"]
-        md += ["| " + " | ".join(row) + " |" for row in class_rows]
+        md += _md_table(class_header, class_rows)
         with (out / "report_classes.csv").open("w", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerows([class_header, *class_rows])
     pair_header, pair_rows = (
@@ -229,8 +226,7 @@ def build_report(runs: list[RunData], out: Path, reference: str | None = None, m
     )
     if pair_rows:
         md += ["", "Final DSC, every pair of runs: Wilcoxon p (Holm-adjusted over all pairs), n cases", ""]
-        md += ["| " + " | ".join(pair_header) + " |", "|---" * len(pair_header) + "|"]
-        md += ["| " + " | ".join(row) + " |" for row in pair_rows]
+        md += _md_table(pair_header, pair_rows)
     figures = [
         ("curves.png", "Mean DSC per round with its 95% confidence band"),
         ("effort.png", "Mean DSC against the user's estimated minutes"),
@@ -258,6 +254,13 @@ def pair_table(runs: list[RunData], names: list[str]) -> tuple[list[str], list[l
             cells.append("" if j <= i or t is None else f"{_p(t[0])} ({_p(t[1])}), n={t[2]}")
         rows.append([names[i], *cells])
     return ["", *names[1:]], rows
+
+
+def _md_table(header, rows) -> list[str]:
+    """A Markdown table's lines."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
 
 
 def _table_html(header, rows) -> str:
