@@ -68,3 +68,62 @@ def test_the_headline_and_the_curves_compare_against_the_painter():
     text = format_table(summary)
     assert f"painter {painter_final:.3f}" in text and "p 0.031" in text and "ahead in 100% of cases" in text
     assert "in-run floor" in text
+
+
+class _Forgetful(_Still):
+    """A refiner that ignores the user and keeps whatever it is told the user kept (`accept`)."""
+
+    def accept(self, prediction):
+        self.prediction = prediction.astype(np.uint8)
+
+
+class _Wrecker(PasteRefiner):
+    """Pastes the strokes in, except in round 2, where it returns an empty mask."""
+
+    def refine(self, interaction):
+        from iunet_bench.interactive.base import Refinement
+
+        out = super().refine(interaction)
+        self.rounds = getattr(self, "rounds", 0) + 1
+        return Refinement(np.zeros_like(out.prediction)) if self.rounds == 2 else out
+
+
+def test_undo_keeps_the_painted_prediction_when_the_method_makes_it_worse(volume):  # noqa: F811
+    initial = wrong_prediction(volume.label)
+    painted = painter_curve(volume, initial, ideal_robot(), PasteRefiner(), rounds=5, seed=3)
+
+    # a method that ignores the user, undone every round: the user ends up painting, stroke for stroke
+    kept = {}
+    ignored = _Forgetful()
+    records = run_session(
+        volume, initial, ideal_robot(), ignored, rounds=5, seed=3, undo=True,
+        on_round=lambda rec, pred, _: kept.update(last=pred),
+    )  # fmt: skip
+    active = [r for r in records if r.round > 0 and not r.stopped]
+    assert active and all(r.undone for r in active)
+    assert [r.dsc for r in records] == painted
+    assert np.array_equal(ignored.prediction, kept["last"])  # the refiner was told what the user kept
+    assert honesty(records)["rounds_undone"] == 1.0
+
+    # a method that wrecks round 2: without undo DSC falls there, with undo that round alone is undone
+    plain = run_session(volume, initial, ideal_robot(), _Wrecker(), rounds=5, seed=3)
+    assert plain[2].dsc == 0.0 and not any(r.undone for r in plain)
+    undone = run_session(volume, initial, ideal_robot(), _Wrecker(), rounds=5, seed=3, undo=True)
+    assert [r.undone for r in undone] == [False, False, True, False, False, False]
+    curve = [r.dsc for r in undone]
+    assert all(b >= a for a, b in zip(curve, curve[1:]))
+    assert honesty(undone)["rounds_undone"] == pytest.approx(1 / 5)
+
+    from iunet_bench.analysis.results import Summary, summarise
+
+    summary = Summary("run", curve, summarise(undone), round_seconds=[0] * 6)
+    assert "the user undid 20% of rounds (session.undo)" in format_table(summary)
+
+
+def test_undo_never_touches_a_method_that_does_not_lower_dsc(volume):  # noqa: F811
+    initial = wrong_prediction(volume.label)
+    plain = run_session(volume, initial, ideal_robot(), PasteRefiner(), rounds=5, seed=3)
+    undo = run_session(volume, initial, ideal_robot(), PasteRefiner(), rounds=5, seed=3, undo=True)
+    assert [r.dsc for r in undo] == [r.dsc for r in plain]
+    assert not any(r.undone for r in undo)
+    assert "rounds_undone" not in honesty(undo)

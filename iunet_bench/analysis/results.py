@@ -95,6 +95,8 @@ def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
         else float("nan"),
         "fine_tune_steps_mean": float(np.mean([len(r.losses) for r in active])) if active else float("nan"),
     }
+    if any(r.undone for r in active):  # session.undo: the rounds the user undid
+        out["rounds_undone"] = float(np.mean([r.undone for r in active]))
     own_final = mean_curve(records)[-1]
     own_auc = float(np.mean([metrics.auc(c) for c in curves_by_case(records).values()]))
     for name in OPPONENTS:
@@ -327,6 +329,8 @@ def format_table(summary: Summary) -> str:
             f"in-run floor (this method's strokes pasted into its previous prediction, a diagnostic) "
             f"{m['floor_dsc_final']:.3f} (method - floor {m['dsc_gain_over_floor']:+.3f})"
         )
+    if "rounds_undone" in m:
+        diagnostics.append(f"the user undid {m['rounds_undone']:.0%} of rounds (session.undo)")
     if np.isfinite(m.get("rounds_honoured", float("nan"))):
         diagnostics.append(
             f"scribbles honoured (>= {HONOURED:.0%} of their voxels) in {m['rounds_honoured']:.0%} of "

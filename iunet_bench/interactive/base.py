@@ -32,7 +32,9 @@ class Refiner(Protocol):
 
     `start` begins a case (learning refiners restore the baseline weights and optimizer state, so no case
     leaks into another); `refine` takes one round's interaction and returns the new prediction with what
-    the round reports; an optional `finish()` is called after a case's last round (a plug-in's `end`).
+    the round reports; an optional `finish()` is called after a case's last round (a plug-in's `end`);
+    an optional `accept(prediction)` is called when the user undoes a round (`session.undo`) and keeps
+    another prediction, which the refiner's next round then starts from (`CurrentPrediction`).
     Built once per job by `iunet_bench.interactive.build_refiner`.
     """
 
@@ -41,6 +43,18 @@ class Refiner(Protocol):
     def start(self, volume: Volume, initial_prediction: np.ndarray) -> None: ...
 
     def refine(self, interaction: Interaction) -> Refinement: ...
+
+
+class CurrentPrediction:
+    """For refiners whose next round starts from the prediction the user saw last (`self.prediction`):
+    when the user undoes a round (`session.undo`), the prediction kept instead becomes that start. A
+    learning refiner keeps its fine-tuned weights: its next round fits them to the kept prediction and
+    every scribble so far."""
+
+    prediction: np.ndarray
+
+    def accept(self, prediction: np.ndarray) -> None:
+        self.prediction = prediction.astype(np.uint8)
 
 
 class ScribbleMemory:

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from iunet_bench.data.case import Volume
-from iunet_bench.interactive.base import Refinement, ScribbleMemory
+from iunet_bench.interactive.base import CurrentPrediction, Refinement, ScribbleMemory
 from iunet_bench.interactive.config import PasteInteract, RandomWalkerInteract
 from iunet_bench.interactive.weights import Geodesic, uncertain_band
 from simulators.interaction import Interaction
@@ -22,7 +22,7 @@ from simulators.interaction import Interaction
 BACKGROUND, FOREGROUND = 1, 2  # random-walker labels; 0 = unseeded
 
 
-class PasteRefiner:
+class PasteRefiner(CurrentPrediction):
     name = "paste"
 
     def __init__(self, cfg: PasteInteract | None = None):
@@ -69,7 +69,7 @@ def random_walker_seeds(
     return labels
 
 
-class RandomWalkerRefiner:
+class RandomWalkerRefiner(CurrentPrediction):
     name = "random_walker"
 
     def __init__(self, cfg: RandomWalkerInteract | None = None):

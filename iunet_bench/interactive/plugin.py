@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from iunet_bench.data.case import Volume
-from iunet_bench.interactive.base import Refinement, ScribbleMemory
+from iunet_bench.interactive.base import CurrentPrediction, Refinement, ScribbleMemory
 from iunet_bench.interactive.config import PluginInteract
 from simulators.interaction import Click, Interaction, SliceBox
 
@@ -146,7 +146,7 @@ class _Worker:
         return value
 
 
-class PluginRefiner:
+class PluginRefiner(CurrentPrediction):
     """A plug-in (see the module docstring) as a `Refiner`: `start` -> `begin`, `refine` -> `predict` with
     the case's prompts so far, its output checked (`check_mask`)."""
 

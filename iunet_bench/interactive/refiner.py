@@ -36,7 +36,7 @@ from scipy import ndimage as ndi
 
 from iunet_bench.core import metrics
 from iunet_bench.data.case import Volume
-from iunet_bench.interactive.base import Refinement, ScribbleMemory
+from iunet_bench.interactive.base import CurrentPrediction, Refinement, ScribbleMemory
 from iunet_bench.interactive.config import FinetuneConfig
 from iunet_bench.interactive.objectives import Objective, objective_for
 from iunet_bench.train import optim
@@ -78,7 +78,7 @@ def own_copy(model):
     return copy
 
 
-class FineTuner:
+class FineTuner(CurrentPrediction):
     """Fine-tunes `cfg.trainable` layer groups of its own copy of `model` (`self.model`) on one image towards
     `objective` (iunet; bifseg = all groups). The `model` passed in is never changed.
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from iunet_bench.core.schema import Float, Int, Schema
+from iunet_bench.core.schema import Bool, Float, Int, Schema
 
 
 class SessionConfig(Schema):
@@ -19,6 +19,13 @@ class SessionConfig(Schema):
     max_cases: Int | None = Field(None, ge=1, description="use at most this many held-out cases (null = all)")
     target_dsc: Float | None = Field(
         None, ge=0, le=1, description="stop a case once its DSC reaches this; its curve is carried forward"
+    )
+    undo: Bool = Field(
+        False,
+        description="the user undoes a round whose prediction has a lower DSC than the previous one with "
+        "every stroke so far painted in, and keeps that instead (an ideal user's judgement, as the robot's "
+        "strokes are an ideal user's); the refiner's next round starts from it, a learning one keeps its "
+        "weights; rounds_undone says how often (docs/explanation/pancreas.md)",
     )
     pictures: Int = Field(2, ge=0, description="cases for which a slice picture of every round is logged")
     workers: Int = Field(

@@ -35,6 +35,7 @@ def run_session(
     nsd_tolerance_mm: float = 2.0,
     first: Annotator | None = None,
     surfaces: bool = True,
+    undo: bool = False,
 ) -> list[RoundRecord]:
     """The records of rounds 0..`rounds` of one case. The robot of round r draws from
     `derive_rng(seed, case id, r)` (`Volume.draw_id`: a class session draws as its case), so the order of
@@ -44,7 +45,10 @@ def run_session(
     the robot sees (the robot looks at `refiner`'s predictions only), and its DSC is recorded beside the
     method's, so every round says what the method gained beyond pasting the user's scribbles in.
     first: the annotator of round 1 (a protocol's first prompt, e.g. a bounding box); `robot` from then on.
-    surfaces=False: HD95 and NSD are not measured (NaN), for sessions whose DSC alone is used."""
+    surfaces=False: HD95 and NSD are not measured (NaN), for sessions whose DSC alone is used.
+    undo: the user undoes a round whose prediction is worse (lower DSC) than the previous prediction with
+    every stroke so far painted in, keeps the painted one (`refiner.accept`) and the record says `undone`
+    (`session.undo`: an ideal user's judgement, as the robot's strokes are an ideal user's)."""
     reference = volume.label
     prediction = initial_prediction.astype(np.uint8)
     refiner.start(volume, prediction)
@@ -83,6 +87,12 @@ def run_session(
         refine_s = time.perf_counter() - t0
         previous, prediction = prediction, result.prediction
         so_far = given.update(interaction)
+        undone = False
+        if undo:
+            painted = so_far.paste(previous).astype(np.uint8)
+            if metrics.dsc(reference, painted) > metrics.dsc(reference, prediction):
+                prediction, undone = painted, True
+                refiner.accept(painted)
         rec = RoundRecord(
             volume.case_id,
             r,
@@ -95,6 +105,7 @@ def run_session(
             agreement_all=metrics.scribble_agreement(result.own, so_far.add, so_far.remove),
             changed_voxels=int(np.count_nonzero(previous.astype(bool) != prediction.astype(bool))),
             floor_dsc=metrics.dsc(reference, floor.refine(interaction).prediction) if floor else float("nan"),
+            undone=undone,
         )
         records.append(rec)
         if on_round:

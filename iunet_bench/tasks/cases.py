@@ -68,6 +68,7 @@ def run_case(
             floor=floor,
             nsd_tolerance_mm=config.protocol.nsd_tolerance_mm,
             first=setup.first_robot,
+            undo=config.session.undo,
         )
         if painter is not None:
             s = config.session

@@ -94,6 +94,7 @@ def segment_case(setup, volume, initial: np.ndarray) -> list[Segmentation]:
             config.session.target_dsc,
             on_round=lambda rec, pred, _, last=last: last.update(mask=pred),
             nsd_tolerance_mm=tol,
+            undo=config.session.undo,
         )
         seconds = float(sum(r.effort.get("seconds", 0.0) for r in records))
         end = records[-1]
