@@ -343,6 +343,24 @@ def test_the_schema_holds_the_defaults_and_the_default_composition_equals_them()
     assert load_config(raw()) == JobConfig()
 
 
+def test_every_key_of_the_default_job_can_be_overridden_without_a_plus():
+    """A schema key missing from conf/config.yaml is refused by Hydra as `key=value` ("Key 'undo' is not in
+    struct": it needs `+key=value`). Only the groups a preset adds (the data checks' defaults live in the
+    schema, the observers' in experiment=observers) may be absent."""
+    composed = raw()
+
+    def present(key: str) -> bool:
+        node = composed
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    missing = [k for k, _ in leaves(JobConfig) if not present(k)]
+    assert all(k.startswith(("data.checks.", "observers.")) for k in missing), missing
+
+
 @pytest.mark.parametrize(
     "override",
     ["data=msd", "data=folder", "data=dicom", "simulator=click_ritm"]
