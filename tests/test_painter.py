@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from iunet_bench.analysis.results import against_painter, format_table, honesty, honesty_curves
+from iunet_bench.interactive.base import CurrentPrediction, Refinement
 from iunet_bench.interactive.classic import PasteRefiner
 from iunet_bench.session.loop import painter_curve, run_session
 from iunet_bench.session.records import RoundRecord
@@ -70,21 +71,20 @@ def test_the_headline_and_the_curves_compare_against_the_painter():
     assert "in-run floor" in text
 
 
-class _Forgetful(_Still):
-    """A refiner that ignores the user and keeps whatever it is told the user kept (`accept`)."""
-
-    def accept(self, prediction):
-        self.prediction = prediction.astype(np.uint8)
+class _Forgetful(CurrentPrediction, _Still):
+    """A refiner that ignores the user and starts from whatever it is told the user kept (`accept`)."""
 
 
 class _Wrecker(PasteRefiner):
     """Pastes the strokes in, except in round 2, where it returns an empty mask."""
 
-    def refine(self, interaction):
-        from iunet_bench.interactive.base import Refinement
+    def start(self, case, initial_prediction):
+        super().start(case, initial_prediction)
+        self.rounds = 0
 
+    def refine(self, interaction):
         out = super().refine(interaction)
-        self.rounds = getattr(self, "rounds", 0) + 1
+        self.rounds += 1
         return Refinement(np.zeros_like(out.prediction)) if self.rounds == 2 else out
 
 
@@ -107,9 +107,11 @@ def test_undo_keeps_the_painted_prediction_when_the_method_makes_it_worse(volume
 
     # a method that wrecks round 2: without undo DSC falls there, with undo that round alone is undone
     plain = run_session(volume, initial, ideal_robot(), _Wrecker(), rounds=5, seed=3)
-    assert plain[2].dsc == 0.0 and not any(r.undone for r in plain)
+    assert plain[2].dsc == 0.0 and all(r.undone is None for r in plain)  # no undo offered
+    assert "rounds_undone" not in honesty(plain)
     undone = run_session(volume, initial, ideal_robot(), _Wrecker(), rounds=5, seed=3, undo=True)
-    assert [r.undone for r in undone] == [False, False, True, False, False, False]
+    assert undone[0].undone is None  # round 0: nothing to undo
+    assert [r.undone for r in undone[1:]] == [False, True, False, False, False]
     curve = [r.dsc for r in undone]
     assert all(b >= a for a, b in zip(curve, curve[1:]))
     assert honesty(undone)["rounds_undone"] == pytest.approx(1 / 5)
@@ -125,5 +127,5 @@ def test_undo_never_touches_a_method_that_does_not_lower_dsc(volume):  # noqa: F
     plain = run_session(volume, initial, ideal_robot(), PasteRefiner(), rounds=5, seed=3)
     undo = run_session(volume, initial, ideal_robot(), PasteRefiner(), rounds=5, seed=3, undo=True)
     assert [r.dsc for r in undo] == [r.dsc for r in plain]
-    assert not any(r.undone for r in undo)
-    assert "rounds_undone" not in honesty(undo)
+    assert [r.undone for r in undo if r.round > 0 and not r.stopped] == [False] * 5
+    assert honesty(undo)["rounds_undone"] == 0.0  # offered and never taken: 0%, not absent

@@ -95,8 +95,9 @@ def honesty(records: Sequence[RoundRecord]) -> dict[str, float]:
         else float("nan"),
         "fine_tune_steps_mean": float(np.mean([len(r.losses) for r in active])) if active else float("nan"),
     }
-    if any(r.undone for r in active):  # session.undo: the rounds the user undid
-        out["rounds_undone"] = float(np.mean([r.undone for r in active]))
+    offered = [r.undone for r in active if r.undone is not None]  # session.undo: the user could undo
+    if offered:
+        out["rounds_undone"] = float(np.mean(offered))
     own_final = mean_curve(records)[-1]
     own_auc = float(np.mean([metrics.auc(c) for c in curves_by_case(records).values()]))
     for name in OPPONENTS:

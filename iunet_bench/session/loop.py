@@ -87,7 +87,7 @@ def run_session(
         refine_s = time.perf_counter() - t0
         previous, prediction = prediction, result.prediction
         so_far = given.update(interaction)
-        undone = False
+        undone = False if undo else None
         if undo:
             painted = so_far.paste(previous).astype(np.uint8)
             if metrics.dsc(reference, painted) > metrics.dsc(reference, prediction):

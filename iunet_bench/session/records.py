@@ -26,7 +26,8 @@ class RoundRecord:
     agreement: float = float("nan")  # share of this round's scribbled voxels labelled as scribbled
     agreement_all: float = float("nan")  # the same over every scribble of the case so far
     changed_voxels: int = 0  # voxels whose label this round changed (in what the user kept)
-    undone: bool = False  # session.undo: the user kept the previous prediction with the strokes painted in
+    # session.undo: True = the user kept the previous prediction with the strokes painted in (None: no undo)
+    undone: bool | None = None
     # The two no-learning opponents (NaN where the job ran none):
     # painter: a user who only paints, in a session of its own (its robot draws on its own predictions,
     # every stroke pasted in): what a user could do instead of the method, the headline's comparison;
