@@ -200,8 +200,14 @@ def test_task_cv_measures_the_baselines_own_segmentation_of_the_held_out_fold(sm
     assert config.session.rounds == 0
     summary = job.run(config)
     assert len(summary.curve) == 1 and summary.metrics["dsc_final"] == summary.metrics["dsc_baseline"]
+    # no rounds, so no painter and no floor: nothing to compare, and the console says what was measured
+    assert not any("painter" in k or "floor" in k for k in summary.metrics)
+    table = format_table(summary)
+    assert f"automatic segmentation (round 0, no interaction): DSC {summary.metrics['dsc_baseline']:.3f}" in table
+    assert "painter" not in table.splitlines()[-1] and "user minutes" not in table
     client = mlflow.MlflowClient(store_uri(config.tracking.uri))
     run = client.get_run(summary.run_id)
+    assert not any("painter" in k for k in run.data.metrics)
     cases = run.data.tags["held_out_cases"].split(",")
     for name in ("dsc", "hd95", "nsd"):
         assert all(len(client.get_metric_history(run.info.run_id, f"{name}/{c}")) == 1 for c in cases)

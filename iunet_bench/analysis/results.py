@@ -285,7 +285,7 @@ def rounds_csv(path: Path, records: Sequence[RoundRecord]) -> Path:
 
 
 def _p(value: float) -> str:
-    return f"p {value:.2g}" if np.isfinite(value) else "no test: too few cases"
+    return f"p {value:.2g}" if np.isfinite(value) else "no test: under 2 cases, or none differs"
 
 
 def format_table(summary: Summary) -> str:
@@ -310,6 +310,12 @@ def format_table(summary: Summary) -> str:
             f"{cell('scribble_agreement', r)}  {secs}"
         )
     m = summary.metrics
+    if len(summary.curve) == 1:  # no rounds (task=cv): the automatic segmentation is all there is
+        lines.append(
+            f"automatic segmentation (round 0, no interaction): DSC {m['dsc_baseline']:.3f}, "
+            f"NSD {m['nsd_baseline']:.3f}"
+        )
+        return "\n".join(lines)
     noi = ", ".join(f"NoI@{k[4:]} {v:.1f}" for k, v in m.items() if k.startswith("noi_"))
     nof = next((f"NoF@{k[4:]} {v:.0f}" for k, v in m.items() if k.startswith("nof_")), "")
     lines.append(

@@ -270,7 +270,10 @@ class JobSetup:
 
     def floor(self):
         """The paste floor: the same interactions pasted into the previous prediction, no learning (with
-        the job's `interact.accumulate`), run beside the method in every session."""
+        the job's `interact.accumulate`), run beside the method in every session; None when the job runs
+        no rounds (`task=cv`: round 0 alone has nothing to compare)."""
+        if self.config.session.rounds == 0:
+            return None
         from iunet_bench.interactive import build_refiner
         from iunet_bench.interactive.config import PasteInteract
 
@@ -278,7 +281,10 @@ class JobSetup:
 
     def painter(self):
         """The painting-only user's refiner: `interact=paste` as a method (every stroke pasted in and kept),
-        run in a session of its own beside the method's on every case (`session.loop.painter_curve`)."""
+        run in a session of its own beside the method's on every case (`session.loop.painter_curve`); None
+        when the job runs no rounds."""
+        if self.config.session.rounds == 0:
+            return None
         from iunet_bench.interactive import build_refiner
         from iunet_bench.interactive.config import PasteInteract
 
