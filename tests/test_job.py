@@ -203,7 +203,10 @@ def test_task_cv_measures_the_baselines_own_segmentation_of_the_held_out_fold(sm
     # no rounds, so no painter and no floor: nothing to compare, and the console says what was measured
     assert not any("painter" in k or "floor" in k for k in summary.metrics)
     table = format_table(summary)
-    assert f"automatic segmentation (round 0, no interaction): DSC {summary.metrics['dsc_baseline']:.3f}" in table
+    assert (
+        f"automatic segmentation (round 0, no interaction): DSC {summary.metrics['dsc_baseline']:.3f}"
+        in table
+    )
     assert "painter" not in table.splitlines()[-1] and "user minutes" not in table
     client = mlflow.MlflowClient(store_uri(config.tracking.uri))
     run = client.get_run(summary.run_id)
