@@ -162,3 +162,26 @@ def test_reading_the_runs_back_draws_no_download_bar(tmp_path, capfd):
     text = report(uri, "bars", None, None, tmp_path / "page")
     assert "lr=a" in text and "lr=b" in text  # both runs' records were read
     assert "Downloading artifacts" not in capfd.readouterr().err
+
+
+def test_a_sweep_of_jobs_started_one_by_one_is_reported_by_its_name(tmp_path):
+    """Jobs given one `tracking.sweep` name but started separately (no multirun, so no parent run) are that
+    sweep's runs; jobs of another name are not, and a name no run carries is an error naming it."""
+    from iunet_bench.analysis.report.cli import report
+    from iunet_bench.tracking import resume
+    from iunet_bench.tracking.tracker import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    rng = np.random.default_rng(3)
+    for lr, sweep in (("a", "by_hand"), ("b", "by_hand"), ("c", "other")):
+        tags = {"kind": "job", "sweep": sweep, "held_out_cases": "c0,c1"}
+        tracker = Tracker(uri, "hand", str(tmp_path / "art"), tags=tags)
+        tracker.log_params({"interact.lr": lr})
+        records = run(lr, rng.uniform(0.6, 0.9, 2), cases=["c0", "c1"]).records
+        for case in (records[0:2], records[2:4]):
+            resume.save_case(tracker, tmp_path / lr, case[0].case_id, case)
+        tracker.end()
+    text = report(uri, "hand", "by_hand", None, tmp_path / "page")
+    assert "lr=a" in text and "lr=b" in text and "lr=c" not in text
+    with pytest.raises(ReportError, match="no sweep named 'zz'"):
+        report(uri, "hand", "zz", None, tmp_path / "page2")

@@ -11,7 +11,10 @@ from iunet_bench.analysis.report.runs import RunData
 
 def select_runs(client, experiment: str, sweep: str | None = None, parent: str | None = None):
     """(job runs of one sweep (its latest parent run when only the sweep name is given) or of the
-    experiment, the parent run or None)."""
+    experiment, the parent run or None).
+
+    A sweep with no parent run is a set of single jobs given one name (`tracking.sweep=NAME`, e.g. one
+    job per model or fold started by hand): its job runs are the sweep, with no parent."""
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise ReportError(f"report: no MLflow experiment named {experiment!r} in this store")
@@ -24,7 +27,15 @@ def select_runs(client, experiment: str, sweep: str | None = None, parent: str |
             max_results=1,
         )
         if not parents:
-            raise ReportError(f"report: no sweep named {sweep!r} (tag `sweep`) in experiment {experiment!r}")
+            jobs = client.search_runs(
+                ids, f"tags.kind = 'job' and tags.sweep = '{sweep}'", order_by=["attributes.start_time ASC"]
+            )
+            if not jobs:
+                raise ReportError(
+                    f"report: no sweep named {sweep!r} (tag `sweep`, from `+sweep=` or `tracking.sweep=`) "
+                    f"in experiment {experiment!r}"
+                )
+            return jobs, None
         parent = parents[0].info.run_id
     query = f"tags.mlflow.parentRunId = '{parent}'" if parent else "tags.kind = 'job'"
     runs = client.search_runs(ids, query, order_by=["attributes.start_time ASC"])
