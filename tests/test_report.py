@@ -185,3 +185,30 @@ def test_a_sweep_of_jobs_started_one_by_one_is_reported_by_its_name(tmp_path):
     assert "lr=a" in text and "lr=b" in text and "lr=c" not in text
     with pytest.raises(ReportError, match="no sweep named 'zz'"):
         report(uri, "hand", "zz", None, tmp_path / "page2")
+
+
+def test_a_run_is_labelled_by_its_preset_and_by_what_differs_within_that_preset():
+    """Three models: the model's name stands for its keys; two widths of one model keep their width."""
+    from iunet_bench.analysis.report.runs import label, varying_params
+
+    def params(**kw):
+        return RunData(str(kw), "r", {f"model.{k}": str(v) for k, v in kw.items()}, [])
+
+    runs = [
+        params(name="iunet", base_filters=16, depth=3),
+        params(name="unet3d_cicek", base_filters=16, depth=3),
+        params(name="unet3d_cicek", base_filters=32, depth=3),
+        params(name="dilated_fcn", filters=16),
+    ]
+    labels = [label(r, varying_params(runs)) for r in runs]
+    assert labels == [
+        "model=iunet, base_filters=16",
+        "model=unet3d_cicek, base_filters=16",
+        "model=unet3d_cicek, base_filters=32",
+        "model=dilated_fcn",
+    ]
+    assert [label(r, varying_params([runs[0], runs[1], runs[3]])) for r in (runs[0], runs[1], runs[3])] == [
+        "model=iunet",
+        "model=unet3d_cicek",
+        "model=dilated_fcn",
+    ]

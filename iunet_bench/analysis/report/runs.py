@@ -146,23 +146,36 @@ def pool_folds(runs: list[RunData]) -> list[RunData]:
     return out
 
 
+PRESET_KEYS = {
+    "simulator": "simulator.name",
+    "model": "model.name",
+    "interact": "interact.method",
+    "data": "data.source",
+    "protocol": "protocol.name",
+}
+
+
 def varying_params(runs: list[RunData]) -> list[str]:
     """The params that differ between runs, a differing preset standing for all of its keys."""
-    preset_keys = {
-        "simulator": "simulator.name",
-        "model": "model.name",
-        "interact": "interact.method",
-        "data": "data.source",
-        "protocol": "protocol.name",
-    }
     keys = sorted({k for r in runs for k in r.params})
     varying = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
-    collapsed = {group for group, name in preset_keys.items() if name in varying}
-    shown = {name for group, name in preset_keys.items() if name in varying}
+    collapsed = {group for group, name in PRESET_KEYS.items() if name in varying}
+    shown = {name for group, name in PRESET_KEYS.items() if name in varying}
     if "protocol" in collapsed:  # a protocol sets the robot and the rounds: its name says it
         collapsed |= {"simulator", "session"}
         shown.discard("simulator.name")
-    return [k for k in varying if k in shown or k.split(".")[0] not in collapsed]
+
+    def within_preset(key: str) -> bool:
+        """The key differs between runs of one preset (e.g. two widths of one model): the name alone does
+        not tell those runs apart."""
+        name = PRESET_KEYS.get(key.split(".")[0])
+        groups: dict = {}
+        for r in runs:
+            groups.setdefault(r.params.get(name), set()).add(r.params.get(key))
+        return any(len(values) > 1 for values in groups.values())
+
+    kept = [k for k in varying if k in shown or k.split(".")[0] not in collapsed or within_preset(k)]
+    return sorted(kept, key=lambda k: (k.split(".")[0], k not in shown, k))  # a preset's name first
 
 
 def _short(key: str) -> str:
@@ -172,4 +185,10 @@ def _short(key: str) -> str:
 
 
 def label(run: RunData, varying: list[str]) -> str:
-    return ", ".join(f"{_short(k)}={run.params.get(k)}" for k in varying) or run.name
+    """The varying params' values, less a preset's keys that this run's preset does not have."""
+    shown = [
+        k
+        for k in varying
+        if k in PRESET_KEYS.values() or k.split(".")[0] not in PRESET_KEYS or run.params.get(k) is not None
+    ]
+    return ", ".join(f"{_short(k)}={run.params.get(k)}" for k in shown) or run.name
