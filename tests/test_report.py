@@ -212,3 +212,9 @@ def test_a_run_is_labelled_by_its_preset_and_by_what_differs_within_that_preset(
         "model=unet3d_cicek",
         "model=dilated_fcn",
     ]
+    # a protocol's name stands for its robot and rounds too, though neither is its own preset's key
+    protocols = [
+        RunData("a", "a", {"protocol.name": "ritm", "simulator.name": "clicks", "session.rounds": "20"}, []),
+        RunData("b", "b", {"protocol.name": "cvpr25", "simulator.name": "boxes", "session.rounds": "5"}, []),
+    ]
+    assert [label(r, varying_params(protocols)) for r in protocols] == ["protocol=ritm", "protocol=cvpr25"]

@@ -168,7 +168,12 @@ def varying_params(runs: list[RunData]) -> list[str]:
     def within_preset(key: str) -> bool:
         """The key differs between runs of one preset (e.g. two widths of one model): the name alone does
         not tell those runs apart."""
-        name = PRESET_KEYS.get(key.split(".")[0])
+        group = key.split(".")[0]
+        name = (
+            "protocol.name"
+            if "protocol" in collapsed and group in ("simulator", "session")
+            else PRESET_KEYS[group]
+        )
         groups: dict = {}
         for r in runs:
             groups.setdefault(r.params.get(name), set()).add(r.params.get(key))
