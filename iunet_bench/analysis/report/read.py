@@ -19,6 +19,7 @@ def select_runs(client, experiment: str, sweep: str | None = None, parent: str |
     if exp is None:
         raise ReportError(f"report: no MLflow experiment named {experiment!r} in this store")
     ids = [exp.experiment_id]
+    query = "tags.kind = 'job'"
     if sweep and not parent:
         parents = client.search_runs(
             ids,
@@ -26,19 +27,18 @@ def select_runs(client, experiment: str, sweep: str | None = None, parent: str |
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
-        if not parents:
-            jobs = client.search_runs(
-                ids, f"tags.kind = 'job' and tags.sweep = '{sweep}'", order_by=["attributes.start_time ASC"]
-            )
-            if not jobs:
-                raise ReportError(
-                    f"report: no sweep named {sweep!r} (tag `sweep`, from `+sweep=` or `tracking.sweep=`) "
-                    f"in experiment {experiment!r}"
-                )
-            return jobs, None
-        parent = parents[0].info.run_id
-    query = f"tags.mlflow.parentRunId = '{parent}'" if parent else "tags.kind = 'job'"
+        if parents:
+            parent = parents[0].info.run_id
+        else:  # jobs started one by one under one name
+            query += f" and tags.sweep = '{sweep}'"
+    if parent:
+        query = f"tags.mlflow.parentRunId = '{parent}'"
     runs = client.search_runs(ids, query, order_by=["attributes.start_time ASC"])
+    if sweep and not parent and not runs:
+        raise ReportError(
+            f"report: no sweep named {sweep!r} (tag `sweep`, from `+sweep=` or `tracking.sweep=`) "
+            f"in experiment {experiment!r}"
+        )
     return runs, (client.get_run(parent) if parent else None)
 
 

@@ -156,31 +156,26 @@ PRESET_KEYS = {
 
 
 def varying_params(runs: list[RunData]) -> list[str]:
-    """The params that differ between runs, a differing preset standing for all of its keys."""
+    """The params that differ between runs. A differing preset's name stands for its keys (a protocol's
+    for the robot's and the session's too), except a key that differs between runs of one preset (two
+    widths of one model): the name alone does not tell those apart."""
     keys = sorted({k for r in runs for k in r.params})
     varying = [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
-    collapsed = {group for group, name in PRESET_KEYS.items() if name in varying}
-    shown = {name for group, name in PRESET_KEYS.items() if name in varying}
-    if "protocol" in collapsed:  # a protocol sets the robot and the rounds: its name says it
-        collapsed |= {"simulator", "session"}
-        shown.discard("simulator.name")
+    owner = {group: name for group, name in PRESET_KEYS.items() if name in varying}
+    if "protocol" in owner:  # a protocol sets the robot and the rounds: its name says it
+        owner["simulator"] = owner["session"] = "protocol.name"
 
-    def within_preset(key: str) -> bool:
-        """The key differs between runs of one preset (e.g. two widths of one model): the name alone does
-        not tell those runs apart."""
-        group = key.split(".")[0]
-        name = (
-            "protocol.name"
-            if "protocol" in collapsed and group in ("simulator", "session")
-            else PRESET_KEYS[group]
-        )
-        groups: dict = {}
+    def needed(key: str) -> bool:
+        name = owner.get(key.split(".")[0])
+        if name is None or key == name:
+            return True
+        values: dict = {}
         for r in runs:
-            groups.setdefault(r.params.get(name), set()).add(r.params.get(key))
-        return any(len(values) > 1 for values in groups.values())
+            values.setdefault(r.params.get(name), set()).add(r.params.get(key))
+        return any(len(v) > 1 for v in values.values())
 
-    kept = [k for k in varying if k in shown or k.split(".")[0] not in collapsed or within_preset(k)]
-    return sorted(kept, key=lambda k: (k.split(".")[0], k not in shown, k))  # a preset's name first
+    names = set(owner.values())
+    return sorted(filter(needed, varying), key=lambda k: (k.split(".")[0], k not in names, k))  # name first
 
 
 def _short(key: str) -> str:
